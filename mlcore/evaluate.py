@@ -1,0 +1,97 @@
+"""Scoring a classifier: the classification report, and one pass of a model over a split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mlcore.batching import Batch, to_device
+from mlcore.callbacks import Cancelled
+
+
+def classification_report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1/support, macro F1 and the confusion matrix (rows = true).
+
+    macro_f1 averages over the classes that occur in y_true or y_pred (as scikit-learn does by default), so a
+    class absent from a small test split does not count as an F1 of zero.
+    """
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    if not y_true:
+        raise ValueError("no rows to evaluate")
+    k = len(label_names)
+    matrix = [[0] * k for _ in range(k)]
+    for t, p in zip(y_true, y_pred, strict=True):
+        matrix[t][p] += 1
+
+    per_class: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(label_names):
+        tp = matrix[i][i]
+        predicted = sum(matrix[r][i] for r in range(k))
+        support = sum(matrix[i])
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+    present = sorted(set(y_true) | set(y_pred))
+    return {
+        "accuracy": sum(matrix[i][i] for i in range(k)) / len(y_true),
+        "per_class": per_class,
+        "macro_f1": sum(per_class[label_names[i]]["f1"] for i in present) / len(present),
+        "confusion_matrix": matrix,
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    *,
+    inputs_key: str = "inputs",
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[float, list[int], list[int]]:
+    """Mean cross-entropy, true labels and predicted labels of `model` over `batches`, in batch order.
+
+    inputs_key picks the encodings to feed: a teacher with its own tokenizer reads "teacher_inputs".
+    """
+    was_training = model.training
+    model.eval()
+    total_loss, y_true, y_pred = 0.0, [], []
+    try:
+        for batch in batches:
+            if should_stop():
+                raise Cancelled("cancelled during evaluation")
+            batch = to_device(batch, device)
+            logits = model(**batch[inputs_key]).logits
+            total_loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
+            y_true += batch["labels"].tolist()
+            y_pred += logits.argmax(dim=-1).tolist()
+    finally:
+        model.train(was_training)
+    return total_loss / max(len(y_true), 1), y_true, y_pred
+
+
+def score_split(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    label_names: list[str],
+    device: torch.device,
+    *,
+    prefix: str = "test",
+    inputs_key: str = "inputs",
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Flat metrics for one split: "<prefix>/loss", "/accuracy", "/macro_f1" and "/report" (the full report)."""
+    loss, y_true, y_pred = evaluate(model, batches, device, inputs_key=inputs_key, should_stop=should_stop)
+    report = classification_report(y_true, y_pred, label_names)
+    return {
+        f"{prefix}/loss": loss,
+        f"{prefix}/accuracy": report["accuracy"],
+        f"{prefix}/macro_f1": report["macro_f1"],
+        f"{prefix}/report": report,
+    }

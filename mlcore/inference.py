@@ -1,0 +1,88 @@
+"""Serving a trained model: load its folder once, classify batches of texts."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mlcore.batching import encode, pad
+from mlcore.loading import load_trained
+from mlcore.loop import resolve_device
+
+DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
+
+
+@dataclass
+class Prediction:
+    label: str
+    probability: float  # of `label`
+    probabilities: dict[str, float]  # every label, in label order; sums to 1
+    truncated: bool  # the text had more than max_length tokens, so only its head was read
+
+
+class Classifier:
+    """A trained model ready to classify; safe to share between threads (calls are serialised)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        label_names: list[str],
+        max_length: int,
+        model_dir: Path,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.label_names = label_names
+        self.max_length = max_length
+        self.model_dir = model_dir
+        self.device = device
+        # The Rust tokenizer keeps truncation settings as mutable state, so concurrent calls could clash.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, model_dir: str | os.PathLike[str], *, device: str = "cpu", max_length: int | None = None
+    ) -> Classifier:
+        """Load a folder written by finetune() or distill() (or any HF sequence-classification folder)."""
+        model, tokenizer, label_names, manifest = load_trained(model_dir)
+        torch_device = resolve_device(device)
+        model.to(torch_device).eval()
+        length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
+        return cls(model, tokenizer, label_names, length, Path(model_dir), torch_device)
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
+        """One Prediction per text, in input order."""
+        if isinstance(texts, str) or not texts:
+            raise ValueError("give a non-empty list of texts")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"text {i} is not a string but {type(text).__name__}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+        with self._lock, torch.inference_mode():
+            rows, truncated = encode(self.tokenizer, texts, self.max_length)
+            # Similar lengths side by side: each batch is padded only to its own longest text.
+            order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+            pad_id = self.tokenizer.pad_token_id or 0
+            results: list[Prediction | None] = [None] * len(rows)
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                inputs = {k: v.to(self.device) for k, v in pad([rows[i] for i in chunk], pad_id).items()}
+                probabilities = self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
+                for i, probs in zip(chunk, probabilities, strict=True):
+                    best = max(range(len(probs)), key=probs.__getitem__)
+                    results[i] = Prediction(
+                        label=self.label_names[best],
+                        probability=probs[best],
+                        probabilities=dict(zip(self.label_names, probs, strict=True)),
+                        truncated=truncated[i],
+                    )
+        return [r for r in results if r is not None]

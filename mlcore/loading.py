@@ -1,0 +1,65 @@
+"""Loading models and tokenizers, with one clear error when that fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mlcore.artifacts import read_manifest
+from mlcore.catalogue import resolve_model
+
+
+class ModelLoadError(ValueError):
+    """A base model, teacher or trained model that cannot be loaded; the message names it and says why."""
+
+
+def load_for_training(model_id: str, label_names: list[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A sequence classifier with a new head for `label_names`, and its tokenizer, from a catalogue id,
+    hub id or folder. The label names go into the model config so a saved model knows them."""
+    try:
+        source = resolve_model(model_id)
+        tokenizer = _load_tokenizer(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            # A fine-tuned folder may come with a head for other labels; it is replaced, not an error.
+            ignore_mismatched_sizes=True,
+        )
+    except Exception as e:  # from_pretrained fails in many ways (OSError, ValueError, hub errors, ...)
+        raise ModelLoadError(f"could not load model {model_id!r}: {e}") from e
+    return model, tokenizer
+
+
+def load_trained(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str], dict]:
+    """A model saved by finetune() or distill(): (model, tokenizer, label names, distillery.json contents)."""
+    folder = Path(model_dir)
+    try:
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"no config.json in {str(folder)!r}")
+        manifest = read_manifest(folder)
+        tokenizer = _load_tokenizer(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    except Exception as e:
+        raise ModelLoadError(f"could not load model {str(model_dir)!r}: {e}") from e
+    id2label = model.config.id2label
+    label_names = list(manifest.get("label_names") or [id2label[i] for i in range(len(id2label))])
+    return model, tokenizer, label_names, manifest
+
+
+def check_max_length(model: PreTrainedModel, max_length: int) -> None:
+    """Refuse a max_length beyond the model's position embeddings (it would fail mid-training)."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ModelLoadError(f"max_length {max_length} is more than this model supports ({limit} tokens)")
+
+
+def _load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    # Truncation flags and batching rely on the Rust tokenizer's encodings.
+    if not tokenizer.is_fast:
+        raise ValueError("it has no fast (tokenizers) tokenizer")
+    return tokenizer

@@ -1,0 +1,144 @@
+"""Fine-tuning: a base model plus a labelled dataset in, a saved classifier folder out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlcore.artifacts import save_model
+from mlcore.batching import split_loaders
+from mlcore.callbacks import Callback
+from mlcore.config import TrainConfig
+from mlcore.data import TextDataset, split_dataset
+from mlcore.evaluate import score_split
+from mlcore.loading import ModelLoadError, check_max_length, load_for_training
+from mlcore.loop import classify_step, fit, resolve_device, use_all_cpu_threads
+
+__all__ = ["ModelLoadError", "TrainResult", "evaluate_test_split", "finetune", "make_splits"]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    label_names: list[str]
+    # Flat keys: train/avg_loss, train/avg_accuracy, val/loss, val/accuracy (absent without a validation
+    # split), test/loss, test/accuracy, test/macro_f1, test/report (absent without a test split).
+    metrics: dict[str, Any]
+    num_parameters: int
+    size_bytes: int  # everything in output_dir
+    steps: int
+    train_rows: int
+
+
+def finetune(
+    dataset: TextDataset,
+    base_model: str,
+    output_dir: str | os.PathLike[str],
+    config: TrainConfig,
+    callback: Callback | None = None,
+) -> TrainResult:
+    """Fine-tune `base_model` (catalogue id, hub id or folder) on `dataset` and save it to output_dir.
+
+    Raises ModelLoadError when the base model cannot be loaded and Cancelled when the callback asks to stop
+    (nothing is saved then).
+    """
+    callback = callback or Callback()
+    device = resolve_device(config.device)
+    use_all_cpu_threads(device)
+
+    # Data: the same seed always gives the same rows to each split.
+    splits = make_splits(dataset, config)
+
+    # Model: seeded first, because the new classification head is drawn from torch's RNG.
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_for_training(base_model, dataset.label_names)
+    check_max_length(model, config.max_length)
+    model.to(device)
+    loaders = split_loaders(
+        splits, {"inputs": tokenizer}, max_length=config.max_length, batch_size=config.batch_size, seed=config.seed
+    )
+    num_parameters = sum(p.numel() for p in model.parameters())
+    callback.on_train_begin(_begin_info(splits, loaders, config, device, num_parameters))
+
+    # Loop: AdamW + ExponentialLR, per-batch callbacks, validation after every epoch.
+    fitted = fit(model, classify_step, loaders["train"], loaders["valid"], config, device, callback)
+    metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
+    metrics |= fitted.val_metrics
+
+    # Evaluation: the held-out test rows, once.
+    metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps)
+
+    # Save: HF folder + distillery.json, which inference reads the labels and max_length from.
+    manifest = {
+        "kind": "finetune",
+        "base_model": base_model,
+        "label_names": dataset.label_names,
+        "max_length": config.max_length,
+        "config": asdict(config),
+        "steps": fitted.steps,
+        "metrics": metrics,
+    }
+    size = save_model(output_dir, model, tokenizer, manifest)
+    return TrainResult(
+        output_dir=Path(output_dir),
+        label_names=list(dataset.label_names),
+        metrics=metrics,
+        num_parameters=num_parameters,
+        size_bytes=size,
+        steps=fitted.steps,
+        train_rows=len(splits["train"]),
+    )
+
+
+def make_splits(dataset: TextDataset, config: TrainConfig) -> dict[str, TextDataset]:
+    """{"train", "valid", "test"}, split with the config's fractions and seed, then capped.
+
+    Caps keep a prefix, which is itself stratified (see split_dataset).
+    """
+    train, valid, test_rows = split_dataset(
+        dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed
+    )
+    if config.max_train_samples is not None:
+        train = train.subset(range(min(config.max_train_samples, len(train))))
+    if config.max_eval_samples is not None:
+        valid = valid.subset(range(min(config.max_eval_samples, len(valid))))
+        test_rows = test_rows.subset(range(min(config.max_eval_samples, len(test_rows))))
+    return {"train": train, "valid": valid, "test": test_rows}
+
+
+def evaluate_test_split(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    label_names: list[str],
+    device: torch.device,
+    callback: Callback,
+    step: int,
+) -> dict[str, Any]:
+    """Score the test split and report it as split "test" (the full report stays out of the callback)."""
+    if not len(loader.dataset):  # type: ignore[arg-type]
+        return {}
+    metrics = score_split(model, loader, label_names, device, should_stop=callback.should_stop)
+    callback.on_evaluate("test", step, {k: v for k, v in metrics.items() if k != "test/report"})
+    return metrics
+
+
+def _begin_info(
+    splits: dict[str, TextDataset],
+    loaders: dict[str, torch.utils.data.DataLoader],
+    config: TrainConfig,
+    device: torch.device,
+    num_parameters: int,
+) -> dict[str, Any]:
+    return {
+        "total_steps": config.epochs * len(loaders["train"]),
+        "train_rows": len(splits["train"]),
+        "valid_rows": len(splits["valid"]),
+        "test_rows": len(splits["test"]),
+        "label_names": list(splits["train"].label_names),
+        "device": str(device),
+        "num_parameters": num_parameters,
+    }

@@ -1,0 +1,11 @@
+"""The Celery app; configuration comes from the CELERY_ block in settings."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("distillery")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from jobs.api import views as api
+
+router = DefaultRouter()
+router.register("datasets", api.DatasetViewSet, basename="dataset")
+router.register("jobs", api.JobViewSet, basename="job")
+router.register("models", api.ModelViewSet, basename="model")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include(router.urls)),
+    path("api/classify/", api.ClassifyView.as_view(), name="api-classify"),
+    path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("jobs.urls")),
+]

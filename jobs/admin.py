@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from .models import Dataset, Job, MetricPoint, ModelRecord
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "owner", "format", "num_rows", "created_at")
+    list_filter = ("format",)
+    search_fields = ("name", "owner__username")
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "owner", "dataset", "status", "progress", "created_at", "finished_at")
+    list_filter = ("kind", "status")
+    raw_id_fields = ("dataset", "teacher", "result_model")
+
+
+@admin.register(MetricPoint)
+class MetricPointAdmin(admin.ModelAdmin):
+    list_display = ("job", "seq", "step", "kind", "created_at")
+    list_filter = ("kind",)
+    raw_id_fields = ("job",)
+
+
+@admin.register(ModelRecord)
+class ModelRecordAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "kind", "owner", "num_parameters", "size_bytes", "is_promoted", "created_at")
+    list_filter = ("kind", "is_promoted")
+    raw_id_fields = ("teacher", "dataset")

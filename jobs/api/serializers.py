@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .. import services
+from ..models import Dataset, Job, MetricPoint, ModelRecord
+
+
+def raise_drf(exc: DjangoValidationError):
+    """Turn a service's ValidationError into DRF's, keeping the field messages."""
+    detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    raise serializers.ValidationError(detail)
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    file = serializers.FileField(write_only=True)
+    text_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    label_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "file", "original_filename", "format", "text_column", "label_column",
+            "num_rows", "labels", "label_counts", "size_bytes", "created_at",
+        ]
+        read_only_fields = [
+            "original_filename", "format", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
+        ]
+
+    def create(self, validated_data):
+        try:
+            return services.create_dataset(
+                self.context["request"].user,
+                validated_data.get("name", ""),
+                validated_data["file"],
+                text_column=validated_data.get("text_column"),
+                label_column=validated_data.get("label_column"),
+            )
+        except DjangoValidationError as exc:
+            raise_drf(exc)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
+    teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
+    params = serializers.DictField(required=False, default=dict)
+    base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "error",
+            "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = [
+            "status", "progress", "error", "cancel_requested", "result_model", "worker",
+            "created_at", "started_at", "finished_at",
+        ]
+
+    def get_fields(self):
+        # Only the requesting user's own datasets and models can be referenced ("does not exist" otherwise).
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["dataset"].queryset = Dataset.objects.visible_to(request.user)
+            fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
+        return fields
+
+    def create(self, validated_data):
+        try:
+            return services.create_job(self.context["request"].user, **validated_data)
+        except DjangoValidationError as exc:
+            raise_drf(exc)
+
+
+class MetricPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MetricPoint
+        fields = ["seq", "step", "kind", "values", "created_at"]
+
+
+class ModelRecordSerializer(serializers.ModelSerializer):
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelRecord
+        fields = [
+            "id", "name", "kind", "base_model", "teacher", "dataset", "job", "params", "metrics", "label_names",
+            "num_parameters", "size_bytes", "is_promoted", "promoted_at", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_job(self, obj) -> int | None:
+        job = getattr(obj, "produced_by", None)
+        return job.pk if job else None
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ClassifyRequestSerializer(serializers.Serializer):
+    text = StrictCharField(required=False, allow_blank=False, trim_whitespace=False, max_length=100_000)
+    texts = serializers.ListField(
+        child=StrictCharField(allow_blank=False, trim_whitespace=False, max_length=100_000),
+        required=False,
+        allow_empty=False,
+    )
+
+    def validate(self, attrs):
+        from django.conf import settings
+
+        if ("text" in attrs) == ("texts" in attrs):
+            raise serializers.ValidationError("send either 'text' (one string) or 'texts' (a list of strings)")
+        texts = attrs.get("texts", [attrs.get("text")])
+        if any(not t.strip() for t in texts):
+            raise serializers.ValidationError("texts must not be blank")
+        if len(texts) > settings.DISTILLERY_CLASSIFY_MAX_TEXTS:
+            raise serializers.ValidationError(
+                f"at most {settings.DISTILLERY_CLASSIFY_MAX_TEXTS} texts per request; got {len(texts)}"
+            )
+        return attrs
+
+
+class PredictionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    probability = serializers.FloatField()
+    probabilities = serializers.DictField(child=serializers.FloatField())
+    truncated = serializers.BooleanField()

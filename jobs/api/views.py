@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from django.db.models.deletion import ProtectedError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, parsers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from mlcore import catalogue
+
+from .. import services, serving
+from ..models import Dataset, Job, MetricPoint, ModelRecord
+from . import serializers as s
+
+
+class DatasetViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.DatasetSerializer
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    def get_queryset(self):
+        return Dataset.objects.visible_to(self.request.user)
+
+    def perform_destroy(self, instance):
+        try:
+            instance.delete()
+        except ProtectedError:
+            raise ValidationError({"detail": "jobs use this dataset; delete them first"}) from None
+        instance.file.delete(save=False)
+
+
+class JobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.JobSerializer
+
+    def get_queryset(self):
+        return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
+
+    @extend_schema(request=None, responses=s.JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        if job.is_finished:
+            raise ValidationError({"status": f"the job has already {job.status}"})
+        return Response(self.get_serializer(services.request_cancel(job)).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="return points with seq greater than this")],
+        responses=s.MetricPointSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def metrics(self, request, pk=None):
+        job = self.get_object()
+        try:
+            after = int(request.query_params.get("after", 0))
+        except ValueError:
+            raise ValidationError({"after": "must be an integer"}) from None
+        points = MetricPoint.objects.filter(job=job, seq__gt=after).order_by("seq")
+        return Response(s.MetricPointSerializer(points, many=True).data)
+
+
+class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ModelRecordSerializer
+
+    def get_queryset(self):
+        return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
+
+    @extend_schema(request=None, responses=s.ModelRecordSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        record = self.get_object()
+        if record.owner_id != request.user.pk:
+            raise ValidationError({"detail": "only the owner can promote a model"})
+        return Response(self.get_serializer(services.promote(record)).data)
+
+
+class ClassifyView(APIView):
+    """Classify one text (`text`) or a list (`texts`) with your promoted model, on CPU."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "classify"
+
+    @extend_schema(request=s.ClassifyRequestSerializer, responses=s.PredictionSerializer(many=True))
+    def post(self, request):
+        payload = s.ClassifyRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        record = services.promoted_model(request.user)
+        if record is None:
+            raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
+        texts = payload.validated_data.get("texts") or [payload.validated_data["text"]]
+        predictions = serving.classifier_for(record).predict(texts)
+        body = [
+            {**s.PredictionSerializer(p).data, "model": record.pk} for p in predictions
+        ]
+        if "text" in payload.validated_data:
+            return Response(body[0])
+        return Response(body)
+
+
+class CatalogueView(APIView):
+    """Base models a fine-tune job can start from, and the default hyperparameters of each job kind."""
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        return Response({"models": catalogue.catalogue(), "defaults": services.job_defaults()})

@@ -1,0 +1,92 @@
+"""Websocket consumers: one job's live metrics, and the live job list."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import services
+from .models import Job, MetricPoint
+
+HISTORY_LIMIT = 20_000  # metric points sent on connect; a job has one per batch
+
+
+class JobConsumer(AsyncJsonWebsocketConsumer):
+    """Streams `/ws/jobs/{id}/?after=SEQ`: history after SEQ, the current status, then live events.
+
+    The group is joined before history is read, and live metrics at or below the last seq already sent are
+    dropped, so a client that reconnects with the last seq it saw gets every point exactly once.
+    """
+
+    async def connect(self):
+        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not await self._may_see(user):
+            await self.close(code=4403)
+            return
+        self.group = services.job_group(self.job_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        self.last_seq = _after(self.scope)
+        status, points = await self._state(self.last_seq)
+        for point in points:
+            await self.send_json(point)
+            self.last_seq = point["seq"]
+        # Status after history, as it happens live: a finished job's points all come before its end.
+        await self.send_json(status)
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def job_event(self, message):
+        event = message["event"]
+        if event["type"] == "metric":
+            if event["seq"] <= self.last_seq:
+                return
+            self.last_seq = event["seq"]
+        await self.send_json(event)
+
+    @database_sync_to_async
+    def _may_see(self, user) -> bool:
+        return Job.objects.visible_to(user).filter(pk=self.job_id).exists()
+
+    @database_sync_to_async
+    def _state(self, after: int) -> tuple[dict, list[dict]]:
+        job = Job.objects.get(pk=self.job_id)
+        points = MetricPoint.objects.filter(job_id=self.job_id, seq__gt=after).order_by("seq")[:HISTORY_LIMIT]
+        return job.to_event(), [p.to_event() for p in points]
+
+
+class JobListConsumer(AsyncJsonWebsocketConsumer):
+    """Streams `/ws/jobs/`: a status event whenever one of the user's jobs changes."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4403)
+            return
+        self.group = services.user_jobs_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def job_event(self, message):
+        await self.send_json(message["event"])
+
+
+def _after(scope) -> int:
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope.get("query_string", b"").decode())
+    try:
+        return max(0, int(query.get("after", ["0"])[0]))
+    except ValueError:
+        return 0

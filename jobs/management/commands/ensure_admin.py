@@ -1,0 +1,28 @@
+"""Create the first account on first start, so the README can say how to log in."""
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create the 'admin' superuser if no user exists; print how to log in."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        username = os.environ.get("DISTILLERY_ADMIN_USER", "admin")
+        password_file = settings.VAR_DIR / "admin-password.txt"
+        if User.objects.exists():
+            hint = f" (password in {password_file})" if password_file.exists() else ""
+            self.stdout.write(f"log in as an existing user{hint}")
+            return
+        password = os.environ.get("DISTILLERY_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        if "DISTILLERY_ADMIN_PASSWORD" not in os.environ:
+            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"created user '{username}' with password '{password}'"))

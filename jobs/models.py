@@ -1,0 +1,179 @@
+"""Datasets, jobs, their metric points, and the models jobs produce."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class OwnedQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Rows a user may see: their own, or everything for staff."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(owner=user)
+
+
+class Dataset(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="datasets/%Y/%m/")
+    original_filename = models.CharField(max_length=255)
+    format = models.CharField(max_length=10)
+    text_column = models.CharField(max_length=200)
+    label_column = models.CharField(max_length=200)
+    num_rows = models.PositiveIntegerField()
+    labels = models.JSONField(help_text="Label names, sorted.")
+    label_counts = models.JSONField(help_text="Rows per label.")
+    size_bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.num_rows} rows)"
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        FINETUNE = "finetune", "Fine-tune"
+        DISTILL = "distill", "Distil"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    base_model = models.CharField(max_length=300, blank=True, help_text="Catalogue id, hub id or folder.")
+    teacher = models.ForeignKey(
+        "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="student_jobs"
+    )
+    params = models.JSONField(help_text="The full training configuration, defaults filled in.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0, help_text="Fraction of training steps done, 0..1.")
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    result_model = models.OneToOneField(
+        "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def to_event(self) -> dict:
+        """The status message sent over websockets (and the shape the job page reads)."""
+        return {
+            "type": "status",
+            "job": self.pk,
+            "kind": self.kind,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "result_model": self.result_model_id,
+        }
+
+
+class MetricPoint(models.Model):
+    """One batch's (or one evaluation's) metrics; `seq` orders a job's points without gaps."""
+
+    class Kind(models.TextChoices):
+        TRAIN = "train"
+        VAL = "val"
+        TEST = "test"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    seq = models.PositiveIntegerField()
+    step = models.PositiveIntegerField()
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        get_latest_by = "seq"
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="metric_seq_unique_per_job")]
+
+    def to_event(self) -> dict:
+        return {
+            "type": "metric",
+            "job": self.job_id,
+            "seq": self.seq,
+            "step": self.step,
+            "kind": self.kind,
+            "values": self.values,
+        }
+
+
+def artifact_prefix() -> str:
+    return f"models/{uuid.uuid4().hex}"
+
+
+class ModelRecord(models.Model):
+    """A trained classifier: its lineage, hyperparameters, metrics and files in storage."""
+
+    class Kind(models.TextChoices):
+        FINETUNE = "finetune", "Fine-tuned"
+        DISTILL = "distill", "Distilled"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    base_model = models.CharField(max_length=300, blank=True)
+    teacher = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="students")
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="models")
+    params = models.JSONField()
+    metrics = models.JSONField()
+    label_names = models.JSONField()
+    num_parameters = models.PositiveBigIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    artifact_prefix = models.CharField(max_length=200, default=artifact_prefix, unique=True)
+    artifact_files = models.JSONField(default=list, help_text="File names under artifact_prefix.")
+    is_promoted = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Each user serves exactly one promoted model at a time.
+            models.UniqueConstraint(fields=["owner"], condition=Q(is_promoted=True), name="one_promoted_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test/accuracy")

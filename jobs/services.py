@@ -1,0 +1,348 @@
+"""Domain operations on datasets, jobs and models. Views and tasks call these; they call mlcore."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mlcore import catalogue
+from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict
+from mlcore.data import DataError, TextDataset, detect_format, read_table
+
+from .models import Dataset, Job, MetricPoint, ModelRecord
+
+log = logging.getLogger(__name__)
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+
+
+def create_dataset(
+    owner, name: str, upload, *, text_column: str | None = None, label_column: str | None = None
+) -> Dataset:
+    """Validate an uploaded file with mlcore and store it; raise ValidationError and store nothing if bad.
+
+    1. check the size and the type from the file name;
+    2. parse and validate the whole file (encoding, columns, empty texts, labels);
+    3. save the file through the storage API and the row in one go, removing the file if the row fails.
+    """
+    limit = settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024
+    if upload.size > limit:
+        raise ValidationError(
+            {"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {settings.DISTILLERY_MAX_UPLOAD_MB} MB"}
+        )
+    if upload.size == 0:
+        raise ValidationError({"file": "the file is empty"})
+    try:
+        fmt = detect_format(upload.name)
+        with _local_upload(upload) as path:
+            data, info = read_table(
+                path, format=fmt, text_column=text_column or None, label_column=label_column or None
+            )
+    except DataError as exc:
+        raise ValidationError({"file": str(exc)}) from None
+
+    upload.seek(0)
+    stored_name = default_storage.save(f"datasets/{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
+    try:
+        return Dataset.objects.create(
+            owner=owner,
+            name=name or Path(upload.name).stem,
+            file=stored_name,
+            original_filename=Path(upload.name).name,
+            format=info.format,
+            text_column=info.text_column,
+            label_column=info.label_column,
+            num_rows=info.num_rows,
+            labels=data.label_names,
+            label_counts=info.label_counts,
+            size_bytes=upload.size,
+        )
+    except Exception:
+        default_storage.delete(stored_name)
+        raise
+
+
+@contextlib.contextmanager
+def _local_upload(upload) -> Iterator[Path]:
+    """A filesystem path for an upload: Django's temp file when it spooled to disk, else a copy."""
+    temp_path = getattr(upload, "temporary_file_path", None)
+    if temp_path is not None:
+        yield Path(temp_path())
+        return
+    suffix = "".join(Path(upload.name).suffixes[-2:])
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        upload.seek(0)
+        shutil.copyfileobj(upload, tmp)
+        tmp.flush()
+        yield Path(tmp.name)
+
+
+@contextlib.contextmanager
+def local_file(name: str) -> Iterator[Path]:
+    """A filesystem path for a stored file, copying it out of storage when the backend has no paths."""
+    try:
+        yield Path(default_storage.path(name))
+        return
+    except NotImplementedError:
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(name).name
+        with default_storage.open(name, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        yield target
+
+
+def load_dataset(dataset: Dataset) -> TextDataset:
+    with local_file(dataset.file.name) as path:
+        data, _ = read_table(
+            path, format=dataset.format, text_column=dataset.text_column, label_column=dataset.label_column
+        )
+    return data
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+def create_job(
+    owner,
+    *,
+    kind: str,
+    dataset: Dataset,
+    params: dict | None = None,
+    base_model: str = "",
+    teacher: ModelRecord | None = None,
+) -> Job:
+    """Validate a job request, save it queued, and enqueue it once the transaction commits."""
+    params = dict(params or {})
+    config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
+    try:
+        config = config_from_dict(config_cls, params)
+    except ConfigError as exc:
+        raise ValidationError({"params": str(exc)}) from None
+
+    if kind == Job.Kind.FINETUNE:
+        base_model = base_model or catalogue.BUNDLED_ID
+        try:
+            catalogue.resolve_model(base_model)
+        except ValueError as exc:
+            raise ValidationError({"base_model": str(exc)}) from None
+    elif kind == Job.Kind.DISTILL:
+        if teacher is None:
+            raise ValidationError({"teacher": "a distillation job needs a teacher model"})
+        if sorted(teacher.label_names) != sorted(dataset.labels):
+            raise ValidationError(
+                {
+                    "dataset": f"the dataset's labels {dataset.labels} differ from the teacher's "
+                    f"{teacher.label_names}"
+                }
+            )
+        base_model = teacher.name
+    else:
+        raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill"})
+
+    from .tasks import run_job  # tasks imports services; import here to keep the cycle one-way
+
+    task_id = uuid.uuid4().hex
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=owner,
+            kind=kind,
+            dataset=dataset,
+            base_model=base_model,
+            teacher=teacher,
+            params=_config_dict(config),
+            celery_task_id=task_id,
+        )
+        transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id))
+    broadcast_status(job)
+    return job
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    from dataclasses import asdict
+
+    return asdict(config)
+
+
+def job_defaults() -> dict:
+    return {"finetune": config_defaults(TrainConfig), "distill": config_defaults(DistillConfig)}
+
+
+def claim_job(job_id: int, worker: str) -> Job | None:
+    """Move a queued job to running; None if another worker has it or it was cancelled meanwhile."""
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), worker=worker
+    )
+    if claimed != 1:
+        return None
+    job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+    broadcast_status(job)
+    return job
+
+
+def fail_orphan(job_id: int) -> None:
+    """A task delivered for a job that is already running means the worker running it died (late acks
+    give the message back): fail the job with a clear message rather than leave it running forever."""
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
+    if job is not None:
+        finish_job(
+            job,
+            Job.Status.FAILED,
+            error=f"the worker running this job ({job.worker or 'unknown'}) stopped before it finished; "
+            "launch the job again",
+        )
+
+
+def request_cancel(job: Job) -> Job:
+    """Cancel a queued job at once; ask a running one to stop at its next batch."""
+    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    ):
+        from .tasks import app
+
+        app.control.revoke(job.celery_task_id)
+    else:
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    broadcast_status(job)
+    return job
+
+
+def cancel_requested(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> None:
+    """Record a job's end state. Only a running job can finish, so a late call cannot undo a cancel."""
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        status=status,
+        error=error[:5000],
+        result_model=result_model,
+        finished_at=timezone.now(),
+        progress=1.0 if status == Job.Status.SUCCEEDED else F("progress"),
+    )
+    job.refresh_from_db()
+    broadcast_status(job)
+
+
+def set_progress(job_id: int, progress: float) -> None:
+    Job.objects.filter(pk=job_id).update(progress=progress)
+
+
+def record_metric(job: Job, *, seq: int, step: int, kind: str, values: dict) -> MetricPoint:
+    """Save a metric point, then push it to every open browser on the job."""
+    point = MetricPoint.objects.create(job=job, seq=seq, step=step, kind=kind, values=values)
+    _group_send(job_group(job.pk), point.to_event())
+    return point
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+def register_model(job: Job, result) -> ModelRecord:
+    """Save a finished job's model folder through the storage API and create its record."""
+    record = ModelRecord(
+        owner=job.owner,
+        name=f"{job.get_kind_display().lower()}-{job.pk}",
+        kind=job.kind,
+        base_model=job.base_model,
+        teacher=job.teacher,
+        dataset=job.dataset,
+        params=job.params,
+        metrics=result.metrics,
+        label_names=result.label_names,
+        num_parameters=result.num_parameters,
+        size_bytes=result.size_bytes,
+    )
+    saved = []
+    try:
+        for path in sorted(Path(result.output_dir).iterdir()):
+            if path.is_file():
+                with path.open("rb") as fh:
+                    default_storage.save(f"{record.artifact_prefix}/{path.name}", File(fh))
+                saved.append(path.name)
+        record.artifact_files = saved
+        record.save()
+    except Exception:
+        for name in saved:
+            default_storage.delete(f"{record.artifact_prefix}/{name}")
+        raise
+    return record
+
+
+def model_dir(record: ModelRecord) -> Path:
+    """A local folder holding the model's files: storage's own folder, or a cached copy of it."""
+    try:
+        return Path(default_storage.path(record.artifact_prefix))
+    except NotImplementedError:
+        pass
+    target = Path(settings.DISTILLERY_MODEL_CACHE) / Path(record.artifact_prefix).name
+    if not (target / ".complete").exists():
+        partial = target.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for name in record.artifact_files:
+            with default_storage.open(f"{record.artifact_prefix}/{name}", "rb") as src:
+                (partial / name).write_bytes(src.read())
+        (partial / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target
+
+
+def promote(record: ModelRecord) -> ModelRecord:
+    """Make this the model that serves its owner's classify requests."""
+    with transaction.atomic():
+        ModelRecord.objects.filter(owner=record.owner, is_promoted=True).exclude(pk=record.pk).update(
+            is_promoted=False
+        )
+        ModelRecord.objects.filter(pk=record.pk).update(is_promoted=True, promoted_at=timezone.now())
+    record.refresh_from_db()
+    return record
+
+
+def promoted_model(user) -> ModelRecord | None:
+    return ModelRecord.objects.filter(owner=user, is_promoted=True).first()
+
+
+# --- websockets -------------------------------------------------------------------------------------
+
+
+def job_group(job_id: int) -> str:
+    return f"job-{job_id}"
+
+
+def user_jobs_group(user_id: int) -> str:
+    return f"user-{user_id}-jobs"
+
+
+def broadcast_status(job: Job) -> None:
+    event = job.to_event()
+    _group_send(job_group(job.pk), event)
+    _group_send(user_jobs_group(job.owner_id), event)
+
+
+def _group_send(group: str, event: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "job.event", "event": event})
+    except Exception:  # the row is saved; a Redis hiccup must not fail the job
+        log.warning("could not broadcast to %s", group, exc_info=True)

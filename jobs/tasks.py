@@ -1,0 +1,20 @@
+"""Celery tasks: thin wrappers that load a job, claim it, and hand it to the runner."""
+
+from celery import shared_task
+
+from config.celery import app  # noqa: F401  (re-exported for services.request_cancel)
+
+from . import runner, services
+from .models import Job
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_job(self, job_id: int) -> str:
+    """Run one fine-tune or distillation job on this worker."""
+    job = services.claim_job(job_id, worker=self.request.hostname or "")
+    if job is None:
+        # Already taken, cancelled while queued, or redelivered after a worker died mid-job.
+        services.fail_orphan(job_id)
+        return "skipped"
+    runner.execute(job)
+    return Job.objects.values_list("status", flat=True).get(pk=job_id)

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("datasets/upload/", views.dataset_upload, name="dataset-upload"),
+    path("jobs/new/", views.job_create, name="job-create"),
+    path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("models/<int:pk>/", views.model_detail, name="model-detail"),
+    path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
+    path("classify/", views.classify, name="classify"),
+    path("healthz", views.healthz, name="healthz"),
+]

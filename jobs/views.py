@@ -1,0 +1,117 @@
+"""The dashboard: datasets, jobs and models in one place; the live job page; the classify page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from . import services, serving
+from .forms import ClassifyForm, DatasetUploadForm, JobForm
+from .health import health_status
+from .models import Dataset, Job, ModelRecord
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@login_required
+def dashboard(request, upload_form=None, job_form=None):
+    user = request.user
+    context = {
+        "datasets": Dataset.objects.visible_to(user),
+        "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
+        "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher"),
+        "upload_form": upload_form or DatasetUploadForm(),
+        "job_form": job_form or JobForm(user=user),
+    }
+    status = 400 if (upload_form or job_form) else 200
+    return render(request, "jobs/dashboard.html", context, status=status)
+
+
+@login_required
+@require_POST
+def dataset_upload(request):
+    form = DatasetUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            dataset = services.create_dataset(
+                request.user, form.cleaned_data["name"], form.cleaned_data["file"],
+                text_column=form.cleaned_data["text_column"], label_column=form.cleaned_data["label_column"],
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.num_rows} rows.")
+            return redirect("dashboard")
+    return dashboard(request, upload_form=form)
+
+
+@login_required
+@require_POST
+def job_create(request):
+    form = JobForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            job = services.create_job(
+                request.user, kind=form.cleaned_data["kind"], dataset=form.cleaned_data["dataset"],
+                base_model=form.cleaned_data["base_model"], teacher=form.cleaned_data["teacher"],
+                params=form.params(),
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            return redirect("job-detail", pk=job.pk)
+    return dashboard(request, job_form=form)
+
+
+@login_required
+def job_detail(request, pk):
+    job = get_object_or_404(Job.objects.visible_to(request.user).select_related("dataset", "result_model"), pk=pk)
+    return render(request, "jobs/job_detail.html", {"job": job})
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk):
+    job = get_object_or_404(Job.objects.visible_to(request.user), pk=pk)
+    if not job.is_finished:
+        services.request_cancel(job)
+        messages.info(request, f"Cancel requested for job #{job.pk}.")
+    return redirect("job-detail", pk=job.pk)
+
+
+@login_required
+def model_detail(request, pk):
+    record = get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk)
+    return render(request, "jobs/model_detail.html", {"model": record})
+
+
+@login_required
+@require_POST
+def model_promote(request, pk):
+    record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
+    services.promote(record)
+    messages.success(request, f"{record.name} now serves your classify requests.")
+    return redirect(request.POST.get("next") or "dashboard")
+
+
+@login_required
+def classify(request):
+    record = services.promoted_model(request.user)
+    form = ClassifyForm(request.POST or None)
+    prediction = None
+    if request.method == "POST" and form.is_valid() and record is not None:
+        prediction = serving.classifier_for(record).predict([form.cleaned_data["text"]])[0]
+        prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
+    return render(request, "jobs/classify.html", {"form": form, "model": record, "prediction": prediction})
+
+
+def healthz(request):
+    body, status = health_status()
+    return JsonResponse(body, status=status)

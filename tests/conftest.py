@@ -1,0 +1,188 @@
+"""Shared fixtures: users and API clients, a tiny BERT on disk, datasets, and a real Celery worker."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-pass-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-pass-123")
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.token = token.key
+    return client
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    return _client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    return _client_for(other_user)
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path_factory, request):
+    """Each test stores files under its own MEDIA_ROOT, except the worker tests, which share it with the
+    worker process (both read it from the same settings)."""
+    if "celery_worker" not in request.fixturenames:
+        settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    from mlcore.testing import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def csv_bytes(rows, header=("text", "label"), delimiter=",") -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+@pytest.fixture
+def sentiment_csv() -> SimpleUploadedFile:
+    from mlcore.testing import sentiment_rows
+
+    return SimpleUploadedFile("reviews.csv", csv_bytes(sentiment_rows(160)), content_type="text/csv")
+
+
+FAST_PARAMS = {
+    "batch_size": 16,
+    "learning_rate": 3e-3,
+    "epochs": 5,
+    "max_length": 32,
+    "lr_step_every": 5,
+}
+
+
+@pytest.fixture
+def fast_params() -> dict:
+    """Hyperparameters that train the tiny BERT to a clear result in seconds."""
+    return dict(FAST_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_bert, tmp_path_factory) -> Path:
+    """A tiny BERT fine-tuned once per session by mlcore (no Django), reused by serving and API tests."""
+    from mlcore.config import TrainConfig
+    from mlcore.data import TextDataset
+    from mlcore.testing import sentiment_rows
+    from mlcore.train import finetune
+
+    rows = sentiment_rows(160)
+    names = sorted({label for _, label in rows})
+    data = TextDataset([t for t, _ in rows], [names.index(label) for _, label in rows], names)
+    output = tmp_path_factory.mktemp("tiny-model")
+    finetune(data, str(tiny_bert), output, TrainConfig(**FAST_PARAMS))
+    return output
+
+
+@pytest.fixture
+def trained_model(user, tiny_bert, tiny_model_dir):
+    """A model record of the session's tiny fine-tuned model, owned by `user`, stored through storage."""
+    from jobs import services
+    from jobs.models import Job
+    from mlcore.testing import sentiment_rows
+    from mlcore.train import TrainResult
+
+    upload = SimpleUploadedFile("reviews.csv", csv_bytes(sentiment_rows(160)))
+    dataset = services.create_dataset(user, "reviews", upload)
+    job = Job.objects.create(
+        owner=user, kind=Job.Kind.FINETUNE, dataset=dataset, base_model=str(tiny_bert), params=FAST_PARAMS,
+        status=Job.Status.RUNNING,
+    )
+    meta = json.loads((tiny_model_dir / "distillery.json").read_text())
+    result = TrainResult(
+        output_dir=tiny_model_dir, label_names=meta["label_names"], metrics={"test/accuracy": 1.0},
+        num_parameters=1, size_bytes=1, steps=1, train_rows=1,
+    )
+    record = services.register_model(job, result)
+    services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
+    return record
+
+
+# --- a real Celery worker process ------------------------------------------------------------------
+
+
+def _worker_database_url() -> str:
+    """The URL of the test database pytest-django created, for the worker process."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    url = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(url._replace(path="/" + settings_dict["NAME"]))
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Start `celery worker -Q gpu,cpu` against the test database and the test Redis; stop it after."""
+    from config.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _worker_database_url()
+    app.control.purge()
+    name = f"test-{os.getpid()}@distillery"
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1",
+             "--pool", "prefork", "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_worker(app, name, proc, log_path)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if os.environ.get("CI"):
+            sys.stderr.write(log_path.read_text()[-4000:])
+
+
+def _wait_for_worker(app, name: str, proc: subprocess.Popen, log_path: Path, timeout: float = 90) -> None:
+    """Block until the worker answers a control ping (each ping waits up to a second for replies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        if app.control.ping(destination=[name], timeout=1.0):
+            return
+    raise RuntimeError(f"the worker did not start in {timeout}s:\n{log_path.read_text()[-3000:]}")

@@ -1,0 +1,143 @@
+"""The whole platform end to end: API upload -> Celery worker trains -> websocket metrics -> promote ->
+classify; then the same for a distillation of that model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from jobs.models import Job, ModelRecord
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+async def _watch(path: str, token: str, timeout: float = 240) -> list[dict]:
+    """Collect websocket messages until the job reports a finished status."""
+    communicator = WebsocketCommunicator(application, f"{path}?token={token}" if "?" not in path
+                                         else f"{path}&token={token}", headers=[(b"origin", b"http://testserver")])
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    messages = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await communicator.receive_json_from(timeout=timeout)
+                messages.append(message)
+                if message["type"] == "status" and message["status"] in FINISHED:
+                    return messages
+    finally:
+        await communicator.disconnect()
+
+
+def _run_and_watch(api, payload: dict) -> tuple[dict, list[dict]]:
+    response = api.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["status"] == "queued"
+    messages = asyncio.run(_watch(f"/ws/jobs/{job['id']}/", api.token))
+    return api.get(f"/api/jobs/{job['id']}/").json(), messages
+
+
+def _check_metric_stream(api, job: dict, messages: list[dict]) -> list[dict]:
+    metrics = [m for m in messages if m["type"] == "metric"]
+    seqs = [m["seq"] for m in metrics]
+    # Every point exactly once, in order, and the same points the REST endpoint returns.
+    assert seqs == list(range(1, len(seqs) + 1))
+    stored = api.get(f"/api/jobs/{job['id']}/metrics/").json()
+    assert [p["seq"] for p in stored] == seqs
+    train = [m for m in metrics if m["kind"] == "train"]
+    assert {"train/loss", "train/accuracy", "lr"} <= set(train[0]["values"])
+    assert [m["kind"] for m in metrics][-1] == "test"
+    return metrics
+
+
+def test_finetune_then_distill_through_the_worker_websocket_and_classify(
+    api, sentiment_csv, tiny_bert, fast_params, celery_worker
+):
+    # 1. upload a dataset through the API
+    response = api.post("/api/datasets/", {"name": "reviews", "file": sentiment_csv}, format="multipart")
+    assert response.status_code == 201, response.content
+    dataset = response.json()
+    assert dataset["labels"] == ["negative", "positive"]
+
+    # 2. fine-tune on the tiny BERT in the real worker, watching over the websocket
+    job, messages = _run_and_watch(
+        api, {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": fast_params}
+    )
+    assert job["status"] == "succeeded", job["error"]
+    metrics = _check_metric_stream(api, job, messages)
+    # 160 rows, 10% valid + 10% test held out -> 128 train rows -> 8 batches of 16, 5 epochs
+    assert len([m for m in metrics if m["kind"] == "train"]) == 40
+    assert len([m for m in metrics if m["kind"] == "val"]) == 5
+    assert job["progress"] == 1.0
+    teacher = ModelRecord.objects.get(pk=job["result_model"])
+    assert teacher.kind == "finetune" and teacher.label_names == ["negative", "positive"]
+    assert teacher.metrics["test/accuracy"] > 0.8
+
+    # 3. a client that reconnects after seq 5 gets exactly the points after it
+    late = asyncio.run(_watch(f"/ws/jobs/{job['id']}/?after=5", api.token))
+    assert [m["seq"] for m in late if m["type"] == "metric"] == [m["seq"] for m in metrics][5:]
+
+    # 4. promote and classify one text and a batch
+    assert api.post(f"/api/models/{teacher.pk}/promote/").status_code == 200
+    one = api.post("/api/classify/", {"text": "a great film, loved it"}, format="json").json()
+    assert one["label"] in dataset["labels"]
+    assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    many = api.post("/api/classify/", {"texts": ["awful boring movie", "wonderful and great"]}, format="json")
+    assert [p["label"] for p in many.json()] == ["negative", "positive"]
+
+    # 5. distil the fine-tuned model into a derived student, in the worker
+    job, messages = _run_and_watch(
+        api, {"kind": "distill", "dataset": dataset["id"], "teacher": teacher.pk, "params": fast_params}
+    )
+    assert job["status"] == "succeeded", job["error"]
+    metrics = _check_metric_stream(api, job, messages)
+    assert {"train/soft_loss", "train/hard_loss"} <= set(metrics[0]["values"])
+    student = ModelRecord.objects.get(pk=job["result_model"])
+    assert student.kind == "distill" and student.teacher_id == teacher.pk
+    assert student.num_parameters < teacher.num_parameters
+    assert api.post(f"/api/models/{student.pk}/promote/").json()["is_promoted"] is True
+    teacher.refresh_from_db()
+    assert teacher.is_promoted is False
+    answer = api.post("/api/classify/", {"text": "terrible and awful"}, format="json").json()
+    assert answer["model"] == student.pk
+    assert answer["label"] in dataset["labels"]
+
+
+def test_a_running_job_can_be_cancelled(api, sentiment_csv, tiny_bert, fast_params, celery_worker):
+    dataset = api.post("/api/datasets/", {"file": sentiment_csv}, format="multipart").json()
+    params = dict(fast_params, epochs=50, batch_size=4)  # long enough to still be running when cancelled
+    job = api.post(
+        "/api/jobs/", {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": params},
+        format="json",
+    ).json()
+
+    async def cancel_once_running():
+        communicator = WebsocketCommunicator(
+            application, f"/ws/jobs/{job['id']}/?token={api.token}", headers=[(b"origin", b"http://testserver")]
+        )
+        assert (await communicator.connect(timeout=10))[0]
+        cancelled = False
+        async with asyncio.timeout(240):
+            while True:
+                message = await communicator.receive_json_from(timeout=240)
+                if message["type"] == "metric" and not cancelled:
+                    from asgiref.sync import sync_to_async
+
+                    response = await sync_to_async(api.post)(f"/api/jobs/{job['id']}/cancel/")
+                    assert response.status_code == 200
+                    cancelled = True
+                if message["type"] == "status" and message["status"] in FINISHED:
+                    await communicator.disconnect()
+                    return message
+
+    final = asyncio.run(cancel_once_running())
+    assert final["status"] == "cancelled"
+    stored = Job.objects.get(pk=job["id"])
+    assert stored.status == "cancelled" and stored.result_model is None
+    assert stored.progress < 0.5

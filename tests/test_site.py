@@ -1,0 +1,38 @@
+"""The OpenAPI schema, the interactive docs, the health endpoint and token login."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_openapi_schema_lists_the_contract(api):
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    for path in ("/api/datasets/", "/api/jobs/", "/api/jobs/{id}/metrics/", "/api/jobs/{id}/cancel/",
+                 "/api/models/", "/api/models/{id}/promote/", "/api/classify/"):
+        assert path in schema["paths"], path
+
+
+def test_the_api_docs_page_works_offline(api):
+    page = api.get("/api/docs/").content.decode()
+    assert "swagger-ui" in page and "cdn." not in page
+
+
+def test_healthz_reports_the_database_and_redis(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    checks = response.json()["checks"]
+    assert (checks["database"], checks["redis"]) == ("ok", "ok")
+    assert "online" in checks["workers"]
+
+
+def test_a_user_gets_an_api_token_with_their_password(client, user):
+    response = client.post("/api/auth/token/", {"username": "alice", "password": "alice-pass-123"})
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert client.get("/api/datasets/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+    assert client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}).status_code == 400

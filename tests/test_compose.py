@@ -1,0 +1,238 @@
+"""docker-compose.yml and the images it builds, checked without a Docker engine.
+
+No engine (and no compose plugin) runs here, so these tests hold the file to the parts of the Compose
+Specification that a mistake would break, and to the cluster's own contract: healthy backends before the web,
+one environment for web and workers, a GPU for the worker, shared media.
+"""
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+# The service-level keys of the Compose Specification (compose-spec/schema/compose-spec.json), so that a typo
+# such as `depend_on` fails here instead of being ignored by an older compose or rejected on deploy day.
+SERVICE_KEYS = set(
+    """
+    annotations attach blkio_config build cap_add cap_drop cgroup cgroup_parent command configs container_name
+    cpu_count cpu_percent cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset
+    credential_spec depends_on deploy develop device_cgroup_rules devices dns dns_opt dns_search domainname
+    entrypoint env_file environment expose extends external_links extra_hosts gpus group_add healthcheck
+    hostname image init ipc isolation label_file labels links logging mac_address mem_limit mem_reservation
+    mem_swappiness memswap_limit models network_mode networks oom_kill_disable oom_score_adj pid pids_limit
+    platform ports post_start pre_stop privileged profiles provider pull_policy pull_refresh_after read_only
+    restart runtime scale secrets security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt
+    sysctls tmpfs tty ulimits use_api_socket user userns_mode uts volumes volumes_from working_dir
+    """.split()
+)
+TOP_LEVEL_KEYS = {"version", "name", "include", "services", "models", "networks", "volumes", "secrets", "configs"}
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+# [[HOST_IP:]HOST_PORT[-RANGE]:]CONTAINER_PORT[-RANGE][/PROTOCOL]
+PORT_RE = re.compile(r"^(?:(?:\d{1,3}(?:\.\d{1,3}){3}:)?\d+(?:-\d+)?:)?\d+(?:-\d+)?(?:/(?:tcp|udp|sctp))?$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    """depends_on as {service: condition}; the short list form means service_started."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: "service_started" for name in deps}
+    return {name: spec.get("condition") for name, spec in deps.items()}
+
+
+def dockerfile(service: dict) -> Path:
+    build = service["build"]
+    context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+    return context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def test_the_file_uses_only_top_level_keys_the_compose_spec_defines(compose):
+    unknown = {key for key in compose if key not in TOP_LEVEL_KEYS and not key.startswith("x-")}
+    assert not unknown
+    assert {"postgres", "redis", "web", "worker"} <= set(compose["services"])
+
+
+def test_services_use_only_keys_the_compose_spec_defines(services):
+    for name, service in services.items():
+        unknown = {key for key in service if key not in SERVICE_KEYS and not key.startswith("x-")}
+        assert not unknown, f"{name}: {unknown}"
+
+
+def test_every_service_has_an_image_or_a_build_whose_dockerfile_exists(services):
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+        if "build" in service:
+            assert dockerfile(service).is_file(), f"{name}: {dockerfile(service)} is missing"
+
+
+def test_the_web_and_worker_images_are_built_from_the_platform_dockerfiles(services):
+    assert dockerfile(services["web"]) == ROOT / "platform" / "Dockerfile.web"
+    assert dockerfile(services["worker"]) == ROOT / "platform" / "Dockerfile.worker"
+
+
+def test_depends_on_names_existing_services_with_valid_conditions(services):
+    for name, service in services.items():
+        for dependency, condition in depends_on(service).items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            assert dependency != name
+            assert condition in CONDITIONS, f"{name} -> {dependency}: {condition!r}"
+
+
+def test_a_healthy_condition_only_waits_on_services_that_have_a_healthcheck(services):
+    for name, service in services.items():
+        for dependency, condition in depends_on(service).items():
+            if condition == "service_healthy":
+                assert "test" in services[dependency].get("healthcheck", {}), f"{name} waits on {dependency}"
+
+
+def test_a_completed_condition_only_waits_on_a_one_shot_service(services):
+    for service in services.values():
+        for dependency, condition in depends_on(service).items():
+            if condition == "service_completed_successfully":
+                # A restarting service never "completes", so whatever waits on it would never start.
+                assert services[dependency].get("restart", "no") in ("no", "on-failure")
+
+
+def test_postgres_and_redis_have_healthchecks_that_probe_them(services):
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    for name in ("postgres", "redis"):
+        assert services[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+
+
+def test_the_web_waits_for_healthy_backends_and_a_finished_migration(services):
+    deps = depends_on(services["web"])
+    assert deps["postgres"] == deps["redis"] == "service_healthy"
+    migrations = [name for name, condition in deps.items() if condition == "service_completed_successfully"]
+    assert migrations, "the web must start after the migrations ran"
+    assert any("migrate" in " ".join(services[name]["command"]) for name in migrations)
+
+
+def test_the_worker_waits_for_healthy_backends(services):
+    deps = depends_on(services["worker"])
+    assert deps["postgres"] == deps["redis"] == "service_healthy"
+
+
+def test_the_worker_reserves_an_nvidia_gpu(services):
+    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    gpus = [d for d in devices if d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", [])]
+    assert gpus and (gpus[0].get("count") in (1, "all") or gpus[0].get("device_ids"))
+    assert "deploy" not in services["web"], "the web serves on CPU; it must not hold a GPU"
+
+
+def test_web_and_worker_share_one_environment_through_the_anchor(compose, services):
+    anchor = compose["x-django-env"]
+    for name in ("web", "worker", "migrate"):
+        env = services[name]["environment"]
+        for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "MEDIA_ROOT"):
+            assert env[key] == anchor[key], f"{name}.{key}"
+    text = COMPOSE_FILE.read_text()
+    assert "x-django-env: &django-env" in text
+    assert text.count("*django-env") >= 3
+
+
+def test_the_environment_points_at_the_compose_backends_in_production_mode(compose, services):
+    env = compose["x-django-env"]
+    assert all(isinstance(value, str) for value in env.values()), "YAML would turn true/8000 into non-strings"
+    db = urlsplit(env["DATABASE_URL"])
+    postgres = services["postgres"]["environment"]
+    assert (db.scheme, db.hostname, db.port) == ("postgres", "postgres", 5432)
+    assert (db.username, db.path.lstrip("/")) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+    redis = urlsplit(env["REDIS_URL"])
+    assert (redis.scheme, redis.hostname, redis.port) == ("redis", "redis", 6379)
+    assert env["DISTILLERY_REQUIRE_SECRET_KEY"] == "true"
+    assert env["DEBUG"] == "false"
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY"), "the key must come from the operator, not the file"
+    assert env["ALLOWED_HOSTS"]
+
+
+def test_every_named_volume_a_service_mounts_is_declared(compose, services):
+    declared = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if not source.startswith((".", "/", "~", "$")):
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+
+
+def test_web_and_worker_mount_the_same_media_volume_at_media_root(services):
+    mounts = {}
+    for name in ("web", "worker"):
+        media_root = services[name]["environment"]["MEDIA_ROOT"]
+        mounts[name] = [v.split(":")[0] for v in services[name]["volumes"] if v.split(":")[1] == media_root]
+    assert mounts["web"] and mounts["web"] == mounts["worker"]
+
+
+def test_published_ports_have_the_host_container_shape(services):
+    # YAML 1.1 reads an unquoted 80:80 as the base-60 integer 4880: mappings must be quoted strings.
+    assert not re.search(r"^\s*-\s*\d+:\d+\s*$", COMPOSE_FILE.read_text(), re.M)
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if isinstance(port, int):
+                assert 0 < port < 65536, name
+            else:
+                assert isinstance(port, str) and PORT_RE.match(port), f"{name}: {port!r}"
+
+
+def test_the_web_publishes_the_port_daphne_listens_on(services):
+    cmd = dict(instructions(ROOT / "platform" / "Dockerfile.web"))["CMD"]
+    daphne_port = re.search(r'"-p",\s*"(\d+)"', cmd).group(1)
+    assert any(str(port).split(":")[-1] == daphne_port for port in services["web"]["ports"])
+
+
+def test_every_variable_the_file_interpolates_is_documented_in_env_example():
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", (ROOT / "platform" / "env.example").read_text(), re.M))
+    assert used and used <= documented, used - documented
+
+
+def test_the_web_image_installs_cpu_torch_before_the_requirements():
+    runs = [args for keyword, args in instructions(ROOT / "platform" / "Dockerfile.web") if keyword == "RUN"]
+    torch = next(i for i, args in enumerate(runs) if "torch==" in args)
+    requirements = next(i for i, args in enumerate(runs) if "-r requirements.txt" in args)
+    assert "download.pytorch.org/whl/cpu" in runs[torch]
+    assert torch < requirements
+    assert any("collectstatic" in args for args in runs)
+
+
+def test_the_worker_image_installs_a_cuda_torch_before_the_requirements():
+    steps = instructions(ROOT / "platform" / "Dockerfile.worker")
+    assert any(k == "FROM" and ("nvidia/cuda" in a or "CUDA_IMAGE" in a) for k, a in steps)
+    assert any(k == "ARG" and re.search(r"nvidia/cuda:[\d.]+-", a) for k, a in steps)
+    assert any(k == "ARG" and re.search(r"download\.pytorch\.org/whl/cu\d+", a) for k, a in steps)
+    runs = [args for keyword, args in steps if keyword == "RUN"]
+    torch = next(i for i, args in enumerate(runs) if "torch==" in args)
+    assert torch < next(i for i, args in enumerate(runs) if "-r requirements.txt" in args)
+
+
+def test_the_worker_image_serves_the_gpu_and_cpu_queues_one_job_at_a_time():
+    cmd = dict(instructions(ROOT / "platform" / "Dockerfile.worker"))["CMD"]
+    assert '"celery", "-A", "config", "worker"' in cmd
+    assert '"-Q", "gpu,cpu"' in cmd and '"--concurrency", "1"' in cmd
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.web", "Dockerfile.worker"])
+def test_both_images_run_as_a_non_root_user(name):
+    users = [args for keyword, args in instructions(ROOT / "platform" / name) if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")

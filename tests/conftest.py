@@ -56,6 +56,19 @@ def _media_in_tmp(settings, tmp_path_factory, request):
         settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_of_the_sync_thread(django_db_setup):
+    """Websocket tests run consumers under asyncio.run; their database_sync_to_async calls use asgiref's
+    one shared sync thread, whose connections would otherwise keep the test database open at teardown."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     from mlcore.testing import make_tiny_bert

@@ -1,0 +1,48 @@
+"""A job that cannot run ends "failed" with a readable error and registers no model."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import runner, services
+from jobs.models import Job, ModelRecord
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset(user, sentiment_csv):
+    return services.create_dataset(user, "reviews", sentiment_csv)
+
+
+def _claim_and_run(job: Job) -> Job:
+    claimed = services.claim_job(job.pk, worker="test")
+    assert claimed is not None
+    runner.execute(claimed)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dataset, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here; fail at once instead of timing out
+    job = services.create_job(user, kind="finetune", dataset=dataset, base_model="no-such-org/no-such-model")
+    job = _claim_and_run(job)
+    assert job.status == "failed"
+    assert "could not load model 'no-such-org/no-such-model'" in job.error
+    assert job.result_model is None and ModelRecord.objects.count() == 0
+
+
+def test_a_job_is_claimed_once(user, dataset):
+    job = services.create_job(user, kind="finetune", dataset=dataset)
+    assert services.claim_job(job.pk, worker="a") is not None
+    assert services.claim_job(job.pk, worker="b") is None
+    job.refresh_from_db()
+    assert (job.status, job.worker) == ("running", "a")
+
+
+def test_a_job_cancelled_while_queued_is_not_run(user, dataset):
+    job = services.create_job(user, kind="finetune", dataset=dataset)
+    services.request_cancel(job)
+    assert services.claim_job(job.pk, worker="a") is None
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.started_at is None

@@ -1,13 +1,15 @@
-"""Texts to tensor batches: tokenise each split once, then pad every batch only to its own longest row.
+"""Token ids to tensor batches: each split is tokenised once, then every batch is padded only to its own
+longest row.
 
 A batch is a dict: "labels" (LongTensor) plus one dict of model inputs per tokenizer, "inputs" for the model
-being trained and "teacher_inputs" for a teacher whose tokenizer differs from its student's.
+being trained and "teacher_inputs" for a teacher whose tokenizer differs from its student's. Training batches
+come from TrainBatches (length-grouped, reproducible per epoch, see mlcore.sampling); evaluation batches from a
+DataLoader that runs shortest rows first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -15,24 +17,13 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
 from mlcore.data import TextDataset
+from mlcore.devices import pin
+from mlcore.encoding import Encoding, encode
+from mlcore.sampling import batch_order
 
-Encoding = dict[str, list[int]]
+__all__ = ["Batch", "Collator", "EncodedRows", "Encoding", "TrainBatches", "encode", "pad", "split_loaders"]
+
 Batch = dict[str, Any]
-
-
-def encode(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
-) -> tuple[list[Encoding], list[bool]]:
-    """Token ids (head-truncated to max_length) per text, and whether each text had to be truncated."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    keys = list(enc.keys())
-    rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
-    if enc.encodings is not None:
-        # A fast tokenizer keeps the cut-off tokens in `overflowing`, which saves tokenising twice.
-        truncated = [bool(e.overflowing) for e in enc.encodings]
-    else:  # pragma: no cover - only slow tokenizers, which load_tokenizer never returns
-        truncated = [len(r["input_ids"]) >= max_length for r in rows]
-    return rows, truncated
 
 
 class EncodedRows(Dataset[dict[str, Any]]):
@@ -54,11 +45,11 @@ class EncodedRows(Dataset[dict[str, Any]]):
         return max(len(rows[i]["input_ids"]) for rows in self.encodings.values())
 
 
-@dataclass(frozen=True)
 class Collator:
     """Pads each encoding of a batch to the batch's longest row; pad_ids maps encoding name to pad token id."""
 
-    pad_ids: dict[str, int]
+    def __init__(self, pad_ids: dict[str, int]) -> None:
+        self.pad_ids = pad_ids
 
     def __call__(self, rows: list[dict[str, Any]]) -> Batch:
         batch: Batch = {"labels": torch.tensor([r["labels"] for r in rows], dtype=torch.long)}
@@ -68,38 +59,67 @@ class Collator:
 
 
 def pad(encodings: list[Encoding], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest: input_ids with pad_id, attention_mask and token_type_ids with 0."""
-    longest = max(len(e["input_ids"]) for e in encodings)
-    return {
-        key: torch.tensor(
-            [e[key] + [pad_id if key == "input_ids" else 0] * (longest - len(e[key])) for e in encodings],
-            dtype=torch.long,
-        )
-        for key in encodings[0]
-    }
+    """Right-pad to the longest: input_ids with pad_id; attention_mask is 1 on real tokens, 0 on padding.
 
-
-def make_loader(
-    rows: EncodedRows, pad_ids: dict[str, int], batch_size: int, *, shuffle: bool, seed: int = 0
-) -> DataLoader:
-    """A loader that reshuffles every epoch from `seed` when shuffle, else runs shortest rows first.
-
-    Evaluation order does not change any metric, and grouping similar lengths cuts padding (CPU time).
+    Any other key an encoding carries (token_type_ids from an older caller) is padded with 0.
     """
-    collate = Collator(pad_ids)
-    if shuffle:
-        generator = torch.Generator().manual_seed(seed)
-        return DataLoader(rows, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate)
-    order = sorted(range(len(rows)), key=rows.length)
-    return DataLoader(rows, batch_size=batch_size, sampler=order, collate_fn=collate)
-
-
-def to_device(batch: Batch, device: torch.device) -> Batch:
-    """The batch with every tensor (nested one level in input dicts) on `device`."""
-    return {
-        key: value.to(device) if isinstance(value, torch.Tensor) else {k: v.to(device) for k, v in value.items()}
-        for key, value in batch.items()
+    longest = max(len(e["input_ids"]) for e in encodings)
+    out = {
+        "input_ids": torch.tensor([e["input_ids"] + [pad_id] * (longest - len(e["input_ids"])) for e in encodings]),
+        "attention_mask": torch.tensor(
+            [[1] * len(e["input_ids"]) + [0] * (longest - len(e["input_ids"])) for e in encodings]
+        ),
     }
+    for key in encodings[0].keys() - out.keys():
+        out[key] = torch.tensor([e[key] + [0] * (longest - len(e[key])) for e in encodings])
+    return out
+
+
+class TrainBatches:
+    """The training rows as batches, epoch by epoch; len() is the number of batches per epoch.
+
+    epoch(e, start) yields epoch e's batches from batch index `start` on, which is how a resumed run picks up
+    where its checkpoint left off. With pin_memory (CUDA) each batch comes back page-locked.
+    """
+
+    def __init__(
+        self,
+        rows: EncodedRows,
+        pad_ids: dict[str, int],
+        batch_size: int,
+        *,
+        seed: int,
+        group_by_length: bool,
+        pin_memory: bool = False,
+    ) -> None:
+        self.rows = rows
+        self.collate = Collator(pad_ids)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.pin_memory = pin_memory
+        self.lengths = [rows.length(i) for i in range(len(rows))]
+        self.dataset = rows  # as on a DataLoader, so len(batches.dataset) counts rows
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def order(self, epoch: int) -> list[list[int]]:
+        return batch_order(
+            self.lengths, self.batch_size, seed=self.seed, epoch=epoch, group_by_length=self.group_by_length
+        )
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        for indices in self.order(epoch)[start:]:
+            batch = self.collate([self.rows[i] for i in indices])
+            yield pin(batch) if self.pin_memory else batch
+
+
+def make_loader(rows: EncodedRows, pad_ids: dict[str, int], batch_size: int, *, pin_memory: bool = False) -> DataLoader:
+    """An evaluation loader that runs shortest rows first: order changes no metric, and similar lengths side by
+    side cut padding."""
+    order = sorted(range(len(rows)), key=rows.length)
+    return DataLoader(rows, batch_size=batch_size, sampler=order, collate_fn=Collator(pad_ids), pin_memory=pin_memory)
 
 
 def split_loaders(
@@ -109,13 +129,23 @@ def split_loaders(
     max_length: int,
     batch_size: int,
     seed: int,
-) -> dict[str, DataLoader]:
-    """One loader per split; "train" is shuffled. `tokenizers` maps an input name ("inputs",
-    "teacher_inputs") to the tokenizer that encodes it."""
+    truncation: str = "head",
+    group_by_length: bool = True,
+    pin_memory: bool = False,
+) -> dict[str, Any]:
+    """{"train": TrainBatches, "valid": DataLoader, "test": DataLoader}. `tokenizers` maps an input name
+    ("inputs", "teacher_inputs") to the tokenizer that encodes it; each split is tokenised once, here."""
     pad_ids = {name: tok.pad_token_id if tok.pad_token_id is not None else 0 for name, tok in tokenizers.items()}
-    loaders = {}
+    loaders: dict[str, Any] = {}
     for split_name, ds in splits.items():
-        encodings = {name: encode(tok, ds.texts, max_length)[0] for name, tok in tokenizers.items()}
+        encodings = {
+            name: encode(tok, ds.texts, max_length, truncation=truncation)[0] for name, tok in tokenizers.items()
+        }
         rows = EncodedRows(ds.labels, **encodings)
-        loaders[split_name] = make_loader(rows, pad_ids, batch_size, shuffle=split_name == "train", seed=seed)
+        if split_name == "train":
+            loaders[split_name] = TrainBatches(
+                rows, pad_ids, batch_size, seed=seed, group_by_length=group_by_length, pin_memory=pin_memory
+            )
+        else:
+            loaders[split_name] = make_loader(rows, pad_ids, batch_size, pin_memory=pin_memory)
     return loaders

@@ -51,6 +51,14 @@ class TrainConfig:
     device: str = field(
         default="auto", metadata=_help("'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     )  # torch device name
+    group_by_length: bool = field(
+        default=True,
+        metadata=_help("Batch texts of similar token length together, so that batches carry little padding."),
+    )  # on/off
+    precision: str = field(
+        default="auto",
+        metadata=_help("'auto' (bf16 autocast on a CUDA GPU that supports it, else fp32), 'fp32' or 'bf16'."),
+    )  # autocast mode
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -69,6 +77,7 @@ class TrainConfig:
         _check_range("seed", self.seed, 0, 2**32 - 1)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
 
 
 @dataclass
@@ -127,7 +136,8 @@ def _check_types(config: TrainConfig) -> None:
         if value is None and type(None) in allowed:
             continue
         if isinstance(value, bool):  # bool is an int subclass, but True is never a sensible batch size
-            pass
+            if bool in allowed:
+                continue
         elif float in allowed and isinstance(value, (int, float)):
             setattr(config, f.name, float(value))
             continue
@@ -139,13 +149,18 @@ def _check_types(config: TrainConfig) -> None:
         raise ConfigError(f"{f.name} must be {names}, got {value!r}")
 
 
-_TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string"}
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
 def _allowed_types(hint: Any) -> tuple[type, ...]:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return typing.get_args(hint)
     return (hint,)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def _check_range(

@@ -18,11 +18,12 @@ from mlcore.batching import Batch, split_loaders
 from mlcore.callbacks import Callback
 from mlcore.config import DistillConfig
 from mlcore.data import DataError, TextDataset
+from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import check_max_length, load_for_training, load_trained
-from mlcore.loop import fit, resolve_device, use_all_cpu_threads
+from mlcore.loop import fit
 from mlcore.students import derive_student
-from mlcore.train import TrainResult, evaluate_test_split, make_splits
+from mlcore.train import TrainResult, evaluate_test_split, loader_options, make_splits
 
 
 def distillation_loss(
@@ -82,19 +83,18 @@ def distill(
     if not same_tokenizer(tokenizer, teacher_tokenizer):
         tokenizers["teacher_inputs"] = teacher_tokenizer
     teacher_key = "teacher_inputs" if "teacher_inputs" in tokenizers else "inputs"
-    loaders = split_loaders(
-        splits, tokenizers, max_length=config.max_length, batch_size=config.batch_size, seed=config.seed
-    )
+    loaders = split_loaders(splits, tokenizers, **loader_options(config, device))
 
-    def step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, float]]:
-        # no_grad rather than inference_mode: inference tensors cannot be saved for the KL's backward pass.
+    def step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        # The teacher runs once per batch, under the loop's autocast like the student. no_grad rather than
+        # inference_mode: inference tensors cannot be saved for the KL's backward pass.
         with torch.no_grad():
-            teacher_logits = teacher(**batch[teacher_key]).logits
+            teacher_logits = teacher(**batch[teacher_key]).logits.float()
         logits = model(**batch["inputs"]).logits
         total, soft, hard = distillation_loss(
-            logits, teacher_logits, batch["labels"], alpha=config.alpha, temperature=config.temperature
+            logits.float(), teacher_logits, batch["labels"], alpha=config.alpha, temperature=config.temperature
         )
-        return total, logits, {"train/soft_loss": soft.item(), "train/hard_loss": hard.item()}
+        return total, logits, {"train/soft_loss": soft, "train/hard_loss": hard}
 
     num_parameters = sum(p.numel() for p in student.parameters())
     callback.on_train_begin(
@@ -116,11 +116,12 @@ def distill(
     metrics |= fitted.val_metrics
 
     # Evaluation: student and teacher on the same test rows.
-    metrics |= evaluate_test_split(student, loaders["test"], label_names, device, callback, fitted.steps)
+    metrics |= evaluate_test_split(student, loaders["test"], label_names, device, callback, fitted.steps, config)
     if "test/accuracy" in metrics:
         teacher_scores = score_split(
             teacher, loaders["test"], label_names, device,
             prefix="teacher/test", inputs_key=teacher_key, should_stop=callback.should_stop,
+            precision=config.precision,
         )  # fmt: skip
         metrics["teacher/test/accuracy"] = teacher_scores["teacher/test/accuracy"]
         metrics["teacher/test/macro_f1"] = teacher_scores["teacher/test/macro_f1"]

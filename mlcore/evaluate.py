@@ -8,8 +8,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mlcore.batching import Batch, to_device
+from mlcore.batching import Batch
 from mlcore.callbacks import Cancelled
+from mlcore.devices import autocast, autocast_dtype, to_device
 
 
 def classification_report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict[str, Any]:
@@ -54,11 +55,14 @@ def evaluate(
     *,
     inputs_key: str = "inputs",
     should_stop: Callable[[], bool] = lambda: False,
+    precision: str = "fp32",
 ) -> tuple[float, list[int], list[int]]:
     """Mean cross-entropy, true labels and predicted labels of `model` over `batches`, in batch order.
 
     inputs_key picks the encodings to feed: a teacher with its own tokenizer reads "teacher_inputs".
+    precision is the training config's, so that a model is validated in the precision it trains in.
     """
+    amp = autocast_dtype(device, precision)
     was_training = model.training
     model.eval()
     total_loss, y_true, y_pred = 0.0, [], []
@@ -66,11 +70,13 @@ def evaluate(
         for batch in batches:
             if should_stop():
                 raise Cancelled("cancelled during evaluation")
+            y_true += batch["labels"].tolist()  # still on the host
             batch = to_device(batch, device)
-            logits = model(**batch[inputs_key]).logits
-            total_loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
-            y_true += batch["labels"].tolist()
-            y_pred += logits.argmax(dim=-1).tolist()
+            with autocast(device, amp):
+                logits = model(**batch[inputs_key]).logits.float()
+            loss = F.cross_entropy(logits, batch["labels"], reduction="sum")
+            y_pred += logits.argmax(dim=-1).tolist()  # waits for the device; the loss is ready by then
+            total_loss += loss.item()
     finally:
         model.train(was_training)
     return total_loss / max(len(y_true), 1), y_true, y_pred
@@ -85,9 +91,12 @@ def score_split(
     prefix: str = "test",
     inputs_key: str = "inputs",
     should_stop: Callable[[], bool] = lambda: False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Flat metrics for one split: "<prefix>/loss", "/accuracy", "/macro_f1" and "/report" (the full report)."""
-    loss, y_true, y_pred = evaluate(model, batches, device, inputs_key=inputs_key, should_stop=should_stop)
+    loss, y_true, y_pred = evaluate(
+        model, batches, device, inputs_key=inputs_key, should_stop=should_stop, precision=precision
+    )
     report = classification_report(y_true, y_pred, label_names)
     return {
         f"{prefix}/loss": loss,

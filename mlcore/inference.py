@@ -11,8 +11,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mlcore.batching import encode, pad
+from mlcore.devices import resolve_device
 from mlcore.loading import load_trained
-from mlcore.loop import resolve_device
 
 DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
 

@@ -1,22 +1,30 @@
-"""The training loop shared by fine-tuning and distillation: AdamW, ExponentialLR, callbacks, cancel."""
+"""The training loop shared by fine-tuning and distillation: AdamW, the LR schedule, callbacks, cancel.
+
+Per batch the host waits for the device once: loss, accuracy and any extra metrics are computed on the device
+and fetched together, because the metric stream needs them per batch. On CUDA the next batch is collated and
+its (pinned, non-blocking) copy queued before that wait, so the CPU prepares it while the GPU still computes.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from mlcore.batching import Batch, to_device
+from mlcore.batching import Batch, TrainBatches
 from mlcore.callbacks import Callback, Cancelled
 from mlcore.config import TrainConfig
+from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, use_all_cpu_threads
 from mlcore.evaluate import evaluate
 
-# One optimisation step's forward pass: (loss to minimise, logits for accuracy, extra metrics to report).
-StepFn = Callable[[nn.Module, Batch], tuple[Tensor, Tensor, dict[str, float]]]
+__all__ = ["FitResult", "StepFn", "classify_step", "fit", "resolve_device", "use_all_cpu_threads"]
+
+# One optimisation step's forward pass: (loss to minimise, logits for accuracy, extra metrics to report as
+# 0-d tensors, left on the device so that the loop fetches everything in one go).
+StepFn = Callable[[nn.Module, Batch], tuple[Tensor, Tensor, dict[str, Tensor]]]
 
 
 @dataclass
@@ -27,32 +35,16 @@ class FitResult:
     val_metrics: dict[str, float]  # the last epoch's validation metrics; empty without a validation split
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when available, else CPU; asking for CUDA on a machine without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was requested but CUDA is not available on this machine")
-    return device
-
-
-def use_all_cpu_threads(device: torch.device) -> None:
-    # torch may start with fewer threads than cores; an operator's OMP_NUM_THREADS always wins.
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(os.cpu_count() or 1)
-
-
-def classify_step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, float]]:
+def classify_step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Plain fine-tuning: cross-entropy against the labels."""
     logits = model(**batch["inputs"]).logits
-    return nn.functional.cross_entropy(logits, batch["labels"]), logits, {}
+    return nn.functional.cross_entropy(logits.float(), batch["labels"]), logits, {}
 
 
 def fit(
     model: nn.Module,
     step_fn: StepFn,
-    train_loader: DataLoader,
+    train_batches: TrainBatches,
     valid_loader: DataLoader,
     config: TrainConfig,
     device: torch.device,
@@ -65,19 +57,24 @@ def fit(
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    per_epoch = len(train_loader)
+    amp = autocast_dtype(device, config.precision)
+    per_epoch = len(train_batches)
     total_steps = config.epochs * per_epoch
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
     val_metrics: dict[str, float] = {}
 
     model.train()
     for epoch in range(config.epochs):
-        for i, batch in enumerate(train_loader, 1):
+        batches = _on_device(train_batches.epoch(epoch), device)
+        upcoming = next(batches, None)
+        i = 0
+        while upcoming is not None:
             if callback.should_stop():
                 raise Cancelled(f"cancelled after {step} of {total_steps} steps")
-            batch = to_device(batch, device)
+            batch, i = upcoming, i + 1
             lr = optimizer.param_groups[0]["lr"]
-            loss, logits, extra = step_fn(model, batch)
+            with autocast(device, amp):
+                loss, logits, extra = step_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -85,8 +82,10 @@ def fit(
             if step % config.lr_step_every == 0:
                 scheduler.step()
 
-            batch_loss = loss.item()
-            batch_accuracy = (logits.argmax(dim=-1) == batch["labels"]).float().mean().item()
+            accuracy = (logits.argmax(dim=-1) == batch["labels"]).float().mean()
+            values = torch.stack([loss.detach().float(), accuracy, *(v.detach().float() for v in extra.values())])
+            upcoming = next(batches, None)  # CPU work that overlaps the GPU's, before the one sync below
+            batch_loss, batch_accuracy, *extra_values = values.tolist()
             loss_sum += batch_loss
             accuracy_sum += batch_accuracy
             metrics = {
@@ -95,12 +94,18 @@ def fit(
                 "lr": lr,
                 "epoch": epoch + i / per_epoch,
             }
-            callback.on_batch_end(step, total_steps, metrics | extra)
+            callback.on_batch_end(step, total_steps, metrics | dict(zip(extra, extra_values, strict=True)))
 
         if len(valid_loader.dataset):  # type: ignore[arg-type]
-            loss_value, y_true, y_pred = evaluate(model, valid_loader, device, should_stop=callback.should_stop)
+            loss_value, y_true, y_pred = evaluate(
+                model, valid_loader, device, should_stop=callback.should_stop, precision=config.precision
+            )
             correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
             val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
             callback.on_evaluate("val", step, dict(val_metrics))
 
     return FitResult(step, loss_sum / max(step, 1), accuracy_sum / max(step, 1), val_metrics)
+
+
+def _on_device(batches: Iterator[Batch], device: torch.device) -> Iterator[Batch]:
+    return (to_device(batch, device) for batch in batches)

@@ -14,11 +14,12 @@ from mlcore.batching import split_loaders
 from mlcore.callbacks import Callback
 from mlcore.config import TrainConfig
 from mlcore.data import TextDataset, split_dataset
+from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
-from mlcore.loop import classify_step, fit, resolve_device, use_all_cpu_threads
+from mlcore.loop import classify_step, fit
 
-__all__ = ["ModelLoadError", "TrainResult", "evaluate_test_split", "finetune", "make_splits"]
+__all__ = ["ModelLoadError", "TrainResult", "evaluate_test_split", "finetune", "loader_options", "make_splits"]
 
 
 @dataclass
@@ -58,9 +59,7 @@ def finetune(
     model, tokenizer = load_for_training(base_model, dataset.label_names)
     check_max_length(model, config.max_length)
     model.to(device)
-    loaders = split_loaders(
-        splits, {"inputs": tokenizer}, max_length=config.max_length, batch_size=config.batch_size, seed=config.seed
-    )
+    loaders = split_loaders(splits, {"inputs": tokenizer}, **loader_options(config, device))
     num_parameters = sum(p.numel() for p in model.parameters())
     callback.on_train_begin(_begin_info(splits, loaders, config, device, num_parameters))
 
@@ -70,7 +69,7 @@ def finetune(
     metrics |= fitted.val_metrics
 
     # Evaluation: the held-out test rows, once.
-    metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps)
+    metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config)
 
     # Save: HF folder + distillery.json, which inference reads the labels and max_length from.
     manifest = {
@@ -110,6 +109,17 @@ def make_splits(dataset: TextDataset, config: TrainConfig) -> dict[str, TextData
     return {"train": train, "valid": valid, "test": test_rows}
 
 
+def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """split_loaders' settings from a config: pinned memory only where it pays, for copies to CUDA."""
+    return {
+        "max_length": config.max_length,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "group_by_length": config.group_by_length,
+        "pin_memory": device.type == "cuda",
+    }
+
+
 def evaluate_test_split(
     model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -117,11 +127,13 @@ def evaluate_test_split(
     device: torch.device,
     callback: Callback,
     step: int,
+    config: TrainConfig | None = None,
 ) -> dict[str, Any]:
     """Score the test split and report it as split "test" (the full report stays out of the callback)."""
     if not len(loader.dataset):  # type: ignore[arg-type]
         return {}
-    metrics = score_split(model, loader, label_names, device, should_stop=callback.should_stop)
+    precision = config.precision if config is not None else "fp32"
+    metrics = score_split(model, loader, label_names, device, should_stop=callback.should_stop, precision=precision)
     callback.on_evaluate("test", step, {k: v for k, v in metrics.items() if k != "test/report"})
     return metrics
 

@@ -1,0 +1,77 @@
+"""Where tensors live and in what precision: device choice, CPU threads, bf16 autocast, host-to-device copies."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when available, else CPU; asking for CUDA on a machine without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was requested but CUDA is not available on this machine")
+    return device
+
+
+def use_all_cpu_threads(device: torch.device) -> None:
+    # torch may start with fewer threads than cores; an operator's OMP_NUM_THREADS always wins.
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for plain fp32.
+
+    "auto" is bf16 on a CUDA device that supports it (Ampere and later: about twice the speed, and bf16 keeps
+    fp32's range, so no loss scaling is needed) and fp32 on CPU, where bf16 is slower without AMX and changes
+    the numbers the CPU reproducibility promise is about. "bf16" asks for it anywhere.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+        if precision == "bf16" and not supported:
+            raise RuntimeError(f"precision 'bf16' was requested but {device} does not support bfloat16")
+        return torch.bfloat16 if supported else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for a forward pass (and its loss); a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch with every tensor (nested one level in input dicts) on `device`.
+
+    non_blocking: from pinned memory the copy runs asynchronously, so the CPU prepares the next batch while
+    the GPU still works; on CPU (or from pageable memory) it is an ordinary copy.
+    """
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, non_blocking=True)
+
+    return {
+        key: move(value) if isinstance(value, torch.Tensor) else {k: move(v) for k, v in value.items()}
+        for key, value in batch.items()
+    }
+
+
+def pin(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch in page-locked memory, which is what lets to_device's copies to CUDA run asynchronously."""
+    return {
+        key: value.pin_memory() if isinstance(value, torch.Tensor) else {k: v.pin_memory() for k, v in value.items()}
+        for key, value in batch.items()
+    }

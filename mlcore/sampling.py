@@ -1,0 +1,47 @@
+"""Which training rows go into which batch, epoch by epoch.
+
+An epoch's batch order is a pure function of (lengths, batch_size, seed, epoch, group_by_length), drawn from
+its own RNG rather than torch's: a checkpoint only needs the epoch and the number of batches done to replay
+the rest of the epoch exactly, and dropout's RNG stream is not disturbed by the shuffling.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+# Rows sorted together when grouping by length. Big enough that each batch is nearly uniform in length,
+# small enough that a batch still mixes rows from all over the (shuffled) dataset, as in HF's
+# LengthGroupedSampler.
+MEGABATCH_BATCHES = 50  # batches per mega-batch
+
+
+def batch_order(
+    lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int, group_by_length: bool
+) -> list[list[int]]:
+    """Row indices per batch for one epoch; every row appears once, ceil(n / batch_size) batches.
+
+    Without grouping: a seeded shuffle cut into batches. With grouping:
+      1. shuffle the rows;
+      2. cut them into mega-batches of MEGABATCH_BATCHES * batch_size rows and sort each by length, longest
+         first, so that each batch is padded to little more than its own rows' length;
+      3. cut into batches and shuffle the batch order, so that lengths do not arrive in a sawtooth.
+    Only the last mega-batch can end in a short batch, so the batch count is the same either way.
+    """
+    # A string seed: random.Random hashes it deterministically (tuples are not accepted as seeds).
+    rng = random.Random(f"mlcore.sampling:{seed}:{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        size = MEGABATCH_BATCHES * batch_size
+        # sorted() is stable, so ties keep the shuffled order and the result stays seed-determined.
+        order = [i for s in range(0, len(order), size) for i in sorted(order[s : s + size], key=lambda i: -lengths[i])]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def padded_tokens(batches: list[list[int]], lengths: Sequence[int]) -> int:
+    """Tokens the model processes when each batch is padded to its longest row (the cost grouping cuts)."""
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)

@@ -1,0 +1,53 @@
+"""The training loop waits for the device once per batch: every batch metric comes back in one transfer."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from mlcore.config import DistillConfig, TrainConfig
+from mlcore.distill import distill
+from mlcore.testing import RecordingCallback
+from mlcore.train import finetune
+
+from .conftest import TINY_TRAINING
+
+# Every way a tensor's value reaches Python, and so makes the host wait for a GPU.
+SYNCING = ("item", "tolist", "__float__", "__int__", "__bool__")
+
+
+@pytest.fixture
+def mlcore_syncs(monkeypatch):
+    """Counts syncing calls made from mlcore's training loop (not from transformers' internals)."""
+    calls: list[str] = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            if sys._getframe(1).f_globals.get("__name__") in ("mlcore.loop", "mlcore.distill", "mlcore.losses"):
+                calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+# No validation or test split: only training batches run, so every counted call is the loop's.
+NO_EVAL = {**TINY_TRAINING, "epochs": 1, "valid_fraction": 0.0, "test_fraction": 0.0}
+
+
+def test_fine_tuning_fetches_each_batchs_metrics_in_exactly_one_call(tiny_bert, sentiment, tmp_path, mlcore_syncs):
+    callback = RecordingCallback()
+    finetune(sentiment, str(tiny_bert), tmp_path / "out", TrainConfig(**NO_EVAL), callback)
+    assert len(callback.batches) == 10
+    assert mlcore_syncs == ["tolist"] * 10
+
+
+def test_distillation_fetches_its_loss_parts_in_the_same_single_call(finetuned, sentiment, tmp_path, mlcore_syncs):
+    callback = RecordingCallback()
+    distill(sentiment, finetuned.result.output_dir, tmp_path / "out", DistillConfig(**NO_EVAL), callback)
+    assert len(callback.batches) == 10
+    assert {"train/soft_loss", "train/hard_loss"} <= set(callback.batches[0][2])
+    assert mlcore_syncs == ["tolist"] * 10

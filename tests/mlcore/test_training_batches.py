@@ -1,0 +1,53 @@
+"""Training batches come from one up-front tokenisation, grouped by length and padded to their own longest row."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from transformers import AutoTokenizer
+
+from mlcore.batching import split_loaders
+from mlcore.data import TextDataset
+from mlcore.testing import DEFAULT_WORDS
+
+
+def varied_dataset(n: int = 192) -> TextDataset:
+    rng = random.Random(0)
+    rows = [
+        (" ".join(rng.choices(DEFAULT_WORDS, k=rng.randint(2, 60))), ("negative", "positive")[i % 2]) for i in range(n)
+    ]
+    return TextDataset.from_rows(rows)
+
+
+def train_batches(tiny_bert, *, group: bool):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    loaders = split_loaders(
+        {"train": varied_dataset()}, {"inputs": tokenizer},
+        max_length=64, batch_size=8, seed=0, group_by_length=group,
+    )  # fmt: skip
+    return loaders["train"]
+
+
+def test_each_batch_is_padded_to_its_own_longest_row_with_a_matching_attention_mask(tiny_bert):
+    batches = train_batches(tiny_bert, group=True)
+    for batch in batches.epoch(0):
+        inputs = batch["inputs"]
+        real = inputs["attention_mask"].sum(dim=1)
+        assert inputs["input_ids"].shape[1] == int(real.max())
+        # Padding (id 0 in the tiny BERT's vocabulary) sits exactly where the mask is 0.
+        assert torch.equal(inputs["input_ids"] != 0, inputs["attention_mask"].bool())
+
+
+def test_grouped_training_batches_carry_at_most_70_percent_of_the_tokens_of_random_ones(tiny_bert):
+    def tokens(group: bool) -> int:
+        return sum(b["inputs"]["input_ids"].numel() for b in train_batches(tiny_bert, group=group).epoch(0))
+
+    assert tokens(True) < 0.7 * tokens(False)
+
+
+def test_a_resumed_epoch_yields_the_rest_of_the_same_batches(tiny_bert):
+    batches = train_batches(tiny_bert, group=True)
+    whole = [b["labels"].tolist() + b["inputs"]["input_ids"].flatten().tolist() for b in batches.epoch(1)]
+    rest = [b["labels"].tolist() + b["inputs"]["input_ids"].flatten().tolist() for b in batches.epoch(1, start=5)]
+    assert len(whole) == len(batches) == 24 and rest == whole[5:]

@@ -27,7 +27,7 @@ class Callback:
 
         metrics: "train/loss", "train/accuracy" (this batch), "lr" (the rate this batch used) and "epoch"
         (fractional: 0.5 is half-way through the first epoch); distillation adds "train/soft_loss" and
-        "train/hard_loss".
+        "train/hard_loss", and "train/hidden_loss" when its hidden_loss_weight is above 0.
         """
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:

@@ -1,4 +1,10 @@
-"""Distillation: a trained teacher's soft predictions plus the labels train a smaller student."""
+"""Distillation: a trained teacher's soft predictions plus the labels train a smaller student.
+
+The loss is alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy, plus, with
+hidden_loss_weight > 0, that weight times the mean squared error between each derived-student layer's hidden
+states and those of the teacher layer it was copied from (mlcore.losses). The student is a catalogue model, or
+the teacher with some of its layers kept (mlcore.students.layers_to_keep: every other one by default).
+"""
 
 from __future__ import annotations
 
@@ -9,38 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from mlcore.artifacts import save_model
 from mlcore.batching import Batch, split_loaders
 from mlcore.callbacks import Callback
-from mlcore.config import DistillConfig
+from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import fit
-from mlcore.students import derive_student
+from mlcore.losses import distillation_loss, hidden_state_loss
+from mlcore.students import derive_student, layers_to_keep
 from mlcore.train import TrainResult, evaluate_test_split, loader_options, make_splits
 
-
-def distillation_loss(
-    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, alpha: float, temperature: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(total, soft, hard): total = alpha * soft + (1 - alpha) * hard.
-
-    soft is KL(teacher || student) between the softmaxes at `temperature`, scaled by T^2 so that its gradients
-    keep the same size whatever T is (Hinton et al. 2015); hard is cross-entropy against the labels.
-    """
-    t = temperature
-    soft = F.kl_div(
-        F.log_softmax(student_logits / t, dim=-1), F.softmax(teacher_logits / t, dim=-1), reduction="batchmean"
-    )
-    soft = soft * t * t
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha * soft + (1 - alpha) * hard, soft, hard
+__all__ = ["align_labels", "distill", "distillation_loss", "hidden_state_loss", "same_tokenizer"]
 
 
 def distill(
@@ -52,9 +43,10 @@ def distill(
 ) -> TrainResult:
     """Distil the model saved in teacher_dir into a student and save the student to output_dir.
 
-    The student is the teacher with every other layer kept (config.student None), or a catalogue/hub/folder
-    model with a new head. With the teacher's dataset and seed, the splits are the teacher's own, so neither
-    model has seen the test rows. Raises DataError when the dataset has labels the teacher does not know.
+    The student is derived from the teacher (config.student None: every other layer, or config.student_layers
+    evenly spaced ones), or a catalogue/hub/folder model with a new head. With the teacher's dataset and seed,
+    the splits are the teacher's own, so neither model has seen the test rows. Raises DataError when the
+    dataset has labels the teacher does not know.
     """
     callback = callback or Callback()
     device = resolve_device(config.device)
@@ -69,8 +61,13 @@ def distill(
 
     # Student: seeded first, because a new classification head is drawn from torch's RNG.
     torch.manual_seed(config.seed)
+    kept: list[int] | None = None
     if config.student is None:
-        student, tokenizer = derive_student(teacher), teacher_tokenizer
+        try:
+            kept = layers_to_keep(teacher.config.num_hidden_layers, config.student_layers)
+        except ValueError as e:
+            raise ConfigError(f"student_layers: {e}") from None
+        student, tokenizer = derive_student(teacher, kept), teacher_tokenizer
     else:
         student, tokenizer = load_for_training(config.student, label_names)
     teacher.requires_grad_(False).eval().to(device)
@@ -85,16 +82,30 @@ def distill(
     teacher_key = "teacher_inputs" if "teacher_inputs" in tokenizers else "inputs"
     loaders = split_loaders(splits, tokenizers, **loader_options(config, device))
 
+    # Hidden states are asked for only when the loss reads them: returning them costs memory for every layer.
+    with_hidden = config.hidden_loss_weight > 0
+
     def step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         # The teacher runs once per batch, under the loop's autocast like the student. no_grad rather than
         # inference_mode: inference tensors cannot be saved for the KL's backward pass.
         with torch.no_grad():
-            teacher_logits = teacher(**batch[teacher_key]).logits.float()
-        logits = model(**batch["inputs"]).logits
+            teacher_out = teacher(**batch[teacher_key], output_hidden_states=with_hidden)
+        out = model(**batch["inputs"], output_hidden_states=with_hidden)
         total, soft, hard = distillation_loss(
-            logits.float(), teacher_logits, batch["labels"], alpha=config.alpha, temperature=config.temperature
-        )
-        return total, logits, {"train/soft_loss": soft, "train/hard_loss": hard}
+            out.logits.float(), teacher_out.logits.float(), batch["labels"],
+            alpha=config.alpha, temperature=config.temperature,
+        )  # fmt: skip
+        extra = {"train/soft_loss": soft, "train/hard_loss": hard}
+        if with_hidden and kept is not None:
+            # hidden_states[0] is the embedding output; layer i's output is hidden_states[i + 1].
+            hidden = hidden_state_loss(
+                [out.hidden_states[j + 1] for j in range(len(kept))],
+                [teacher_out.hidden_states[i + 1] for i in kept],
+                batch["inputs"]["attention_mask"],
+            )
+            total = total + config.hidden_loss_weight * hidden
+            extra["train/hidden_loss"] = hidden
+        return total, out.logits, extra
 
     num_parameters = sum(p.numel() for p in student.parameters())
     callback.on_train_begin(
@@ -133,9 +144,11 @@ def distill(
         "kind": "distill",
         "teacher": str(teacher_dir),
         "base_model": config.student if config.student is not None else str(teacher_dir),
-        "student": config.student if config.student is not None else "derived: every other teacher layer",
+        "student": config.student if config.student is not None else f"derived: teacher layers {kept}",
+        "student_layers_kept": kept,
         "label_names": list(label_names),
         "max_length": config.max_length,
+        "truncation": config.truncation,
         "config": asdict(config),
         "steps": fitted.steps,
         "metrics": metrics,

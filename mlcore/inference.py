@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlcore.batching import encode, pad
+from mlcore.batching import pad
 from mlcore.devices import resolve_device
+from mlcore.encoding import TRUNCATIONS, encode
 from mlcore.loading import load_trained
 
 DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
@@ -22,7 +23,7 @@ class Prediction:
     label: str
     probability: float  # of `label`
     probabilities: dict[str, float]  # every label, in label order; sums to 1
-    truncated: bool  # the text had more than max_length tokens, so only its head was read
+    truncated: bool  # the text had more than max_length tokens, so only part of it was read (see truncation)
 
 
 class Classifier:
@@ -36,6 +37,7 @@ class Classifier:
         max_length: int,
         model_dir: Path,
         device: torch.device,
+        truncation: str = "head",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -43,19 +45,32 @@ class Classifier:
         self.max_length = max_length
         self.model_dir = model_dir
         self.device = device
+        self.truncation = truncation  # as in training (mlcore.encoding), so the model reads what it learnt on
         # The Rust tokenizer keeps truncation settings as mutable state, so concurrent calls could clash.
         self._lock = threading.Lock()
 
     @classmethod
     def load(
-        cls, model_dir: str | os.PathLike[str], *, device: str = "cpu", max_length: int | None = None
+        cls,
+        model_dir: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        max_length: int | None = None,
+        truncation: str | None = None,
     ) -> Classifier:
-        """Load a folder written by finetune() or distill() (or any HF sequence-classification folder)."""
+        """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
+
+        max_length and truncation default to the ones the model was trained with (distillery.json), else
+        DEFAULT_MAX_LENGTH and "head".
+        """
         model, tokenizer, label_names, manifest = load_trained(model_dir)
         torch_device = resolve_device(device)
         model.to(torch_device).eval()
         length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
-        return cls(model, tokenizer, label_names, length, Path(model_dir), torch_device)
+        cut = truncation or manifest.get("truncation") or "head"
+        if cut not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got {cut!r}")
+        return cls(model, tokenizer, label_names, length, Path(model_dir), torch_device, truncation=cut)
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         """One Prediction per text, in input order."""
@@ -68,7 +83,7 @@ class Classifier:
             raise ValueError("batch_size must be at least 1")
 
         with self._lock, torch.inference_mode():
-            rows, truncated = encode(self.tokenizer, texts, self.max_length)
+            rows, truncated = encode(self.tokenizer, texts, self.max_length, truncation=self.truncation)
             # Similar lengths side by side: each batch is padded only to its own longest text.
             order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
             pad_id = self.tokenizer.pad_token_id or 0

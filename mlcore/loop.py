@@ -1,4 +1,4 @@
-"""The training loop shared by fine-tuning and distillation: AdamW, the LR schedule, callbacks, cancel.
+"""The training loop shared by fine-tuning and distillation: optimiser steps, callbacks, cancel.
 
 Per batch the host waits for the device once: loss, accuracy and any extra metrics are computed on the device
 and fetched together, because the metric stream needs them per batch. On CUDA the next batch is collated and
@@ -19,6 +19,7 @@ from mlcore.callbacks import Callback, Cancelled
 from mlcore.config import TrainConfig
 from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, use_all_cpu_threads
 from mlcore.evaluate import evaluate
+from mlcore.optim import make_optimizer, make_scheduler
 
 __all__ = ["FitResult", "StepFn", "classify_step", "fit", "resolve_device", "use_all_cpu_threads"]
 
@@ -52,14 +53,13 @@ def fit(
 ) -> FitResult:
     """Train for config.epochs, reporting every batch and validating after every epoch.
 
-    The learning rate starts at config.learning_rate and is multiplied by lr_gamma after every
-    lr_step_every batches, across epochs (the study's ExponentialLR schedule).
+    The optimiser and learning-rate schedule are config's (see mlcore.optim); the schedule runs across epochs.
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     amp = autocast_dtype(device, config.precision)
     per_epoch = len(train_batches)
     total_steps = config.epochs * per_epoch
+    optimizer = make_optimizer(model, config, device)
+    scheduler, schedule_every = make_scheduler(optimizer, config, total_steps)
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
     val_metrics: dict[str, float] = {}
 
@@ -79,7 +79,7 @@ def fit(
             loss.backward()
             optimizer.step()
             step += 1
-            if step % config.lr_step_every == 0:
+            if step % schedule_every == 0:
                 scheduler.step()
 
             accuracy = (logits.argmax(dim=-1) == batch["labels"]).float().mean()

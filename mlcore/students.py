@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import copy
+import math
 
 from torch import nn
 from transformers import PreTrainedModel
+
+
+def layers_to_keep(num_layers: int, count: int | None = None) -> list[int]:
+    """Which of a teacher's num_layers encoder layers a derived student keeps.
+
+    None, or a count equal to every-other's: every other layer from the first (0, 2, 4, ...), as DistilBERT was
+    initialised from BERT. Any other count: that many evenly spaced layers, the first and the last included,
+    round(i * (n - 1) / (count - 1)) with halves rounded up (12 -> 4 keeps 0, 4, 7, 11); 1 keeps layer 0.
+    The first layer stays because it reads the embeddings the student copies too; the last because the pooler
+    and the head were trained on its output.
+    """
+    every_other = list(range(0, num_layers, 2))
+    if count is None or count == len(every_other):
+        return every_other
+    if not 1 <= count <= num_layers:
+        raise ValueError(f"a derived student can keep 1 to {num_layers} of the teacher's layers, not {count}")
+    if count == 1:
+        return [0]
+    return [math.floor(i * (num_layers - 1) / (count - 1) + 0.5) for i in range(count)]
 
 
 def derive_student(teacher: PreTrainedModel, keep_layers: list[int] | None = None) -> PreTrainedModel:

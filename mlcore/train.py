@@ -71,12 +71,13 @@ def finetune(
     # Evaluation: the held-out test rows, once.
     metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config)
 
-    # Save: HF folder + distillery.json, which inference reads the labels and max_length from.
+    # Save: HF folder + distillery.json, which inference reads the labels, max_length and truncation from.
     manifest = {
         "kind": "finetune",
         "base_model": base_model,
         "label_names": dataset.label_names,
         "max_length": config.max_length,
+        "truncation": config.truncation,
         "config": asdict(config),
         "steps": fitted.steps,
         "metrics": metrics,
@@ -113,6 +114,7 @@ def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """split_loaders' settings from a config: pinned memory only where it pays, for copies to CUDA."""
     return {
         "max_length": config.max_length,
+        "truncation": config.truncation,
         "batch_size": config.batch_size,
         "seed": config.seed,
         "group_by_length": config.group_by_length,

@@ -15,10 +15,19 @@ def test_the_defaults_are_the_studys():
     assert (config.valid_fraction, config.test_fraction, config.seed, config.device) == (0.1, 0.1, 42, "auto")
 
 
+def test_the_recipe_options_default_to_the_studys_recipe_and_the_speed_options_are_on():
+    config = DistillConfig()
+    assert (config.truncation, config.scheduler, config.warmup_ratio, config.weight_decay) == (
+        "head", "exponential", 0.0, 0.0,
+    )  # fmt: skip
+    assert (config.student_layers, config.hidden_loss_weight) == (None, 0.0)
+    assert (config.group_by_length, config.precision) == (True, "auto")
+
+
 def test_config_defaults_lists_every_field_in_order():
     defaults = config_defaults(DistillConfig)
     assert list(defaults)[:3] == ["max_length", "batch_size", "learning_rate"]
-    assert list(defaults)[-3:] == ["alpha", "temperature", "student"]
+    assert list(defaults)[-5:] == ["alpha", "temperature", "student", "student_layers", "hidden_loss_weight"]
     assert defaults["lr_gamma"] == 0.96
     assert "alpha" not in config_defaults(TrainConfig)
 
@@ -74,6 +83,12 @@ def test_wrong_types_are_refused(params, message):
         ({"test_fraction": -0.1}, r"^test_fraction must be in \[0, 0.5\), got -0.1$"),
         ({"max_eval_samples": 0}, r"^max_eval_samples must be at least 1 \(or empty for no limit\), got 0$"),
         ({"device": "gpu"}, r"^device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'$"),
+        ({"truncation": "tail"}, r"^truncation must be one of 'head', 'head_tail', got 'tail'$"),
+        ({"scheduler": "cosine"}, r"^scheduler must be one of 'exponential', 'linear', got 'cosine'$"),
+        ({"scheduler": "linear", "warmup_ratio": 1.0}, r"^warmup_ratio must be in \[0, 1\), got 1.0$"),
+        ({"warmup_ratio": 0.1}, r"^warmup_ratio needs scheduler 'linear'"),
+        ({"weight_decay": -0.01}, r"^weight_decay must be in \[0, 1\], got -0.01$"),
+        ({"group_by_length": 1}, r"^group_by_length must be true or false, got 1$"),
     ],
 )
 def test_out_of_range_values_are_refused_with_the_allowed_range(params, message):
@@ -87,11 +102,19 @@ def test_out_of_range_values_are_refused_with_the_allowed_range(params, message)
         ({"alpha": 1.1}, r"^alpha must be in \[0, 1\], got 1.1$"),
         ({"temperature": 0}, r"^temperature must be in \(0, 100\], got 0.0$"),
         ({"student": "  "}, r"^student must be a model id or folder"),
+        ({"student_layers": 0}, r"^student_layers must be in \[1, 1000\], got 0$"),
+        ({"hidden_loss_weight": -1}, r"^hidden_loss_weight must be in \[0, 1000\], got -1.0$"),
+        ({"student": "bert-base-uncased", "student_layers": 3}, r"apply to a derived student only"),
+        ({"student": "bert-base-uncased", "hidden_loss_weight": 1.0}, r"apply to a derived student only"),
     ],
 )
 def test_distillation_values_are_checked_too(params, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(DistillConfig, params)
+
+
+def test_booleans_are_accepted_where_the_field_is_a_boolean():
+    assert config_from_dict(TrainConfig, {"group_by_length": False}).group_by_length is False
 
 
 def test_direct_construction_is_validated_as_well():

@@ -10,7 +10,7 @@ from typing import Any
 
 
 class Cancelled(Exception):
-    """Training stopped because Callback.should_stop() returned True; nothing was saved."""
+    """Training stopped because Callback.should_stop() returned True; no model was saved (checkpoints stay)."""
 
 
 class Callback:
@@ -19,7 +19,9 @@ class Callback:
     def on_train_begin(self, info: dict[str, Any]) -> None:
         """Once, before the first batch.
 
-        info: total_steps, train_rows, valid_rows, test_rows, label_names, device, num_parameters.
+        info: total_steps, train_rows, valid_rows, test_rows, label_names, device, num_parameters, and
+        resumed_from_step: the step of the checkpoint this run continues from (0 when it starts fresh; the
+        first on_batch_end is then for step resumed_from_step + 1). distill adds teacher_num_parameters.
         """
 
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
@@ -29,6 +31,9 @@ class Callback:
         (fractional: 0.5 is half-way through the first epoch); distillation adds "train/soft_loss" and
         "train/hard_loss", and "train/hidden_loss" when its hidden_loss_weight is above 0.
         """
+
+    def on_checkpoint(self, step: int, path: str) -> None:
+        """After a checkpoint of the state after `step` was written to `path` (config.checkpoint_every)."""
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
         """After an evaluation: split "val" after each epoch ("val/loss", "val/accuracy"), split "test" once

@@ -82,6 +82,12 @@ class TrainConfig:
     weight_decay: float = field(
         default=0.0, metadata=_help("AdamW weight decay; biases and LayerNorm weights are never decayed.")
     )  # per step, times lr
+    checkpoint_every: int = field(
+        default=0,
+        metadata=_help(
+            "Optimiser steps between two checkpoints, from which a stopped run resumes exactly; 0: no checkpoints."
+        ),
+    )  # steps
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -107,6 +113,7 @@ class TrainConfig:
         if self.warmup_ratio > 0 and self.scheduler != "linear":
             raise ConfigError("warmup_ratio needs scheduler 'linear'; the 'exponential' schedule has no warm-up")
         _check_range("weight_decay", self.weight_decay, 0, 1)
+        _check_range("checkpoint_every", self.checkpoint_every, 0, 1_000_000_000)
 
 
 @dataclass

@@ -18,9 +18,10 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
-from mlcore.artifacts import save_model
+from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import Batch, split_loaders
 from mlcore.callbacks import Callback
+from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset
 from mlcore.devices import resolve_device, use_all_cpu_threads
@@ -29,7 +30,7 @@ from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import fit
 from mlcore.losses import distillation_loss, hidden_state_loss
 from mlcore.students import derive_student, layers_to_keep
-from mlcore.train import TrainResult, evaluate_test_split, loader_options, make_splits
+from mlcore.train import TrainResult, begin_info, evaluate_test_split, loader_options, make_splits
 
 __all__ = ["align_labels", "distill", "distillation_loss", "hidden_state_loss", "same_tokenizer"]
 
@@ -40,13 +41,17 @@ def distill(
     output_dir: str | os.PathLike[str],
     config: DistillConfig,
     callback: Callback | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
 ) -> TrainResult:
     """Distil the model saved in teacher_dir into a student and save the student to output_dir.
 
     The student is derived from the teacher (config.student None: every other layer, or config.student_layers
     evenly spaced ones), or a catalogue/hub/folder model with a new head. With the teacher's dataset and seed,
     the splits are the teacher's own, so neither model has seen the test rows. Raises DataError when the
-    dataset has labels the teacher does not know.
+    dataset has labels the teacher does not know. Checkpoints and resume work as in finetune(); a checkpoint
+    holds the student only, since the teacher does not change.
     """
     callback = callback or Callback()
     device = resolve_device(config.device)
@@ -58,6 +63,10 @@ def distill(
 
     # Data: the same split as fine-tuning.
     splits = make_splits(dataset, config)
+    checkpoints = Checkpoints.for_run(
+        config, output_dir, checkpoint_dir, kind="distill", source=str(teacher_dir), splits=splits
+    )
+    resume_from = checkpoints.load() if resume else None
 
     # Student: seeded first, because a new classification head is drawn from torch's RNG.
     torch.manual_seed(config.seed)
@@ -108,21 +117,15 @@ def distill(
         return total, out.logits, extra
 
     num_parameters = sum(p.numel() for p in student.parameters())
-    callback.on_train_begin(
-        {
-            "total_steps": config.epochs * len(loaders["train"]),
-            "train_rows": len(splits["train"]),
-            "valid_rows": len(splits["valid"]),
-            "test_rows": len(splits["test"]),
-            "label_names": list(label_names),
-            "device": str(device),
-            "num_parameters": num_parameters,
-            "teacher_num_parameters": sum(p.numel() for p in teacher.parameters()),
-        }
-    )
+    info = begin_info(splits, loaders, config, device, num_parameters, resume_from)
+    callback.on_train_begin(info | {"teacher_num_parameters": sum(p.numel() for p in teacher.parameters())})
 
     # Loop: the fine-tuning loop with the distillation loss.
-    fitted = fit(student, step, loaders["train"], loaders["valid"], config, device, callback)
+    fitted = fit(
+        student, step, loaders["train"], loaders["valid"], config, device, callback,
+        checkpoints=checkpoints, resume_from=resume_from,
+    )  # fmt: skip
+    resume_from = None  # its tensors are in the student now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics
 
@@ -153,7 +156,9 @@ def distill(
         "steps": fitted.steps,
         "metrics": metrics,
     }
-    size = save_model(output_dir, student, tokenizer, manifest)
+    save_model(output_dir, student, tokenizer, manifest)
+    checkpoints.discard()
+    size = folder_size(output_dir)
     return TrainResult(
         output_dir=Path(output_dir),
         label_names=list(label_names),

@@ -8,7 +8,8 @@ its (pinned, non-blocking) copy queued before that wait, so the CPU prepares it 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from mlcore.batching import Batch, TrainBatches
 from mlcore.callbacks import Callback, Cancelled
+from mlcore.checkpoint import Checkpoints, restore_rng, rng_state
 from mlcore.config import TrainConfig
 from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, use_all_cpu_threads
 from mlcore.evaluate import evaluate
@@ -50,10 +52,16 @@ def fit(
     config: TrainConfig,
     device: torch.device,
     callback: Callback,
+    *,
+    checkpoints: Checkpoints | None = None,
+    resume_from: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train for config.epochs, reporting every batch and validating after every epoch.
 
     The optimiser and learning-rate schedule are config's (see mlcore.optim); the schedule runs across epochs.
+    With `checkpoints`, a checkpoint is written after every checkpoints.every-th step (before that epoch's
+    validation, so that a run stopped during validation still has it). `resume_from` is a loaded checkpoint:
+    training continues after its step as if it had never stopped, and the steps reported continue its count.
     """
     amp = autocast_dtype(device, config.precision)
     per_epoch = len(train_batches)
@@ -61,13 +69,22 @@ def fit(
     optimizer = make_optimizer(model, config, device)
     scheduler, schedule_every = make_scheduler(optimizer, config, total_steps)
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
+    start_epoch, start_batch = 0, 0
     val_metrics: dict[str, float] = {}
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        scheduler.load_state_dict(resume_from["scheduler"])
+        step, loss_sum, accuracy_sum = resume_from["step"], resume_from["loss_sum"], resume_from["accuracy_sum"]
+        start_epoch, start_batch = resume_from["epoch"], resume_from["batch_in_epoch"]
+        # Last: building the model drew from the RNG, and dropout must now draw what it would have drawn.
+        restore_rng(resume_from["rng"])
 
     model.train()
-    for epoch in range(config.epochs):
-        batches = _on_device(train_batches.epoch(epoch), device)
+    for epoch in range(start_epoch, config.epochs):
+        i = start_batch if epoch == start_epoch else 0
+        batches = _on_device(train_batches.epoch(epoch, start=i), device)
         upcoming = next(batches, None)
-        i = 0
         while upcoming is not None:
             if callback.should_stop():
                 raise Cancelled(f"cancelled after {step} of {total_steps} steps")
@@ -95,6 +112,21 @@ def fit(
                 "epoch": epoch + i / per_epoch,
             }
             callback.on_batch_end(step, total_steps, metrics | dict(zip(extra, extra_values, strict=True)))
+
+            if checkpoints is not None and checkpoints.due(step):
+                state = {
+                    "step": step,
+                    "epoch": epoch,
+                    "batch_in_epoch": i,
+                    "loss_sum": loss_sum,
+                    "accuracy_sum": accuracy_sum,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(),
+                    "config": asdict(config),
+                }
+                callback.on_checkpoint(step, str(checkpoints.save(state)))
 
         if len(valid_loader.dataset):  # type: ignore[arg-type]
             loss_value, y_true, y_pred = evaluate(

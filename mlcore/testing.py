@@ -89,6 +89,7 @@ class RecordingCallback(Callback):
         self.info: dict[str, Any] | None = None
         self.batches: list[tuple[int, int, dict[str, float]]] = []
         self.evaluations: list[tuple[str, int, dict[str, float]]] = []
+        self.checkpoints: list[tuple[int, str]] = []
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
         self.info = info
@@ -98,6 +99,9 @@ class RecordingCallback(Callback):
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
         self.evaluations.append((split, step, metrics))
+
+    def on_checkpoint(self, step: int, path: str) -> None:
+        self.checkpoints.append((step, path))
 
     def should_stop(self) -> bool:
         return self.stop_after is not None and len(self.batches) >= self.stop_after

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from mlcore.artifacts import save_model
+from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import split_loaders
 from mlcore.callbacks import Callback
+from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
 from mlcore.data import TextDataset, split_dataset
 from mlcore.devices import resolve_device, use_all_cpu_threads
@@ -19,7 +20,16 @@ from mlcore.evaluate import score_split
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
 from mlcore.loop import classify_step, fit
 
-__all__ = ["ModelLoadError", "TrainResult", "evaluate_test_split", "finetune", "loader_options", "make_splits"]
+__all__ = [
+    "CheckpointMismatch",
+    "ModelLoadError",
+    "TrainResult",
+    "begin_info",
+    "evaluate_test_split",
+    "finetune",
+    "loader_options",
+    "make_splits",
+]
 
 
 @dataclass
@@ -41,11 +51,18 @@ def finetune(
     output_dir: str | os.PathLike[str],
     config: TrainConfig,
     callback: Callback | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
 ) -> TrainResult:
     """Fine-tune `base_model` (catalogue id, hub id or folder) on `dataset` and save it to output_dir.
 
-    Raises ModelLoadError when the base model cannot be loaded and Cancelled when the callback asks to stop
-    (nothing is saved then).
+    With config.checkpoint_every > 0, a checkpoint is written to checkpoint_dir (default: output_dir/checkpoint)
+    every that many steps. With resume, a checkpoint found in checkpoint_dir is continued from, exactly (see
+    mlcore.checkpoint); it is removed once the model is saved.
+
+    Raises ModelLoadError when the base model cannot be loaded, CheckpointMismatch when the checkpoint to resume
+    from is another run's, and Cancelled when the callback asks to stop (no model is saved then).
     """
     callback = callback or Callback()
     device = resolve_device(config.device)
@@ -53,6 +70,10 @@ def finetune(
 
     # Data: the same seed always gives the same rows to each split.
     splits = make_splits(dataset, config)
+    checkpoints = Checkpoints.for_run(
+        config, output_dir, checkpoint_dir, kind="finetune", source=base_model, splits=splits
+    )
+    resume_from = checkpoints.load() if resume else None
 
     # Model: seeded first, because the new classification head is drawn from torch's RNG.
     torch.manual_seed(config.seed)
@@ -61,10 +82,14 @@ def finetune(
     model.to(device)
     loaders = split_loaders(splits, {"inputs": tokenizer}, **loader_options(config, device))
     num_parameters = sum(p.numel() for p in model.parameters())
-    callback.on_train_begin(_begin_info(splits, loaders, config, device, num_parameters))
+    callback.on_train_begin(begin_info(splits, loaders, config, device, num_parameters, resume_from))
 
-    # Loop: AdamW + ExponentialLR, per-batch callbacks, validation after every epoch.
-    fitted = fit(model, classify_step, loaders["train"], loaders["valid"], config, device, callback)
+    # Loop: AdamW + the configured schedule, per-batch callbacks, validation after every epoch, checkpoints.
+    fitted = fit(
+        model, classify_step, loaders["train"], loaders["valid"], config, device, callback,
+        checkpoints=checkpoints, resume_from=resume_from,
+    )  # fmt: skip
+    resume_from = None  # its tensors are in the model now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics
 
@@ -82,7 +107,9 @@ def finetune(
         "steps": fitted.steps,
         "metrics": metrics,
     }
-    size = save_model(output_dir, model, tokenizer, manifest)
+    save_model(output_dir, model, tokenizer, manifest)
+    checkpoints.discard()
+    size = folder_size(output_dir)
     return TrainResult(
         output_dir=Path(output_dir),
         label_names=list(dataset.label_names),
@@ -140,13 +167,15 @@ def evaluate_test_split(
     return metrics
 
 
-def _begin_info(
+def begin_info(
     splits: dict[str, TextDataset],
-    loaders: dict[str, torch.utils.data.DataLoader],
+    loaders: dict[str, Any],
     config: TrainConfig,
     device: torch.device,
     num_parameters: int,
+    resume_from: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """What on_train_begin reports (see Callback.on_train_begin)."""
     return {
         "total_steps": config.epochs * len(loaders["train"]),
         "train_rows": len(splits["train"]),
@@ -155,4 +184,5 @@ def _begin_info(
         "label_names": list(splits["train"].label_names),
         "device": str(device),
         "num_parameters": num_parameters,
+        "resumed_from_step": resume_from["step"] if resume_from is not None else 0,
     }

@@ -178,16 +178,7 @@ def split_dataset(
     """
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise ValueError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
-    rng = random.Random(seed)
-    by_label: dict[str, list[int]] = {}
-    for i, y in enumerate(ds.labels):
-        by_label.setdefault(ds.label_names[y], []).append(i)
-    keyed: list[tuple[float, int]] = []
-    for name in sorted(by_label):
-        group = by_label[name]
-        rng.shuffle(group)
-        keyed.extend(((rank + rng.random()) / len(group), i) for rank, i in enumerate(group))
-    order = [i for _, i in sorted(keyed)]
+    order = stratified_order(ds, seed)
 
     n = len(order)
     n_valid = _split_size(n, valid_fraction)
@@ -202,6 +193,36 @@ def split_dataset(
     test = ds.subset(order[n_valid : n_valid + n_test])
     train = ds.subset(order[n_valid + n_test :])
     return train, valid, test
+
+
+def stratified_order(ds: TextDataset, seed: int) -> list[int]:
+    """Row indices in an order that spreads every label evenly along it: each row is keyed by its shuffled
+    rank within its label, scaled to 0..1 (see split_dataset). Any prefix is a stratified sample."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, y in enumerate(ds.labels):
+        by_label.setdefault(ds.label_names[y], []).append(i)
+    keyed: list[tuple[float, int]] = []
+    for name in sorted(by_label):
+        group = by_label[name]
+        rng.shuffle(group)
+        keyed.extend(((rank + rng.random()) / len(group), i) for rank, i in enumerate(group))
+    return [i for _, i in sorted(keyed)]
+
+
+def relabel(ds: TextDataset, label_names: list[str]) -> TextDataset:
+    """The dataset with its label ids renumbered to index `label_names`, matched by name.
+
+    Every label of ds must be in label_names (callers check with unknown_labels and word their own error).
+    """
+    index = {name: i for i, name in enumerate(label_names)}
+    renumber = [index[name] for name in ds.label_names]
+    return TextDataset(list(ds.texts), [renumber[y] for y in ds.labels], list(label_names))
+
+
+def unknown_labels(ds: TextDataset, label_names: list[str]) -> list[str]:
+    """ds's label names that are not in label_names."""
+    return [name for name in ds.label_names if name not in label_names]
 
 
 def _split_size(n: int, fraction: float) -> int:

@@ -23,7 +23,7 @@ from mlcore.batching import Batch, split_loaders
 from mlcore.callbacks import Callback
 from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
-from mlcore.data import DataError, TextDataset
+from mlcore.data import DataError, TextDataset, relabel, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import check_max_length, load_for_training, load_trained
@@ -44,14 +44,15 @@ def distill(
     *,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    test_dataset: TextDataset | None = None,
 ) -> TrainResult:
     """Distil the model saved in teacher_dir into a student and save the student to output_dir.
 
     The student is derived from the teacher (config.student None: every other layer, or config.student_layers
     evenly spaced ones), or a catalogue/hub/folder model with a new head. With the teacher's dataset and seed,
     the splits are the teacher's own, so neither model has seen the test rows. Raises DataError when the
-    dataset has labels the teacher does not know. Checkpoints and resume work as in finetune(); a checkpoint
-    holds the student only, since the teacher does not change.
+    dataset has labels the teacher does not know. Checkpoints, resume and test_dataset work as in finetune();
+    a checkpoint holds the student only, since the teacher does not change.
     """
     callback = callback or Callback()
     device = resolve_device(config.device)
@@ -62,7 +63,7 @@ def distill(
     dataset = align_labels(dataset, label_names)
 
     # Data: the same split as fine-tuning.
-    splits = make_splits(dataset, config)
+    splits = make_splits(dataset, config, test_dataset)
     checkpoints = Checkpoints.for_run(
         config, output_dir, checkpoint_dir, kind="distill", source=str(teacher_dir), splits=splits
     )
@@ -172,15 +173,13 @@ def distill(
 
 def align_labels(dataset: TextDataset, label_names: list[str]) -> TextDataset:
     """The dataset with label ids renumbered to `label_names` (the teacher's), matched by name."""
-    unknown = [name for name in dataset.label_names if name not in label_names]
+    unknown = unknown_labels(dataset, label_names)
     if unknown:
         raise DataError(
             f"the dataset has labels the teacher was not trained on: {', '.join(map(repr, unknown))}; "
             f"the teacher's labels are: {', '.join(map(repr, label_names))}"
         )
-    index = {name: i for i, name in enumerate(label_names)}
-    renumber = [index[name] for name in dataset.label_names]
-    return TextDataset(list(dataset.texts), [renumber[y] for y in dataset.labels], list(label_names))
+    return relabel(dataset, label_names)
 
 
 def same_tokenizer(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:

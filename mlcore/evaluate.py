@@ -1,8 +1,11 @@
-"""Scoring a classifier: the classification report, and one pass of a model over a split."""
+"""Scoring a classifier: the classification report, one pass of a model over a split, and its CPU speed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +14,7 @@ import torch.nn.functional as F
 from mlcore.batching import Batch
 from mlcore.callbacks import Cancelled
 from mlcore.devices import autocast, autocast_dtype, to_device
+from mlcore.inference import Classifier
 
 
 def classification_report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict[str, Any]:
@@ -104,3 +108,45 @@ def score_split(
         f"{prefix}/macro_f1": report["macro_f1"],
         f"{prefix}/report": report,
     }
+
+
+def measure_cpu_speed(
+    model_dir: str | os.PathLike[str],
+    texts: list[str],
+    *,
+    batch_sizes: Sequence[int] = (1, 32),
+    repeats: int = 20,  # timed requests per batch size, at most
+    max_seconds: float = 10.0,  # wall-clock budget for all batch sizes together, warm-ups included
+) -> dict[str, float]:
+    """How fast the saved model classifies on CPU, measured the way it serves: Classifier.predict, with
+    tokenisation, on this process's torch threads.
+
+    For each batch size b: one warm-up request (first calls allocate and pick kernels), then up to `repeats`
+    requests of b texts (taken from `texts` in turn), stopping early once that batch size's share of
+    max_seconds is spent, so a slow model costs time, not accuracy of the bound.
+
+    Returns "cpu/latency_ms_b{b}" (median milliseconds per request), "cpu/samples_per_s_b{b}" (texts per
+    second over the timed requests) for each b, and "cpu/threads".
+    """
+    if not texts:
+        raise ValueError("give at least one text to time")
+    if not batch_sizes or min(batch_sizes) < 1 or repeats < 1 or max_seconds <= 0:
+        raise ValueError("batch_sizes must be at least 1, repeats at least 1 and max_seconds above 0")
+    classifier = Classifier.load(model_dir, device="cpu")
+    share = max_seconds / len(batch_sizes)
+    results: dict[str, float] = {}
+    for b in batch_sizes:
+        requests = [[texts[(r * b + j) % len(texts)] for j in range(b)] for r in range(repeats)]
+        began = time.perf_counter()
+        classifier.predict(requests[0], batch_size=b)
+        timings: list[float] = []
+        for request in requests:
+            start = time.perf_counter()
+            classifier.predict(request, batch_size=b)
+            timings.append(time.perf_counter() - start)
+            if time.perf_counter() - began >= share:
+                break
+        results[f"cpu/latency_ms_b{b}"] = statistics.median(timings) * 1000
+        results[f"cpu/samples_per_s_b{b}"] = b * len(timings) / sum(timings)
+    results["cpu/threads"] = torch.get_num_threads()
+    return results

@@ -14,7 +14,7 @@ from mlcore.batching import split_loaders
 from mlcore.callbacks import Callback
 from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
-from mlcore.data import TextDataset, split_dataset
+from mlcore.data import DataError, TextDataset, relabel, split_dataset, stratified_order, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
@@ -54,14 +54,19 @@ def finetune(
     *,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    test_dataset: TextDataset | None = None,
 ) -> TrainResult:
     """Fine-tune `base_model` (catalogue id, hub id or folder) on `dataset` and save it to output_dir.
+
+    With test_dataset (an official test set such as IMDB's), the final test is on its rows and `dataset` is
+    split into train and valid only (see make_splits).
 
     With config.checkpoint_every > 0, a checkpoint is written to checkpoint_dir (default: output_dir/checkpoint)
     every that many steps. With resume, a checkpoint found in checkpoint_dir is continued from, exactly (see
     mlcore.checkpoint); it is removed once the model is saved.
 
-    Raises ModelLoadError when the base model cannot be loaded, CheckpointMismatch when the checkpoint to resume
+    Raises ModelLoadError when the base model cannot be loaded, DataError when test_dataset has labels that
+    dataset lacks, CheckpointMismatch when the checkpoint to resume
     from is another run's, and Cancelled when the callback asks to stop (no model is saved then).
     """
     callback = callback or Callback()
@@ -69,7 +74,7 @@ def finetune(
     use_all_cpu_threads(device)
 
     # Data: the same seed always gives the same rows to each split.
-    splits = make_splits(dataset, config)
+    splits = make_splits(dataset, config, test_dataset)
     checkpoints = Checkpoints.for_run(
         config, output_dir, checkpoint_dir, kind="finetune", source=base_model, splits=splits
     )
@@ -121,20 +126,43 @@ def finetune(
     )
 
 
-def make_splits(dataset: TextDataset, config: TrainConfig) -> dict[str, TextDataset]:
+def make_splits(
+    dataset: TextDataset, config: TrainConfig, test_dataset: TextDataset | None = None
+) -> dict[str, TextDataset]:
     """{"train", "valid", "test"}, split with the config's fractions and seed, then capped.
 
-    Caps keep a prefix, which is itself stratified (see split_dataset).
+    With test_dataset, that is the test split (its labels renumbered to dataset's by name) and dataset is
+    split into train and valid only; test_fraction is ignored. Caps keep a prefix, which is itself stratified
+    (see split_dataset); a given test set is put in stratified order first, since one sorted by label (IMDB's
+    is) would otherwise lose whole classes to the cap.
     """
-    train, valid, test_rows = split_dataset(
-        dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed
-    )
+    if test_dataset is None:
+        train, valid, test_rows = split_dataset(
+            dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed
+        )
+    else:
+        train, valid, _ = split_dataset(
+            dataset, valid_fraction=config.valid_fraction, test_fraction=0.0, seed=config.seed
+        )
+        test_rows = _as_test_split(test_dataset, dataset.label_names)
+        if config.max_eval_samples is not None:
+            test_rows = test_rows.subset(stratified_order(test_rows, config.seed))
     if config.max_train_samples is not None:
         train = train.subset(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples is not None:
         valid = valid.subset(range(min(config.max_eval_samples, len(valid))))
         test_rows = test_rows.subset(range(min(config.max_eval_samples, len(test_rows))))
     return {"train": train, "valid": valid, "test": test_rows}
+
+
+def _as_test_split(test_dataset: TextDataset, label_names: list[str]) -> TextDataset:
+    unknown = unknown_labels(test_dataset, label_names)
+    if unknown:
+        raise DataError(
+            f"the test set has labels the training data does not have: {', '.join(map(repr, unknown))}; "
+            f"the training data's labels are: {', '.join(map(repr, label_names))}"
+        )
+    return relabel(test_dataset, label_names)
 
 
 def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:

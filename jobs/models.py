@@ -70,6 +70,7 @@ class Job(models.Model):
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started; above 1 after a resume.")
     result_model = models.OneToOneField(
         "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )

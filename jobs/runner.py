@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import traceback
+from pathlib import Path
+
+from django.conf import settings
 
 from mlcore.callbacks import Callback, Cancelled
 from mlcore.config import DistillConfig, TrainConfig, config_from_dict
+from mlcore.data import TextDataset
 
 from . import services
 from .models import Job, MetricPoint
@@ -45,10 +50,17 @@ def _plain(value):
 
 
 def execute(job: Job) -> None:
-    """Train, register the model, and record how the job ended; never leaves the job running."""
+    """Train, measure, register the model, and record how the job ended; never leaves the job running.
+
+    Checkpoints go to a folder per job that outlives this process, so a worker that takes the job over after
+    this one dies continues from the last checkpoint; it is removed once the job has ended.
+    """
+    checkpoints = services.checkpoint_dir(job)
     try:
+        data = services.load_dataset(job.dataset)
         with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir:
-            result = _train(job, output_dir)
+            result = _train(job, data, output_dir, checkpoints)
+            result.metrics |= _cpu_speed(output_dir, data.texts[:64])
             record = services.register_model(job, result)
         services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
     except Cancelled:
@@ -57,16 +69,23 @@ def execute(job: Job) -> None:
         log.exception("job %s failed", job.pk)
         message = f"{type(exc).__name__}: {exc}"
         services.finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
+    shutil.rmtree(checkpoints, ignore_errors=True)
 
 
-def _train(job: Job, output_dir: str):
+def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
     from mlcore import distill, train  # torch loads here, in the worker only
 
-    data = services.load_dataset(job.dataset)
     callback = JobCallback(job)
     if job.kind == Job.Kind.DISTILL:
         config = config_from_dict(DistillConfig, job.params)
         teacher_dir = services.model_dir(job.teacher)
-        return distill.distill(data, teacher_dir, output_dir, config, callback)
+        return distill.distill(data, teacher_dir, output_dir, config, callback, checkpoint_dir=checkpoints)
     config = config_from_dict(TrainConfig, job.params)
-    return train.finetune(data, job.base_model, output_dir, config, callback)
+    return train.finetune(data, job.base_model, output_dir, config, callback, checkpoint_dir=checkpoints)
+
+
+def _cpu_speed(model_dir: str, texts: list[str]) -> dict:
+    """CPU latency (batch 1) and throughput (batch 32) of the new model, on texts of its own dataset."""
+    from mlcore.evaluate import measure_cpu_speed
+
+    return measure_cpu_speed(model_dir, texts, max_seconds=settings.DISTILLERY_SPEED_SECONDS)

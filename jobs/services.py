@@ -130,6 +130,7 @@ def create_job(
 ) -> Job:
     """Validate a job request, save it queued, and enqueue it once the transaction commits."""
     params = dict(params or {})
+    params.setdefault("checkpoint_every", settings.DISTILLERY_CHECKPOINT_EVERY)
     config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
     try:
         config = config_from_dict(config_cls, params)
@@ -184,29 +185,42 @@ def job_defaults() -> dict:
     return {"finetune": config_defaults(TrainConfig), "distill": config_defaults(DistillConfig)}
 
 
-def claim_job(job_id: int, worker: str) -> Job | None:
-    """Move a queued job to running; None if another worker has it or it was cancelled meanwhile."""
-    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-        status=Job.Status.RUNNING, started_at=timezone.now(), worker=worker
-    )
-    if claimed != 1:
-        return None
-    job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
-    broadcast_status(job)
-    return job
+def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | None:
+    """Take a job for this worker, or None if there is nothing to run.
 
-
-def fail_orphan(job_id: int) -> None:
-    """A task delivered for a job that is already running means the worker running it died (late acks
-    give the message back): fail the job with a clear message rather than leave it running forever."""
-    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
-    if job is not None:
+    A queued job moves to running. A running job is taken over only when the broker redelivered its task,
+    which with late acks means the worker running it died: it resumes from its last checkpoint, up to
+    DISTILLERY_MAX_ATTEMPTS runs, and fails with a clear message after that.
+    """
+    now = timezone.now()
+    if Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=now, worker=worker, attempts=F("attempts") + 1
+    ):
+        job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+        broadcast_status(job)
+        return job
+    orphan = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first() if redelivered else None
+    if orphan is None:
+        return None  # taken by a live worker, finished, cancelled while queued, or deleted
+    if orphan.attempts >= settings.DISTILLERY_MAX_ATTEMPTS:
         finish_job(
-            job,
+            orphan,
             Job.Status.FAILED,
-            error=f"the worker running this job ({job.worker or 'unknown'}) stopped before it finished; "
-            "launch the job again",
+            error=f"the worker running this job ({orphan.worker or 'unknown'}) stopped before it finished, "
+            f"{orphan.attempts} times; launch the job again",
         )
+        return None
+    # Compare-and-set on attempts, so two deliveries cannot both take the job over.
+    if not Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=orphan.attempts).update(
+        worker=worker, attempts=orphan.attempts + 1
+    ):
+        return None
+    log.warning("job %s: taking over from %s (attempt %s)", job_id, orphan.worker, orphan.attempts + 1)
+    return Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+
+
+def checkpoint_dir(job: Job) -> Path:
+    return Path(settings.DISTILLERY_CHECKPOINT_DIR) / f"job-{job.pk}"
 
 
 def request_cancel(job: Job) -> Job:

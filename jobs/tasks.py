@@ -11,10 +11,9 @@ from .models import Job
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> str:
     """Run one fine-tune or distillation job on this worker."""
-    job = services.claim_job(job_id, worker=self.request.hostname or "")
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    job = services.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
     if job is None:
-        # Already taken, cancelled while queued, or redelivered after a worker died mid-job.
-        services.fail_orphan(job_id)
         return "skipped"
     runner.execute(job)
     return Job.objects.values_list("status", flat=True).get(pk=job_id)

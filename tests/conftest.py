@@ -170,7 +170,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     app.control.purge()
     name = f"test-{os.getpid()}@distillery"
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+        DISTILLERY_SPEED_SECONDS="1",
+    )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1",

@@ -35,7 +35,7 @@ def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dat
 def test_a_job_is_claimed_once(user, dataset):
     job = services.create_job(user, kind="finetune", dataset=dataset)
     assert services.claim_job(job.pk, worker="a") is not None
-    assert services.claim_job(job.pk, worker="b") is None
+    assert services.claim_job(job.pk, worker="b") is None  # a duplicate delivery while "a" is alive
     job.refresh_from_db()
     assert (job.status, job.worker) == ("running", "a")
 
@@ -46,3 +46,16 @@ def test_a_job_cancelled_while_queued_is_not_run(user, dataset):
     assert services.claim_job(job.pk, worker="a") is None
     job.refresh_from_db()
     assert job.status == "cancelled" and job.started_at is None
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_with_a_clear_message(user, sentiment_csv, settings):
+    dataset = services.create_dataset(user, "d", sentiment_csv)
+    job = services.create_job(user, kind="finetune", dataset=dataset)
+    assert services.claim_job(job.pk, worker="w1") is not None
+    assert services.claim_job(job.pk, worker="alive") is None  # a plain duplicate never takes a running job
+    for attempt in range(2, settings.DISTILLERY_MAX_ATTEMPTS + 1):  # each redelivery takes the job over
+        assert services.claim_job(job.pk, worker=f"w{attempt}", redelivered=True) is not None
+    assert services.claim_job(job.pk, worker="last", redelivered=True) is None
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert f"stopped before it finished, {settings.DISTILLERY_MAX_ATTEMPTS} times" in job.error

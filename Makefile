@@ -34,3 +34,11 @@ test: install
 
 lint: install
 	$(PY) -m ruff check .
+
+# Training benchmark: the study's loop vs the engine, teacher and student (bench/README.md). Quick mode by
+# default; e.g. BENCH_ARGS="--full --device cuda" or BENCH_ARGS="--quick --max-length 512".
+BENCH_ARGS ?= --quick
+
+.PHONY: bench-train
+bench-train: install
+	$(PY) -m bench.train_bench $(BENCH_ARGS)

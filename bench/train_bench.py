@@ -1,0 +1,563 @@
+"""Training benchmark: the study's plain loop against Distillery's engine, teacher and student, side by side.
+
+    python -m bench.train_bench [--quick | --full] [--max-length 128] [--device auto|cpu|cuda]
+                                [--engine-recipe study|best] [--train-rows N --valid-rows N --test-rows N]
+                                [--out DIR] [--skip-baseline]
+
+In one run, on the same rows and seed:
+  baseline_teacher  the study's loop (bench/baseline.py) fine-tunes the bundled all-MiniLM-L6-v2;
+  baseline_student  its every-other-layer student, distilled the study's way in the same loop;
+  engine_teacher    mlcore.train.finetune, same base model, same train/valid/test rows;
+  engine_student    mlcore.distill.distill from engine_teacher.
+All four are scored on the same valid rows (one fixed split of the train file's prefix) and the same test rows
+(the test file's prefix), and their CPU inference speed is measured the same way (mlcore.evaluate, CPU,
+os.cpu_count() threads). The study's table and the engine/baseline ratios are printed; everything goes to a
+JSON file (bench/runs/ by default) whose path is the last line printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from bench.baseline import StudyConfig, distill_baseline, finetune_baseline
+from mlcore.callbacks import Callback
+from mlcore.catalogue import resolve_model
+from mlcore.config import DistillConfig, TrainConfig
+from mlcore.data import TextDataset, read_table, split_dataset
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "imdb"
+DEFAULT_TRAIN_FILE = DATA_DIR / "train.csv.gz"
+DEFAULT_TEST_FILE = DATA_DIR / "test.csv.gz"
+DEFAULT_OUT = BENCH_DIR / "runs"
+RUN_NAMES = ("baseline_teacher", "baseline_student", "engine_teacher", "engine_student")
+RATIO_NAMES = (
+    "train_speedup_teacher",
+    "train_speedup_student",
+    "student_accuracy_retained",
+    "student_inference_speedup",
+)
+RUN_KEYS = (
+    "test_accuracy",
+    "valid_accuracy",
+    "avg_train_accuracy",
+    "avg_train_loss",
+    "params",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+    "train_rows",
+    "test_rows",
+)
+
+# Rows per mode at max_length 128: (train, valid, test, inference texts). --quick must finish within 20 minutes
+# on 2 CPU cores (4 trainings + evaluations; the study's teacher loop trains ~7.5 samples/s there at 128 tokens,
+# its student ~13); at a longer max_length its row counts shrink in proportion (512: 375/125/250).
+QUICK_ROWS = (1500, 500, 1000, 256)
+FULL_ROWS = (22500, 2500, 25000, 256)
+
+# The engine's hyperparameters. "study" is the baseline's own (the fair throughput comparison); "best" is the
+# accuracy recipe: head+tail truncation (Sun et al. 2019), linear decay after 6% warmup, a higher rate,
+# two epochs in full mode, and distillation at T=2 (with T^2 scaling).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "study": {
+        "teacher": {"group_by_length": True, "precision": "auto"},
+        "student": {"group_by_length": True, "precision": "auto", "alpha": 0.5, "temperature": 1.0},
+    },
+    "best": {
+        "teacher": {
+            "group_by_length": True,
+            "precision": "auto",
+            "truncation": "head_tail",
+            "scheduler": "linear",
+            "warmup_ratio": 0.06,
+            "weight_decay": 0.01,
+            "learning_rate": 5e-5,
+            "batch_size": 32,
+        },
+        "student": {
+            "group_by_length": True,
+            "precision": "auto",
+            "truncation": "head_tail",
+            "scheduler": "linear",
+            "warmup_ratio": 0.06,
+            "weight_decay": 0.01,
+            "learning_rate": 5e-5,
+            "batch_size": 32,
+            "alpha": 0.5,
+            "temperature": 2.0,
+        },
+    },
+}
+BEST_FULL_EPOCHS = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n\n")[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="a few thousand rows (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="all 25,000 + 25,000 rows")
+    p.set_defaults(mode="quick")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N for training (default auto)")
+    p.add_argument("--train-rows", type=int, help="training rows (taken after the valid rows from the train file)")
+    p.add_argument("--valid-rows", type=int, help="validation rows held out of the train file's prefix")
+    p.add_argument("--test-rows", type=int, help="rows from the start of the test file")
+    p.add_argument("--infer-rows", type=int, help="test texts for the CPU inference measurement")
+    p.add_argument("--infer-seconds", type=float, default=20.0, help="CPU timing budget per model (default 20)")
+    p.add_argument(
+        "--engine-recipe",
+        choices=sorted(RECIPES),
+        default="study",
+        help="engine hyperparameters: study (the baseline's, default) or best (accuracy)",
+    )
+    p.add_argument(
+        "--engine-epochs", type=int, help=f"engine epochs (default 1; best recipe in full mode: {BEST_FULL_EPOCHS})"
+    )
+    p.add_argument("--engine-lr", type=float, help="engine teacher learning rate (default: the recipe's)")
+    p.add_argument("--engine-student-lr", type=float, help="engine student learning rate (default: the recipe's)")
+    p.add_argument("--hidden-loss-weight", type=float, help="engine student's hidden-state loss weight (default 0)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="teacher base model: catalogue id or folder")
+    p.add_argument("--train-file", type=Path, default=DEFAULT_TRAIN_FILE)
+    p.add_argument("--test-file", type=Path, default=DEFAULT_TEST_FILE)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON (default bench/runs/)")
+    p.add_argument("--keep-models", action="store_true", help="keep the four model folders next to the JSON")
+    p.add_argument("--skip-baseline", action="store_true", help="engine runs only (baseline runs and ratios null)")
+    p.add_argument("--progress-every", type=float, default=30.0, help="seconds between progress lines")
+    args = p.parse_args(argv)
+    if not 8 <= args.max_length <= 512:
+        p.error("--max-length must be in 8..512")
+    for name in ("train_rows", "valid_rows", "test_rows", "infer_rows", "engine_epochs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def row_counts(args: argparse.Namespace) -> tuple[dict[str, int], str]:
+    """Rows per split, and the mode's name ("custom" once a row count is given explicitly)."""
+    if args.mode == "full":
+        train, valid, test, infer = FULL_ROWS
+    else:
+        scale = min(1.0, 128 / args.max_length)  # attention and padding grow with max_length: fewer rows
+        train, valid, test = (max(64, round(n * scale)) for n in QUICK_ROWS[:3])
+        infer = max(96, round(QUICK_ROWS[3] * scale))
+    given = {"train": args.train_rows, "valid": args.valid_rows, "test": args.test_rows, "infer": args.infer_rows}
+    rows = {"train": train, "valid": valid, "test": test, "infer": infer}
+    rows |= {k: v for k, v in given.items() if v is not None}
+    mode = "custom" if any(v is not None for k, v in given.items() if k != "infer") else args.mode
+    return rows, mode
+
+
+def load_splits(args: argparse.Namespace, rows: dict[str, int]) -> dict[str, TextDataset]:
+    """pool (train + valid, the train file's prefix), train, valid (one fixed split of the pool), test."""
+    train_file, _ = read_table(args.train_file)
+    test_file, _ = read_table(args.test_file)
+    if train_file.label_names != test_file.label_names:
+        raise SystemExit(f"train labels {train_file.label_names} differ from test labels {test_file.label_names}")
+    n_pool = min(rows["train"] + rows["valid"], len(train_file))
+    pool = train_file.subset(range(n_pool))
+    valid_fraction = rows["valid"] / n_pool
+    # The same stratified, seeded split the engine makes of `pool` with this valid_fraction and no test part.
+    train, valid, _ = split_dataset(pool, valid_fraction=valid_fraction, test_fraction=0.0, seed=args.seed)
+    test = test_file.subset(range(min(rows["test"], len(test_file))))
+    return {"pool": pool, "train": train, "valid": valid, "test": test, "valid_fraction": valid_fraction}
+
+
+class Progress:
+    """Prints one line per `every` seconds (and at the first and last step) with the training speed."""
+
+    def __init__(self, name: str, batch_size: int, every: float) -> None:
+        self.name, self.batch_size, self.every = name, batch_size, every
+        self.start = time.perf_counter()
+        self.last_print = -math.inf
+
+    def __call__(self, step: int, total: int, loss: float | None = None, accuracy: float | None = None) -> None:
+        now = time.perf_counter()
+        if step not in (1, total) and now - self.last_print < self.every:
+            return
+        self.last_print = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = step / elapsed
+        eta = (total - step) / rate if rate > 0 else float("nan")
+        extra = ""
+        if loss is not None:
+            extra += f" loss {loss:.4f}"
+        if accuracy is not None:
+            extra += f" acc {accuracy:.3f}"
+        say(
+            f"[{self.name}] step {step}/{total} {rate:.3f} steps/s ~{rate * self.batch_size:.1f} samples/s"
+            f"{extra} elapsed {elapsed:.0f}s eta {eta:.0f}s"
+        )
+
+
+class EngineClock(Callback):
+    """Times the engine's training loop from on_train_begin to the last batch, minus validation in between."""
+
+    def __init__(self, name: str, batch_size: int, every: float, device: torch.device) -> None:
+        self.name, self.batch_size, self.every, self.device = name, batch_size, every, device
+        self.info: dict[str, Any] = {}
+        self.begin = self.last_batch = 0.0
+        self.total_steps = 0
+        self.eval_seconds = 0.0
+        self.progress: Progress | None = None
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        self.info = dict(info)
+        self.begin = self.last_batch = time.perf_counter()
+        self.progress = Progress(self.name, self.batch_size, self.every)
+
+    def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
+        if step == total_steps and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.last_batch = time.perf_counter()
+        self.total_steps = total_steps
+        if self.progress is not None:
+            self.progress(step, total_steps, _num(metrics.get("train/loss")), _num(metrics.get("train/accuracy")))
+
+    def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
+        if split == "val" and step < self.total_steps:  # validation between epochs is not training time
+            self.eval_seconds += time.perf_counter() - self.last_batch
+
+    @property
+    def train_seconds(self) -> float:
+        return self.last_batch - self.begin - self.eval_seconds
+
+
+def engine_config(cls: type[TrainConfig], recipe: dict[str, Any], recipe_name: str, **base: Any) -> TrainConfig:
+    """The config with the recipe's settings; a recipe setting the installed mlcore lacks is an error for
+    "best" and skipped for "study" (whose extra settings are the engine's defaults anyway)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    settings = dict(base)
+    for key, value in recipe.items():
+        if key in fields:
+            settings[key] = value
+        elif recipe_name != "study":
+            raise SystemExit(f"this mlcore's {cls.__name__} has no {key!r} setting, which recipe {recipe_name!r} needs")
+    missing = [k for k in settings if k not in fields]
+    if missing:
+        raise SystemExit(f"this mlcore's {cls.__name__} has no {', '.join(missing)} setting")
+    return cls(**settings)
+
+
+def run_engine(
+    kind: str,
+    splits: dict[str, Any],
+    source: str,
+    output_dir: Path,
+    config: TrainConfig,
+    device: torch.device,
+    every: float,
+) -> dict[str, Any]:
+    from mlcore.distill import distill
+    from mlcore.train import finetune
+
+    name = f"engine_{kind}"
+    say(f"[{name}] {len(splits['train'])} train rows, {len(splits['valid'])} valid, {len(splits['test'])} test")
+    clock = EngineClock(name, config.batch_size, every, device)
+    train_fn = finetune if kind == "teacher" else distill
+    started = time.perf_counter()
+    result = train_fn(splits["pool"], source, output_dir, config, clock, test_dataset=splits["test"], resume=False)
+    _check_split(name, clock.info, splits)
+    m = result.metrics
+    return {
+        "test_accuracy": m.get("test/accuracy"),
+        "valid_accuracy": m.get("val/accuracy"),
+        "avg_train_accuracy": m["train/avg_accuracy"],
+        "avg_train_loss": m["train/avg_loss"],
+        "params": result.num_parameters,
+        "train_rows": result.train_rows,
+        "epochs": config.epochs,
+        "steps": result.steps,
+        "train_seconds": clock.train_seconds,
+        # Model loading and the one-off tokenisation of every split, before the first batch.
+        "setup_seconds": clock.begin - started,
+        "total_seconds": time.perf_counter() - started,
+        "config": dataclasses.asdict(config),
+        "model_dir": str(output_dir),
+    }
+
+
+def _check_split(name: str, info: dict[str, Any], splits: dict[str, Any]) -> None:
+    expected = {
+        "train_rows": len(splits["train"]),
+        "valid_rows": len(splits["valid"]),
+        "test_rows": len(splits["test"]),
+    }
+    got = {k: info.get(k) for k in expected}
+    if got != expected:
+        raise SystemExit(f"[{name}] the engine split the rows differently from the baseline: {got} != {expected}")
+
+
+def run_baseline(
+    kind: str, splits: dict[str, Any], source: str, output_dir: Path, config: StudyConfig, every: float
+) -> dict[str, Any]:
+    name = f"baseline_{kind}"
+    say(f"[{name}] {len(splits['train'])} train rows, {len(splits['valid'])} valid, {len(splits['test'])} test")
+    fn = finetune_baseline if kind == "teacher" else distill_baseline
+    started = time.perf_counter()
+    figures = fn(
+        splits["train"],
+        splits["valid"],
+        splits["test"],
+        source,
+        output_dir,
+        config,
+        Progress(name, config.batch_size, every),
+    )
+    figures |= {
+        "total_seconds": time.perf_counter() - started,
+        "config": dataclasses.asdict(config),
+        "model_dir": str(output_dir),
+    }
+    return figures
+
+
+def cpu_speed(model_dir: Path, texts: list[str], seconds: float) -> dict[str, float]:
+    """CPU inference at batch 1 and 32 with os.cpu_count() threads, the same way for every model."""
+    from mlcore.evaluate import measure_cpu_speed
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return measure_cpu_speed(model_dir, texts, batch_sizes=(1, 32), max_seconds=seconds)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fp32_source(source: str, workdir: Path) -> str:
+    """source itself when its weights are fp32, else an fp32 copy in workdir.
+
+    transformers 5 loads a checkpoint in its stored dtype, so a bf16 copy of the model (as carried to a GPU
+    machine) would train the baseline in bf16 and give the engine different starting weights; both start from
+    the same fp32 weights instead.
+    """
+    folder = Path(source)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return source
+    from safetensors import safe_open
+
+    with safe_open(str(files[0]), framework="pt") as f:
+        keys = [k for k in f.keys() if f.get_slice(k).get_dtype() in ("BF16", "F16", "F32", "F64")]
+        stored = {f.get_slice(k).get_dtype() for k in keys}
+    if stored <= {"F32"}:
+        return source
+    from transformers import AutoModel, AutoTokenizer
+
+    copy = workdir / "base_fp32"
+    say(f"bench: {source} holds {'/'.join(sorted(stored))} weights; training from an fp32 copy in {copy}")
+    AutoModel.from_pretrained(source, dtype=torch.float32).save_pretrained(copy)
+    AutoTokenizer.from_pretrained(source).save_pretrained(copy)
+    return str(copy)
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cuda = device.type == "cuda"
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "train_device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "cuda": torch.version.cuda if cuda else None,
+    }
+
+
+def ratios(runs: dict[str, dict[str, Any] | None]) -> dict[str, float | None]:
+    def get(run: str, key: str) -> float | None:
+        return (runs.get(run) or {}).get(key)
+
+    return {
+        "train_speedup_teacher": _div(
+            get("engine_teacher", "train_samples_per_s"), get("baseline_teacher", "train_samples_per_s")
+        ),
+        "train_speedup_student": _div(
+            get("engine_student", "train_samples_per_s"), get("baseline_student", "train_samples_per_s")
+        ),
+        "student_accuracy_retained": _div(
+            get("engine_student", "test_accuracy"), get("engine_teacher", "test_accuracy")
+        ),
+        "student_inference_speedup": _div(
+            get("engine_student", "infer_samples_per_s"), get("engine_teacher", "infer_samples_per_s")
+        ),
+    }
+
+
+def table(runs: dict[str, dict[str, Any] | None]) -> str:
+    def f(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = [
+        "| run | avg train acc | valid acc | test acc | avg train loss | params | train samples/s | "
+        "CPU infer samples/s (b32) | CPU latency b1 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in RUN_NAMES:
+        r = runs.get(name)
+        if r is None:
+            lines.append(f"| {name} | skipped |  |  |  |  |  |  |  |")
+            continue
+        lines.append(
+            f"| {name} | {f(r['avg_train_accuracy'], '.4f')} | {f(r['valid_accuracy'], '.4f')} | "
+            f"{f(r['test_accuracy'], '.4f')} | {f(r['avg_train_loss'], '.4f')} | {r['params'] / 1e6:.2f}M | "
+            f"{f(r['train_samples_per_s'], '.2f')} | {f(r['infer_samples_per_s'], '.1f')} | "
+            f"{f(r.get('cpu_latency_ms_b1'), '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    rows, mode = row_counts(args)
+    device = resolve_device(args.device)
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)  # as mlcore does, so both loops get the same threads
+    source = resolve_model(args.model)
+    machine = machine_info(device)
+    say(
+        f"bench: mode {mode}, max_length {args.max_length}, device {device}, engine recipe {args.engine_recipe}, "
+        f"rows {rows}, model {source}"
+    )
+    say(f"bench: {machine}")
+    bench_start = time.perf_counter()
+
+    splits = load_splits(args, rows)
+    infer_texts = splits["test"].texts[: rows["infer"]]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    keep = args.out / f"train-{stamp}-{mode}-L{args.max_length}-models" if args.keep_models else None
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        models = keep or Path(tmp)
+        source = fp32_source(source, Path(tmp))
+        runs: dict[str, dict[str, Any] | None] = dict.fromkeys(RUN_NAMES)
+        common = {"max_length": args.max_length, "seed": args.seed, "device": str(device)}
+
+        if not args.skip_baseline:
+            study = StudyConfig(**common)
+            runs["baseline_teacher"] = run_baseline(
+                "teacher", splits, source, models / "baseline_teacher", study, args.progress_every
+            )
+            runs["baseline_student"] = run_baseline(
+                "student", splits, models / "baseline_teacher", models / "baseline_student", study, args.progress_every
+            )
+
+        recipe = RECIPES[args.engine_recipe]
+        epochs = args.engine_epochs or (BEST_FULL_EPOCHS if args.engine_recipe == "best" and mode == "full" else 1)
+        base = common | {"epochs": epochs, "valid_fraction": splits["valid_fraction"], "test_fraction": 0.0}
+        teacher_recipe, student_recipe = dict(recipe["teacher"]), dict(recipe["student"])
+        if args.engine_lr is not None:
+            teacher_recipe["learning_rate"] = args.engine_lr
+        if args.engine_student_lr is not None:
+            student_recipe["learning_rate"] = args.engine_student_lr
+        if args.hidden_loss_weight is not None:
+            student_recipe["hidden_loss_weight"] = args.hidden_loss_weight
+        teacher_config = engine_config(TrainConfig, teacher_recipe, args.engine_recipe, **base)
+        student_config = engine_config(DistillConfig, student_recipe, args.engine_recipe, **base)
+        runs["engine_teacher"] = run_engine(
+            "teacher", splits, source, models / "engine_teacher", teacher_config, device, args.progress_every
+        )
+        runs["engine_student"] = run_engine(
+            "student",
+            splits,
+            str(models / "engine_teacher"),
+            models / "engine_student",
+            student_config,
+            device,
+            args.progress_every,
+        )
+
+        for name, run in runs.items():
+            if run is None:
+                continue
+            say(f"[{name}] measuring CPU inference on {len(infer_texts)} test texts")
+            speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds)
+            run |= {
+                "recipe": "study" if name.startswith("baseline") else args.engine_recipe,
+                "train_samples_per_s": run["train_rows"] * run["epochs"] / run["train_seconds"],
+                "infer_samples_per_s": speed["cpu/samples_per_s_b32"],
+                "cpu_latency_ms_b1": speed.get("cpu/latency_ms_b1"),
+                "cpu_samples_per_s_b1": speed.get("cpu/samples_per_s_b1"),
+                "infer_rows": len(infer_texts),
+                "cpu_threads": speed.get("cpu/threads"),
+                "test_rows": len(splits["test"]),
+                "valid_rows": len(splits["valid"]),
+                "device": str(device),
+                "max_length": args.max_length,
+                "seed": args.seed,
+                "base_model": args.model,
+            }
+            if keep is None:
+                run.pop("model_dir")
+
+    result = {
+        "mode": mode,
+        "max_length": args.max_length,
+        "machine": machine | {"bench_seconds": time.perf_counter() - bench_start},
+        "runs": runs,
+        "ratios": ratios(runs),
+    }
+    say("")
+    say(table(runs))
+    say("")
+    say("ratios: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in result["ratios"].items()))
+    path = args.out / f"train-{stamp}-{mode}-L{args.max_length}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    say(str(path))
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when available, else CPU (as mlcore resolves it); CUDA asked for but absent is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name} was asked for but CUDA is not available here")
+    return device
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,106 @@
+"""The training benchmark end to end on a tiny BERT and a tiny CSV: the JSON's schema, its figures, the last line."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import train_bench
+from mlcore.testing import make_tiny_bert, sentiment_rows
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def bench_files(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "model": make_tiny_bert(tmp_path / "tiny"),
+        "train": _write_csv(tmp_path / "train.csv.gz", sentiment_rows(120, seed=1)),
+        "test": _write_csv(tmp_path / "test.csv.gz", sentiment_rows(60, seed=2)),
+        "out": tmp_path / "runs",
+    }
+
+
+def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str, Path], capsys) -> None:
+    path = train_bench.main([
+        "--quick", "--device", "cpu", "--max-length", "32", "--model", str(bench_files["model"]),
+        "--train-file", str(bench_files["train"]), "--test-file", str(bench_files["test"]),
+        "--train-rows", "64", "--valid-rows", "16", "--test-rows", "32", "--infer-rows", "32", "--infer-seconds", "1",
+        "--out", str(bench_files["out"]), "--progress-every", "0",
+    ])  # fmt: skip
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(path)
+    assert path.parent == bench_files["out"] and path.suffix == ".json"
+    assert any(line.startswith("[baseline_teacher] step 1/") for line in printed)
+    assert any(line.startswith("[engine_student] step ") for line in printed)
+    assert any(line.startswith("| engine_student |") for line in printed)
+
+    result = json.loads(path.read_text())
+    assert set(result) == {"mode", "max_length", "machine", "runs", "ratios"}
+    assert result["mode"] == "custom" and result["max_length"] == 32
+    assert {"cpu", "cores", "torch", "platform"} <= set(result["machine"])
+    runs = result["runs"]
+    assert set(runs) == set(train_bench.RUN_NAMES)
+    for name, run in runs.items():
+        assert set(train_bench.RUN_KEYS) <= set(run), name
+        for key in ("test_accuracy", "valid_accuracy", "avg_train_accuracy"):
+            assert 0.0 <= run[key] <= 1.0, (name, key)
+        assert run["avg_train_loss"] > 0
+        assert run["train_samples_per_s"] > 0 and run["infer_samples_per_s"] > 0
+        assert run["cpu_latency_ms_b1"] > 0 and run["train_seconds"] > 0
+        assert run["train_rows"] == 64 and run["test_rows"] == 32 and run["valid_rows"] == 16
+        assert run["epochs"] == 1 and run["max_length"] == 32 and run["device"] == "cpu"
+        assert run["train_samples_per_s"] == pytest.approx(64 / run["train_seconds"])
+    for kind in ("baseline", "engine"):
+        assert 0 < runs[f"{kind}_student"]["params"] < runs[f"{kind}_teacher"]["params"]
+    assert runs["baseline_teacher"]["params"] == runs["engine_teacher"]["params"]
+    assert runs["engine_teacher"]["recipe"] == "study" and runs["baseline_teacher"]["recipe"] == "study"
+
+    ratios = result["ratios"]
+    assert set(ratios) == set(train_bench.RATIO_NAMES)
+    assert ratios["train_speedup_teacher"] == pytest.approx(
+        runs["engine_teacher"]["train_samples_per_s"] / runs["baseline_teacher"]["train_samples_per_s"]
+    )
+    assert ratios["train_speedup_student"] == pytest.approx(
+        runs["engine_student"]["train_samples_per_s"] / runs["baseline_student"]["train_samples_per_s"]
+    )
+    if runs["engine_teacher"]["test_accuracy"] > 0:
+        assert ratios["student_accuracy_retained"] == pytest.approx(
+            runs["engine_student"]["test_accuracy"] / runs["engine_teacher"]["test_accuracy"]
+        )
+    assert ratios["student_inference_speedup"] == pytest.approx(
+        runs["engine_student"]["infer_samples_per_s"] / runs["engine_teacher"]["infer_samples_per_s"]
+    )
+
+
+def test_quick_rows_shrink_with_max_length() -> None:
+    rows_128, mode = train_bench.row_counts(train_bench.parse_args(["--quick"]))
+    rows_512, _ = train_bench.row_counts(train_bench.parse_args(["--quick", "--max-length", "512"]))
+    full, full_mode = train_bench.row_counts(train_bench.parse_args(["--full"]))
+    assert mode == "quick" and full_mode == "full"
+    assert rows_128["train"] == 1500 and rows_512["train"] == 375
+    assert full["train"] + full["valid"] == 25000 and full["test"] == 25000
+
+
+def test_a_bf16_base_model_is_trained_from_an_fp32_copy(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    assert train_bench.fp32_source(str(tiny), tmp_path / "work") == str(tiny)  # already fp32: used as it is
+    AutoModel.from_pretrained(tiny, dtype=torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    (tmp_path / "bf16" / "vocab.txt").write_text((tiny / "vocab.txt").read_text())
+    copy = train_bench.fp32_source(str(tmp_path / "bf16"), tmp_path / "work")
+    assert copy != str(tmp_path / "bf16")
+    model = AutoModel.from_pretrained(copy)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

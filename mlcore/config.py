@@ -4,7 +4,8 @@ The defaults are the study's: max_length 128 with head truncation, batch 64, lr 
 ExponentialLR(0.96) stepped every 10 batches, 1 epoch; distillation alpha 0.5 at temperature 1 into the teacher
 with every other layer kept, without a hidden-state loss. The options that beat the study on IMDB (head_tail
 truncation, the linear schedule with warm-up, a hidden-state loss, ...) are opt-in, so a job that names none of
-them trains the way the study did. Speed settings (group_by_length, precision) change no recipe and are on.
+them trains the way the study did. The speed settings are on by default: group_by_length changes which rows
+share a batch (not the rows seen per epoch), and precision "auto" is fp32 on CPU, bf16 only on a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class TrainConfig:
 
     max_length: int = field(default=128, metadata=_help("Tokens kept per text; longer texts are cut."))  # tokens
     batch_size: int = field(default=64, metadata=_help("Texts per optimiser step."))  # samples per step
-    learning_rate: float = field(default=2e-5, metadata=_help("AdamW learning rate at the start."))  # per step
+    learning_rate: float = field(
+        default=2e-5, metadata=_help("AdamW learning rate at the start (the peak after warm-up for 'linear').")
+    )  # per step
     lr_gamma: float = field(
-        default=0.96, metadata=_help("ExponentialLR factor: the learning rate is multiplied by this.")
+        default=0.96, metadata=_help("Scheduler 'exponential': the learning rate is multiplied by this.")
     )  # factor per scheduler step
     lr_step_every: int = field(
-        default=10, metadata=_help("Batches between two multiplications of the learning rate by lr_gamma.")
+        default=10, metadata=_help("Scheduler 'exponential': batches between two multiplications by lr_gamma.")
     )  # batches
     epochs: int = field(default=1, metadata=_help("Passes over the training rows."))  # passes
     valid_fraction: float = field(

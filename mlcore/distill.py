@@ -64,6 +64,8 @@ def distill(
 
     # Data: the same split as fine-tuning.
     splits = make_splits(dataset, config, test_dataset)
+
+    # Checkpoint: read first, so that one from another run fails before the student is built.
     checkpoints = Checkpoints.for_run(
         config, output_dir, checkpoint_dir, kind="distill", source=str(teacher_dir), splits=splits
     )

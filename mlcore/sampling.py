@@ -25,7 +25,8 @@ def batch_order(
       1. shuffle the rows;
       2. cut them into mega-batches of MEGABATCH_BATCHES * batch_size rows and sort each by length, longest
          first, so that each batch is padded to little more than its own rows' length;
-      3. cut into batches and shuffle the batch order, so that lengths do not arrive in a sawtooth.
+      3. cut into batches and shuffle the batch order, so that lengths do not arrive in a sawtooth; then swap
+         the batch holding the longest row to the front.
     Only the last mega-batch can end in a short batch, so the batch count is the same either way.
     """
     # A string seed: random.Random hashes it deterministically (tuples are not accepted as seeds).
@@ -39,6 +40,9 @@ def batch_order(
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if group_by_length:
         rng.shuffle(batches)
+        # The longest batch first: one too big for the GPU's memory then fails at once, not hours in.
+        longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]], default=0)
+        batches[0], batches[longest] = batches[longest], batches[0]
     return batches
 
 

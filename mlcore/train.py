@@ -66,8 +66,8 @@ def finetune(
     mlcore.checkpoint); it is removed once the model is saved.
 
     Raises ModelLoadError when the base model cannot be loaded, DataError when test_dataset has labels that
-    dataset lacks, CheckpointMismatch when the checkpoint to resume
-    from is another run's, and Cancelled when the callback asks to stop (no model is saved then).
+    dataset lacks, CheckpointMismatch when the checkpoint to resume from is another run's, and Cancelled when
+    the callback asks to stop (no model is saved then; checkpoints stay for a resume).
     """
     callback = callback or Callback()
     device = resolve_device(config.device)
@@ -75,6 +75,8 @@ def finetune(
 
     # Data: the same seed always gives the same rows to each split.
     splits = make_splits(dataset, config, test_dataset)
+
+    # Checkpoint: read first, so that one from another run fails before any model is loaded.
     checkpoints = Checkpoints.for_run(
         config, output_dir, checkpoint_dir, kind="finetune", source=base_model, splits=splits
     )
@@ -98,7 +100,7 @@ def finetune(
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics
 
-    # Evaluation: the held-out test rows, once.
+    # Evaluation: the test rows (held out, or test_dataset's), once.
     metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config)
 
     # Save: HF folder + distillery.json, which inference reads the labels, max_length and truncation from.

@@ -41,6 +41,12 @@ def test_batches_hold_rows_of_similar_length_but_arrive_in_shuffled_order():
     assert longest != sorted(longest) and longest != sorted(longest, reverse=True)
 
 
+def test_the_batch_with_the_longest_row_comes_first_so_running_out_of_memory_shows_at_once():
+    for epoch in range(3):
+        batches = order(group=True, epoch=epoch)
+        assert max(LENGTHS[i] for i in batches[0]) == max(LENGTHS)
+
+
 def test_the_same_seed_and_epoch_give_the_same_batches_and_another_epoch_or_seed_others():
     assert order(group=True, seed=3, epoch=2) == order(group=True, seed=3, epoch=2)
     assert order(group=True, seed=3, epoch=2) != order(group=True, seed=3, epoch=1)

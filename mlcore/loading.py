@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlcore.artifacts import read_manifest
@@ -28,6 +29,9 @@ def load_for_training(model_id: str, label_names: list[str]) -> tuple[PreTrained
             label2id={name: i for i, name in enumerate(label_names)},
             # A fine-tuned folder may come with a head for other labels; it is replaced, not an error.
             ignore_mismatched_sizes=True,
+            # transformers 5 keeps a checkpoint's stored dtype; training keeps fp32 master weights (bf16 is
+            # autocast), so a bf16 copy of a model does not silently train in bf16.
+            dtype=torch.float32,
         )
     except Exception as e:  # from_pretrained fails in many ways (OSError, ValueError, hub errors, ...)
         raise ModelLoadError(f"could not load model {model_id!r}: {e}") from e
@@ -42,7 +46,7 @@ def load_trained(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedModel, Pr
             raise FileNotFoundError(f"no config.json in {str(folder)!r}")
         manifest = read_manifest(folder)
         tokenizer = _load_tokenizer(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32)
     except Exception as e:
         raise ModelLoadError(f"could not load model {str(model_dir)!r}: {e}") from e
     id2label = model.config.id2label

@@ -146,6 +146,25 @@ def trained_model(user, tiny_bert, tiny_model_dir):
     return record
 
 
+def launch_finetune(api, upload, base_model, params: dict) -> dict:
+    """Upload a dataset and launch a fine-tune on it through the API; the created job's JSON."""
+    dataset = api.post("/api/datasets/", {"file": upload}, format="multipart").json()
+    payload = {"kind": "finetune", "dataset": dataset["id"], "base_model": str(base_model), "params": params}
+    response = api.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def job_socket(job_id: int, token: str, *, after: int | None = None):
+    """A websocket client for /ws/jobs/{id}/ through the real ASGI app, authenticated by token."""
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    query = f"?token={token}" + (f"&after={after}" if after is not None else "")
+    return WebsocketCommunicator(application, f"/ws/jobs/{job_id}/{query}", headers=[(b"origin", b"http://testserver")])
+
+
 # --- a real Celery worker process ------------------------------------------------------------------
 
 

@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
-from config.asgi import application
 from jobs.models import Job, ModelRecord
+
+from .conftest import job_socket, launch_finetune
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-async def _watch(path: str, token: str, timeout: float = 240) -> list[dict]:
+async def _watch(job_id: int, token: str, *, after: int | None = None, timeout: float = 240) -> list[dict]:
     """Collect websocket messages until the job reports a finished status."""
-    communicator = WebsocketCommunicator(application, f"{path}?token={token}" if "?" not in path
-                                         else f"{path}&token={token}", headers=[(b"origin", b"http://testserver")])
+    communicator = job_socket(job_id, token, after=after)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     messages = []
@@ -39,7 +38,7 @@ def _run_and_watch(api, payload: dict) -> tuple[dict, list[dict]]:
     assert response.status_code == 201, response.content
     job = response.json()
     assert job["status"] == "queued"
-    messages = asyncio.run(_watch(f"/ws/jobs/{job['id']}/", api.token))
+    messages = asyncio.run(_watch(job["id"], api.token))
     return api.get(f"/api/jobs/{job['id']}/").json(), messages
 
 
@@ -80,7 +79,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert teacher.metrics["test/accuracy"] > 0.8
 
     # 3. a client that reconnects after seq 5 gets exactly the points after it
-    late = asyncio.run(_watch(f"/ws/jobs/{job['id']}/?after=5", api.token))
+    late = asyncio.run(_watch(job["id"], api.token, after=5))
     assert [m["seq"] for m in late if m["type"] == "metric"] == [m["seq"] for m in metrics][5:]
 
     # 4. promote and classify one text and a batch
@@ -110,17 +109,11 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
 
 
 def test_a_running_job_can_be_cancelled(api, sentiment_csv, tiny_bert, fast_params, celery_worker):
-    dataset = api.post("/api/datasets/", {"file": sentiment_csv}, format="multipart").json()
     params = dict(fast_params, epochs=50, batch_size=4)  # long enough to still be running when cancelled
-    job = api.post(
-        "/api/jobs/", {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": params},
-        format="json",
-    ).json()
+    job = launch_finetune(api, sentiment_csv, tiny_bert, params)
 
     async def cancel_once_running():
-        communicator = WebsocketCommunicator(
-            application, f"/ws/jobs/{job['id']}/?token={api.token}", headers=[(b"origin", b"http://testserver")]
-        )
+        communicator = job_socket(job["id"], api.token)
         assert (await communicator.connect(timeout=10))[0]
         cancelled = False
         async with asyncio.timeout(240):

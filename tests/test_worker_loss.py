@@ -8,10 +8,10 @@ import signal
 
 import psutil
 import pytest
-from channels.testing import WebsocketCommunicator
 
-from config.asgi import application
 from jobs.models import Job
+
+from .conftest import job_socket, launch_finetune
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -19,17 +19,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_a_job_whose_worker_process_is_killed_resumes_from_its_checkpoint(
     api, sentiment_csv, tiny_bert, fast_params, celery_worker
 ):
-    dataset = api.post("/api/datasets/", {"file": sentiment_csv}, format="multipart").json()
     params = dict(fast_params, epochs=3, batch_size=4, checkpoint_every=20)  # 32 steps an epoch
-    job = api.post(
-        "/api/jobs/", {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": params},
-        format="json",
-    ).json()
+    job = launch_finetune(api, sentiment_csv, tiny_bert, params)
 
     async def kill_once_running():
-        communicator = WebsocketCommunicator(
-            application, f"/ws/jobs/{job['id']}/?token={api.token}", headers=[(b"origin", b"http://testserver")]
-        )
+        communicator = job_socket(job["id"], api.token)
         assert (await communicator.connect(timeout=10))[0]
         killed = []
         async with asyncio.timeout(240):

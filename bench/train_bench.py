@@ -37,6 +37,7 @@ from mlcore.callbacks import Callback
 from mlcore.catalogue import resolve_model
 from mlcore.config import DistillConfig, TrainConfig
 from mlcore.data import TextDataset, read_table, split_dataset
+from mlcore.devices import resolve_device
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "imdb"
@@ -435,7 +436,10 @@ def table(runs: dict[str, dict[str, Any] | None]) -> str:
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     rows, mode = row_counts(args)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as e:
+        raise SystemExit(f"--device {args.device}: {e}") from None
     if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(os.cpu_count() or 1)  # as mlcore does, so both loops get the same threads
     source = resolve_model(args.model)
@@ -530,16 +534,6 @@ def main(argv: list[str] | None = None) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     say(str(path))
     return path
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when available, else CPU (as mlcore resolves it); CUDA asked for but absent is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name} was asked for but CUDA is not available here")
-    return device
 
 
 def say(line: str) -> None:

@@ -56,6 +56,19 @@ def _media_in_tmp(settings, tmp_path_factory, request):
         settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """A new channel layer for each test. Tests run consumers under asyncio.run, one event loop each, while
+    channels-redis keeps per-channel asyncio locks on the layer object: a receive cancelled when one loop
+    shuts down can leave that state behind, and a consumer on the next loop then stops getting live
+    messages. The server runs one loop per process, so this is a test-only concern."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connections_of_the_sync_thread(django_db_setup):
     """Websocket tests run consumers under asyncio.run; their database_sync_to_async calls use asgiref's

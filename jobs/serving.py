@@ -1,38 +1,128 @@
-"""The web process's classifiers: each model loaded once, kept in a small LRU keyed by model id.
+"""The web process's serving engines: one per (model, precision), loaded once, kept in a small LRU.
 
-Artifacts of a model record never change, so a promote simply makes the next request ask for another id;
-requests already holding the old classifier finish on it.
+A model record's files never change, so promoting another model makes the next request look up another key;
+its engine is built (loaded, quantised if chosen, warmed up) before it is published here, so no request sees a
+half-loaded model, and requests already queued on the old engine finish on it. An engine pushed out of the
+LRU stops taking requests and answers those it holds before its thread ends.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from django.conf import settings
 
 from . import services
 from .models import ModelRecord
 
+log = logging.getLogger(__name__)
+
 _lock = threading.Lock()
-_loaded: OrderedDict[int, object] = OrderedDict()
+_engines: OrderedDict[tuple, Any] = OrderedDict()
+_loading: dict[tuple, threading.Lock] = {}
+_explainers: OrderedDict[str, Any] = OrderedDict()
 
 
-def classifier_for(record: ModelRecord):
-    """The loaded Classifier for a model record, loading it on first use."""
+def _key(record: ModelRecord) -> tuple:
+    # The artifact prefix is unique per stored model; ids can come back (e.g. a database restored from backup).
+    return (record.artifact_prefix, record.serving_precision, settings.DISTILLERY_SERVING_ENGINE)
+
+
+def cached_engine(record: ModelRecord):
+    """The engine for `record` if it is loaded, else None; cheap enough to call on the event loop."""
+    with _lock:
+        engine = _engines.get(_key(record))
+        if engine is not None:
+            _engines.move_to_end(_key(record))
+        return engine
+
+
+def engine_for(record: ModelRecord):
+    """The engine for `record`, loading it first if needed (seconds: call it off the event loop)."""
+    key = _key(record)
+    engine = cached_engine(record)
+    if engine is not None:
+        return engine
+    with _lock:
+        loading = _loading.setdefault(key, threading.Lock())
+    with loading:  # one load per key; other keys and cached lookups go on meanwhile
+        engine = cached_engine(record)
+        if engine is not None:
+            return engine
+        engine = _build(record)
+        with _lock:
+            _engines[key] = engine
+            _loading.pop(key, None)
+            evicted = []
+            while len(_engines) > settings.DISTILLERY_SERVING_CACHE:
+                evicted.append(_engines.popitem(last=False)[1])
+    for old in evicted:  # drain in the background: its queued requests still get answers
+        threading.Thread(target=old.close, name="distillery-engine-close", daemon=True).start()
+    return engine
+
+
+def _build(record: ModelRecord):
     from mlcore.inference import Classifier  # torch loads on first classify, not at web start
+    from mlcore.serving import BaselineEngine, BatchingEngine, set_threads
 
+    set_threads(settings.DISTILLERY_SERVING_THREADS)
+    if settings.DISTILLERY_SERVING_ENGINE == "baseline":  # the study's serving: fp32, one at a time
+        return BaselineEngine(Classifier.load(services.model_dir(record), device="cpu"))
+    classifier = Classifier.load(services.model_dir(record), device="cpu", precision=record.serving_precision)
+    log.info("serving model %s (%s)", record.pk, record.serving_precision)
+    return BatchingEngine(
+        classifier,
+        max_batch=settings.DISTILLERY_SERVING_MAX_BATCH,
+        max_wait_ms=settings.DISTILLERY_SERVING_MAX_WAIT_MS,
+        max_queue=settings.DISTILLERY_SERVING_QUEUE,
+    )
+
+
+def preload(record: ModelRecord) -> None:
+    """Load `record`'s engine in the background (after a promote), so its first request does not wait."""
+
+    def load():
+        try:
+            engine_for(record)
+        except Exception:
+            log.exception("could not preload model %s", record.pk)
+
+    threading.Thread(target=load, name="distillery-preload", daemon=True).start()
+
+
+def explainer_for(record: ModelRecord):
+    """An fp32 Classifier for explanations (gradients need the float model, whatever serving uses)."""
     with _lock:
-        if record.pk in _loaded:
-            _loaded.move_to_end(record.pk)
-            return _loaded[record.pk]
-        classifier = Classifier.load(services.model_dir(record), device="cpu")
-        _loaded[record.pk] = classifier
-        while len(_loaded) > getattr(settings, "DISTILLERY_SERVING_CACHE", 2):
-            _loaded.popitem(last=False)
-        return classifier
+        engine = _engines.get(_key(record))
+        if engine is not None and engine.classifier.precision == "fp32":
+            return engine.classifier
+        if record.artifact_prefix in _explainers:
+            _explainers.move_to_end(record.artifact_prefix)
+            return _explainers[record.artifact_prefix]
+    from mlcore.inference import Classifier
 
-
-def loaded_ids() -> list[int]:
+    classifier = Classifier.load(services.model_dir(record), device="cpu")
     with _lock:
-        return list(_loaded)
+        _explainers[record.artifact_prefix] = classifier
+        while len(_explainers) > settings.DISTILLERY_SERVING_CACHE:
+            _explainers.popitem(last=False)
+    return classifier
+
+
+def loaded() -> list[tuple]:
+    """(artifact prefix, precision, engine kind) of every loaded engine, least recently used first."""
+    with _lock:
+        return list(_engines)
+
+
+def reset() -> None:
+    """Close and forget every engine (tests, and settings changes)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        _explainers.clear()
+    for engine in engines:
+        engine.close()

@@ -107,7 +107,7 @@ def classify(request):
     form = ClassifyForm(request.POST or None)
     prediction = None
     if request.method == "POST" and form.is_valid() and record is not None:
-        prediction = serving.classifier_for(record).predict([form.cleaned_data["text"]])[0]
+        prediction = serving.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
     return render(request, "jobs/classify.html", {"form": form, "model": record, "prediction": prediction})
 

@@ -16,6 +16,8 @@ from mlcore.encoding import TRUNCATIONS, encode
 from mlcore.loading import load_trained
 
 DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
+TOKEN_BUDGET = 8192  # padded tokens per forward pass: long texts go in smaller chunks than short ones
+PRECISIONS = ("fp32", "int8")
 
 
 @dataclass
@@ -38,8 +40,10 @@ class Classifier:
         model_dir: Path,
         device: torch.device,
         truncation: str = "head",
+        precision: str = "fp32",
     ) -> None:
         self.model = model
+        self.precision = precision
         self.tokenizer = tokenizer
         self.label_names = label_names
         self.max_length = max_length
@@ -57,20 +61,31 @@ class Classifier:
         device: str = "cpu",
         max_length: int | None = None,
         truncation: str | None = None,
+        precision: str = "fp32",
     ) -> Classifier:
         """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
 
         max_length and truncation default to the ones the model was trained with (distillery.json), else
-        DEFAULT_MAX_LENGTH and "head".
+        DEFAULT_MAX_LENGTH and "head". precision "int8" quantises the linear layers dynamically (CPU only).
         """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         model, tokenizer, label_names, manifest = load_trained(model_dir)
         torch_device = resolve_device(device)
         model.to(torch_device).eval()
+        if precision == "int8":
+            if torch_device.type != "cpu":
+                raise ValueError("int8 dynamic quantisation runs on CPU only")
+            from mlcore.quantize import quantize_dynamic_int8
+
+            model = quantize_dynamic_int8(model)
         length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
         cut = truncation or manifest.get("truncation") or "head"
         if cut not in TRUNCATIONS:
             raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got {cut!r}")
-        return cls(model, tokenizer, label_names, length, Path(model_dir), torch_device, truncation=cut)
+        return cls(
+            model, tokenizer, label_names, length, Path(model_dir), torch_device, truncation=cut, precision=precision
+        )
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         """One Prediction per text, in input order."""
@@ -88,8 +103,7 @@ class Classifier:
             order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
             pad_id = self.tokenizer.pad_token_id or 0
             results: list[Prediction | None] = [None] * len(rows)
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
+            for chunk in _chunks(order, [len(r["input_ids"]) for r in rows], batch_size, TOKEN_BUDGET):
                 inputs = {k: v.to(self.device) for k, v in pad([rows[i] for i in chunk], pad_id).items()}
                 probabilities = self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
                 for i, probs in zip(chunk, probabilities, strict=True):
@@ -101,3 +115,18 @@ class Classifier:
                         truncated=truncated[i],
                     )
         return [r for r in results if r is not None]
+
+
+def _chunks(order: list[int], lengths: list[int], max_rows: int, token_budget: int) -> list[list[int]]:
+    """Split indices sorted by ascending length into chunks of at most max_rows rows and, padded to their
+    longest row, at most token_budget tokens (always at least one row)."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= max_rows or (len(current) + 1) * lengths[i] > token_budget):
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks

@@ -69,6 +69,15 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_serving_engines():
+    """Each test starts with no model loaded in this process, and leaves no engine thread behind."""
+    yield
+    from jobs import serving
+
+    serving.reset()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connections_of_the_sync_thread(django_db_setup):
     """Websocket tests run consumers under asyncio.run; their database_sync_to_async calls use asgiref's

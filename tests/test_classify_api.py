@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from jobs import serving
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from jobs import services, serving
 
 pytestmark = pytest.mark.django_db
 
@@ -25,12 +29,23 @@ def test_one_text_and_a_batch_are_classified_by_the_promoted_model(api, trained_
     assert [p["label"] for p in batch] == ["negative", "positive"]
 
 
-def test_the_model_is_loaded_once_and_swapped_on_promote(api, trained_model, user, tiny_bert, tmp_path):
+def test_the_model_is_loaded_once_and_swapped_on_promote(api, trained_model, second_model):
     api.post(f"/api/models/{trained_model.pk}/promote/")
-    api.post("/api/classify/", {"text": "good"}, format="json")
-    first = serving.classifier_for(trained_model)
+    assert api.post("/api/classify/", {"text": "good"}, format="json").json()["model"] == trained_model.pk
+    first = serving.engine_for(trained_model)
     api.post("/api/classify/", {"text": "bad"}, format="json")
-    assert serving.classifier_for(trained_model) is first
+    assert serving.engine_for(trained_model) is first and first.stats.requests == 2
+    api.post(f"/api/models/{second_model.pk}/promote/")
+    assert api.post("/api/classify/", {"text": "good"}, format="json").json()["model"] == second_model.pk
+    assert serving.engine_for(second_model) is not first
+
+
+def test_int8_serving_is_chosen_per_model_record(api, trained_model):
+    trained_model.serving_precision = "int8"
+    trained_model.save()
+    api.post(f"/api/models/{trained_model.pk}/promote/")
+    assert api.post("/api/classify/", {"text": "great good film"}, format="json").json()["label"] == "positive"
+    assert serving.engine_for(trained_model).classifier.precision == "int8"
 
 
 @pytest.mark.parametrize(
@@ -67,3 +82,48 @@ def test_the_classify_page_shows_the_label(client, user, trained_model):
     client.post(f"/models/{trained_model.pk}/promote/")
     page = client.post("/classify/", {"text": "great good film"}).content.decode()
     assert "positive" in page
+
+
+@pytest.fixture
+def second_model(user, trained_model, tiny_model_dir):
+    """Another record of the same files: a promote switches which record (and engine) serves."""
+    return services.import_model(user, tiny_model_dir, name="second")
+
+
+TEXTS = ["great good film", "awful bad movie", "good", "bad bad bad", "wonderful great", "terrible awful"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_get_their_own_answers_and_a_promote_loses_none(api, trained_model, second_model):
+    """60 requests at once through the ASGI request path (async view, batching engine); halfway, another model
+    is promoted. Every request gets a 200 with the answer for its own text, from one of the two models."""
+    api.post(f"/api/models/{trained_model.pk}/promote/")
+    expected = {t: api.post("/api/classify/", {"text": t}, format="json").json() for t in TEXTS}
+    client, auth = AsyncClient(), {"Authorization": f"Token {api.token}"}
+
+    async def one(text):
+        response = await client.post("/api/classify/", {"text": text}, content_type="application/json", headers=auth)
+        return text, response.status_code, response.json()
+
+    old = serving.engine_for(trained_model)
+
+    async def load():
+        # The old model is held busy while requests queue on it, and the promote happens with them in flight.
+        with old.classifier._lock:
+            first = [asyncio.ensure_future(one(TEXTS[i % len(TEXTS)])) for i in range(30)]
+            async with asyncio.timeout(30):
+                while old._queue.qsize() < 10:
+                    await asyncio.sleep(0.001)
+            await sync_to_async(services.promote)(second_model)
+        second = [asyncio.ensure_future(one(TEXTS[i % len(TEXTS)])) for i in range(30)]
+        return await asyncio.gather(*first, *second)
+
+    results = asyncio.run(load())
+    assert [status for _, status, _ in results] == [200] * 60
+    for text, _, body in results:
+        assert body["model"] in (trained_model.pk, second_model.pk)
+        assert body["label"] == expected[text]["label"]  # same files: same answer whichever model served it
+        assert body["probabilities"] == pytest.approx(expected[text]["probabilities"], abs=1e-5)
+    assert {body["model"] for _, _, body in results[30:]} == {second_model.pk}
+    assert sum(body["model"] == trained_model.pk for _, _, body in results[:30]) >= 11
+    assert old.stats.max_batch_seen > 1  # the queued requests were answered together

@@ -1,0 +1,32 @@
+"""Register a trained model folder (from mlcore, the benchmarks, or any HF sequence classifier) for a user."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs import services
+from mlcore.loading import ModelLoadError
+
+
+class Command(BaseCommand):
+    help = "Import a trained model folder as a model record of --owner; prints the new record's id."
+
+    def add_arguments(self, parser):
+        parser.add_argument("folder")
+        parser.add_argument("--owner", required=True, help="username that will own the model")
+        parser.add_argument("--name", default="")
+        parser.add_argument("--promote", action="store_true", help="make it the owner's serving model")
+        parser.add_argument("--precision", choices=["fp32", "int8"], help="serving precision (default: fp32)")
+
+    def handle(self, *args, folder, owner, name, promote, precision, **options):
+        try:
+            user = get_user_model().objects.get(username=owner)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"no user {owner!r}") from None
+        try:
+            record = services.import_model(user, folder, name=name, promote_it=promote)
+        except ModelLoadError as e:
+            raise CommandError(str(e)) from e
+        if precision:
+            record.serving_precision = precision
+            record.save(update_fields=["serving_precision"])
+        self.stdout.write(str(record.pk))

@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(router.urls)),
     path("api/classify/", api.ClassifyView.as_view(), name="api-classify"),
+    path("api/classify/file/", api.ClassifyFileView.as_view(), name="api-classify-file"),
+    path("api/explain/", api.ExplainView.as_view(), name="api-explain"),
     path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -56,3 +56,8 @@ class JobForm(forms.Form):
 
 class ClassifyForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=100_000, strip=True)
+
+
+class ClassifyFileForm(forms.Form):
+    file = forms.FileField(help_text="CSV, TSV or JSONL (optionally .gz) with a text column; an id column is kept.")
+    text_column = forms.CharField(required=False, max_length=200, help_text="Leave empty to detect it.")

@@ -111,6 +111,7 @@ class Job(models.Model):
             "error": self.error,
             "cancel_requested": self.cancel_requested,
             "result_model": self.result_model_id,
+            "output": bool(self.output_file),
         }
 
 

@@ -55,21 +55,56 @@ def execute(job: Job) -> None:
     Checkpoints go to a folder per job that outlives this process, so a worker that takes the job over after
     this one dies continues from the last checkpoint; it is removed once the job has ended.
     """
+    if job.kind == Job.Kind.CLASSIFY:
+        _guarded(job, lambda: _classify_file(job))
+        return
     checkpoints = services.checkpoint_dir(job)
+    _guarded(job, lambda: _train_and_register(job, checkpoints))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def _guarded(job: Job, work) -> None:
+    """Run `work`, then record how the job ended: succeeded, cancelled, or failed with a readable error."""
     try:
-        data = services.load_dataset(job.dataset)
-        with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir:
-            result = _train(job, data, output_dir, checkpoints)
-            result.metrics |= _cpu_speed(output_dir, data.texts[:64])
-            record = services.register_model(job, result)
-        services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
+        work()
     except Cancelled:
         services.finish_job(job, Job.Status.CANCELLED)
     except Exception as exc:
         log.exception("job %s failed", job.pk)
         message = f"{type(exc).__name__}: {exc}"
         services.finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def _train_and_register(job: Job, checkpoints: Path) -> None:
+    data = services.load_dataset(job.dataset)
+    with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir:
+        result = _train(job, data, output_dir, checkpoints)
+        result.metrics |= _cpu_speed(output_dir, data.texts[:64])
+        result.metrics["int8"] = _int8_report(job, data, output_dir)
+        record = services.register_model(job, result)
+    services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
+
+
+def _classify_file(job: Job) -> None:
+    """Classify an uploaded file with the job's model (at its serving precision) into a CSV in storage."""
+    from mlcore.batchfile import classify_table
+    from mlcore.inference import Classifier
+
+    table = services.load_texts(job)
+    classifier = Classifier.load(services.model_dir(job.model), device="cpu", precision=job.model.serving_precision)
+
+    def progress(done: int, total: int) -> None:
+        services.set_progress(job.pk, done / max(total, 1))
+        job.progress = done / max(total, 1)
+        services.broadcast_status(job)
+
+    with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as folder:
+        out = Path(folder) / f"{Path(job.input_filename).stem or 'texts'}-classified.csv"
+        classify_table(
+            classifier, table, out, on_progress=progress, should_stop=lambda: services.cancel_requested(job.pk)
+        )
+        services.save_output(job, out)
+    services.finish_job(job, Job.Status.SUCCEEDED)
 
 
 def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
@@ -82,6 +117,21 @@ def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
         return distill.distill(data, teacher_dir, output_dir, config, callback, checkpoint_dir=checkpoints)
     config = config_from_dict(TrainConfig, job.params)
     return train.finetune(data, job.base_model, output_dir, config, callback, checkpoint_dir=checkpoints)
+
+
+def _int8_report(job: Job, data: TextDataset, model_dir: str) -> dict:
+    """int8 vs fp32 on the job's own validation rows: the record then serves int8 if that costs at most
+    DISTILLERY_INT8_MAX_DROP points (services.serving_precision_for)."""
+    from mlcore.quantize import compare_precisions
+    from mlcore.train import make_splits
+
+    config = config_from_dict(DistillConfig if job.kind == Job.Kind.DISTILL else TrainConfig, job.params)
+    valid = make_splits(data, config)["valid"]
+    try:
+        return compare_precisions(model_dir, valid if len(valid) else data)
+    except Exception as exc:  # a model quantisation cannot handle still serves in fp32
+        log.warning("int8 comparison failed for job %s", job.pk, exc_info=True)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _cpu_speed(model_dir: str, texts: list[str]) -> dict:

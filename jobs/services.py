@@ -41,13 +41,7 @@ def create_dataset(
     2. parse and validate the whole file (encoding, columns, empty texts, labels);
     3. save the file through the storage API and the row in one go, removing the file if the row fails.
     """
-    limit = settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024
-    if upload.size > limit:
-        raise ValidationError(
-            {"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {settings.DISTILLERY_MAX_UPLOAD_MB} MB"}
-        )
-    if upload.size == 0:
-        raise ValidationError({"file": "the file is empty"})
+    _check_upload_size(upload)
     try:
         fmt = detect_format(upload.name)
         with _local_upload(upload) as path:
@@ -76,6 +70,16 @@ def create_dataset(
     except Exception:
         default_storage.delete(stored_name)
         raise
+
+
+def _check_upload_size(upload) -> None:
+    limit = settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024
+    if upload.size > limit:
+        raise ValidationError(
+            {"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {settings.DISTILLERY_MAX_UPLOAD_MB} MB"}
+        )
+    if upload.size == 0:
+        raise ValidationError({"file": "the file is empty"})
 
 
 @contextlib.contextmanager
@@ -155,7 +159,8 @@ def create_job(
             )
         base_model = teacher.name
     else:
-        raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill"})
+        hint = "; classify a file with POST /api/classify/file/" if kind == Job.Kind.CLASSIFY else ""
+        raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill{hint}"})
 
     from .tasks import run_job  # tasks imports services; import here to keep the cycle one-way
 
@@ -173,6 +178,63 @@ def create_job(
         transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id))
     broadcast_status(job)
     return job
+
+
+def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text_column: str | None = None) -> Job:
+    """Validate a file of texts now (clear errors, nothing stored if bad), store it, and queue a job on the
+    CPU queue that writes a CSV with each row's label and probabilities (runner.classify_file)."""
+    from mlcore.data import read_texts
+
+    model = model or promoted_model(owner)
+    if model is None:
+        raise ValidationError({"model": "no promoted model: promote one, or pass the id of one of your models"})
+    _check_upload_size(upload)
+    try:
+        with _local_upload(upload) as path:
+            table = read_texts(path, format=detect_format(upload.name), text_column=text_column or None)
+    except DataError as exc:
+        raise ValidationError({"file": str(exc)}) from None
+
+    from .tasks import run_job
+
+    upload.seek(0)
+    stored_name = default_storage.save(f"classify/input/{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
+    task_id = uuid.uuid4().hex
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                owner=owner,
+                kind=Job.Kind.CLASSIFY,
+                model=model,
+                base_model=model.name,
+                input_file=stored_name,
+                input_filename=Path(upload.name).name,
+                params={"text_column": table.text_column, "format": table.format, "rows": len(table.texts)},
+                celery_task_id=task_id,
+            )
+            transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id, queue="cpu"))
+    except Exception:
+        default_storage.delete(stored_name)
+        raise
+    broadcast_status(job)
+    return job
+
+
+def load_texts(job: Job):
+    """The texts of a classify job's stored upload (mlcore.data.TextTable)."""
+    from mlcore.data import read_texts
+
+    with job.input_file.open("rb") as fh, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(job.input_filename).name
+        path.write_bytes(fh.read())
+        return read_texts(path, format=job.params.get("format"), text_column=job.params.get("text_column"))
+
+
+def save_output(job: Job, csv_path: Path) -> None:
+    with csv_path.open("rb") as fh:
+        name = default_storage.save(f"classify/output/{uuid.uuid4().hex}/{csv_path.name}", File(fh))
+    Job.objects.filter(pk=job.pk).update(output_file=name)
+    job.output_file.name = name
 
 
 def _config_dict(config: TrainConfig) -> dict:

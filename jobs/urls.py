@@ -11,5 +11,6 @@ urlpatterns = [
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
     path("classify/", views.classify, name="classify"),
+    path("classify/file/", views.classify_file, name="classify-file"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services, serving
-from .forms import ClassifyForm, DatasetUploadForm, JobForm
+from .forms import ClassifyFileForm, ClassifyForm, DatasetUploadForm, JobForm
 from .health import health_status
 from .models import Dataset, Job, ModelRecord
 
@@ -109,7 +109,28 @@ def classify(request):
     if request.method == "POST" and form.is_valid() and record is not None:
         prediction = serving.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
-    return render(request, "jobs/classify.html", {"form": form, "model": record, "prediction": prediction})
+    context = {"form": form, "model": record, "prediction": prediction, "file_form": ClassifyFileForm()}
+    return render(request, "jobs/classify.html", context)
+
+
+@login_required
+@require_POST
+def classify_file(request):
+    """Start a batch classification of an uploaded file; its job page shows progress and the CSV link."""
+    form = ClassifyFileForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            job = services.create_classify_job(
+                request.user, form.cleaned_data["file"], text_column=form.cleaned_data["text_column"]
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            return redirect("job-detail", pk=job.pk)
+    record = services.promoted_model(request.user)
+    context = {"form": ClassifyForm(), "model": record, "prediction": None, "file_form": form}
+    return render(request, "jobs/classify.html", context, status=400)
 
 
 def healthz(request):

@@ -165,6 +165,50 @@ def read_table(
     return dataset, info
 
 
+@dataclass
+class TextTable:
+    """Unlabelled texts to classify, with an id per row when the file has an `id` column."""
+
+    texts: list[str]
+    ids: list[str] | None
+    format: str
+    text_column: str
+
+
+def read_texts(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,  # noqa: A002 - as in read_table
+    text_column: str | None = None,
+    max_rows: int = 1_000_000,
+    max_text_chars: int = 100_000,
+) -> TextTable:
+    """Read a table of texts for batch classification: read_table's parsing and checks, no label needed."""
+    path = Path(path)
+    fmt = format if format is not None else detect_format(path.name)
+    if fmt not in FORMATS:
+        raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    content = _decode(path.read_bytes())
+    if fmt == "jsonl":
+        columns, records = _parse_jsonl(content, max_rows)
+    else:
+        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
+    if not records:
+        raise DataError("the file has no data rows")
+    text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
+    id_col = next((c for c in columns if c.casefold() == "id" and c != text_col), None)
+    texts, ids = [], []
+    for row_no, record in records:
+        text = _cell(record, text_col, row_no, "text")
+        if len(text) > max_text_chars:
+            raise DataError(f"row {row_no}: the text is {len(text):,} characters long; the limit is {max_text_chars:,}")
+        texts.append(text)
+        if id_col is not None:
+            value = record.get(id_col)
+            ids.append("" if value is None else str(value))
+    return TextTable(texts, ids if id_col is not None else None, fmt, text_col)
+
+
 def split_dataset(
     ds: TextDataset, *, valid_fraction: float, test_fraction: float, seed: int
 ) -> tuple[TextDataset, TextDataset, TextDataset]:

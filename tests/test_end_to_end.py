@@ -77,6 +77,12 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     teacher = ModelRecord.objects.get(pk=job["result_model"])
     assert teacher.kind == "finetune" and teacher.label_names == ["negative", "positive"]
     assert teacher.metrics["test/accuracy"] > 0.8
+    # int8 was measured against fp32 on the 16 validation rows; the record serves int8 only if that paid off
+    int8 = teacher.metrics["int8"]
+    assert int8["rows"] == 16 and 0 <= int8["int8_accuracy"] <= 1 and int8["speedup"] > 0
+    assert int8["accuracy_drop_points"] == pytest.approx(100 * (int8["fp32_accuracy"] - int8["int8_accuracy"]))
+    chose_int8 = int8["accuracy_drop_points"] <= 0.5 and int8["speedup"] > 1
+    assert teacher.serving_precision == ("int8" if chose_int8 else "fp32")
 
     # 3. a client that reconnects after seq 5 gets exactly the points after it
     late = asyncio.run(_watch(job["id"], api.token, after=5))

@@ -53,11 +53,21 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "error",
             "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
+            "model", "input_filename", "output",
         ]
         read_only_fields = [
             "status", "progress", "error", "cancel_requested", "result_model", "worker",
-            "created_at", "started_at", "finished_at",
+            "created_at", "started_at", "finished_at", "model", "input_filename",
         ]
+
+    output = serializers.SerializerMethodField(help_text="Where a finished classify job's CSV is downloaded.")
+
+    def get_output(self, obj) -> str | None:
+        if not obj.output_file:
+            return None
+        url = f"/api/jobs/{obj.pk}/output/"
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
     def get_fields(self):
         # Only the requesting user's own datasets and models can be referenced ("does not exist" otherwise).
@@ -88,9 +98,10 @@ class ModelRecordSerializer(serializers.ModelSerializer):
         model = ModelRecord
         fields = [
             "id", "name", "kind", "base_model", "teacher", "dataset", "job", "params", "metrics", "label_names",
-            "num_parameters", "size_bytes", "is_promoted", "promoted_at", "created_at",
+            "num_parameters", "size_bytes", "serving_precision", "is_promoted", "promoted_at", "created_at",
         ]
-        read_only_fields = fields
+        # PATCH may rename a model or choose how it is served; everything else is its history.
+        read_only_fields = [f for f in fields if f not in ("name", "serving_precision")]
 
     def get_job(self, obj) -> int | None:
         job = getattr(obj, "produced_by", None)
@@ -134,3 +145,28 @@ class PredictionSerializer(serializers.Serializer):
     probability = serializers.FloatField()
     probabilities = serializers.DictField(child=serializers.FloatField())
     truncated = serializers.BooleanField()
+
+
+class ClassifyFileSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV, TSV or JSONL (optionally .gz) with a text column.")
+    text_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    model = serializers.PrimaryKeyRelatedField(
+        queryset=ModelRecord.objects.none(), required=False, allow_null=True,
+        help_text="One of your models; default: your promoted model.",
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["model"].queryset = ModelRecord.objects.filter(owner=request.user)
+        return fields
+
+
+class ExplainRequestSerializer(serializers.Serializer):
+    text = StrictCharField(allow_blank=False, trim_whitespace=False, max_length=100_000)
+
+    def validate_text(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("the text must not be blank")
+        return value

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models.deletion import ProtectedError
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.decorators import action
@@ -50,6 +54,17 @@ class JobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
             raise ValidationError({"status": f"the job has already {job.status}"})
         return Response(self.get_serializer(services.request_cancel(job)).data)
 
+    @extend_schema(responses={(200, "text/csv"): bytes})
+    @action(detail=True, methods=["get"])
+    def output(self, request, pk=None):
+        """The CSV a finished classify job wrote: each row's label, probability and every class probability."""
+        job = self.get_object()
+        if not job.output_file:
+            state = "is not a file classification" if job.kind != Job.Kind.CLASSIFY else f"is {job.status}"
+            raise NotFound(f"no output: the job {state}")
+        name = Path(job.output_file.name).name
+        return FileResponse(job.output_file.open("rb"), as_attachment=True, filename=name, content_type="text/csv")
+
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="return points with seq greater than this")],
         responses=s.MetricPointSerializer(many=True),
@@ -65,8 +80,16 @@ class JobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
         return Response(s.MetricPointSerializer(points, many=True).data)
 
 
-class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ModelViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
     serializer_class = s.ModelRecordSerializer
+    http_method_names = ["get", "patch", "post", "head", "options"]
+
+    def perform_update(self, serializer):
+        if serializer.instance.owner_id != self.request.user.pk:
+            raise ValidationError({"detail": "only the owner can change a model"})
+        serializer.save()
 
     def get_queryset(self):
         return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
@@ -112,6 +135,46 @@ class ClassifyView(AsyncAPIView):
         predictions = await _classify(self.record, texts)
         body = [{**_prediction(p), "model": self.record.pk} for p in predictions]
         return Response(body[0] if "text" in payload.validated_data else body)
+
+
+class ClassifyFileView(APIView):
+    """Classify every row of an uploaded file as a job on the CPU queue; the finished job links to a CSV."""
+
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    @extend_schema(request={"multipart/form-data": s.ClassifyFileSerializer}, responses={202: s.JobSerializer})
+    def post(self, request):
+        payload = s.ClassifyFileSerializer(data=request.data, context={"request": request})
+        payload.is_valid(raise_exception=True)
+        try:
+            job = services.create_classify_job(
+                request.user,
+                payload.validated_data["file"],
+                model=payload.validated_data.get("model"),
+                text_column=payload.validated_data.get("text_column"),
+            )
+        except DjangoValidationError as exc:
+            s.raise_drf(exc)
+        return Response(s.JobSerializer(job, context={"request": request}).data, status=202)
+
+
+class ExplainView(APIView):
+    """Why your promoted model labels a text so: last-layer attention and per-token importance."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "classify"
+
+    @extend_schema(request=s.ExplainRequestSerializer, responses=dict)
+    def post(self, request):
+        payload = s.ExplainRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        record = services.promoted_model(request.user)
+        if record is None:
+            raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
+        from mlcore.explain import explain
+
+        explanation = explain(serving.explainer_for(record), payload.validated_data["text"])
+        return Response({**explanation.to_dict(), "model": record.pk})
 
 
 async def _classify(record: ModelRecord, texts: list[str]):

@@ -72,6 +72,8 @@
         link.hidden = false;
       }
     }
+    var output = document.getElementById("output-link");
+    if (output && msg.output) output.hidden = false;  // a classify job's CSV is ready
   }
 
   // ---------------------------------------------------------------- charts

@@ -174,6 +174,9 @@ DISTILLERY_SERVING_MAX_BATCH = env_int("DISTILLERY_SERVING_MAX_BATCH", 32)  # te
 DISTILLERY_SERVING_MAX_WAIT_MS = float(os.environ.get("DISTILLERY_SERVING_MAX_WAIT_MS", "3"))
 DISTILLERY_SERVING_QUEUE = env_int("DISTILLERY_SERVING_QUEUE", 2048)  # texts waiting; beyond: 503
 DISTILLERY_SERVING_THREADS = env_int("DISTILLERY_SERVING_THREADS", 0)  # torch threads; 0: one per core
+# How long a web process trusts an API token and the user's promoted model before asking the database again
+# (changes made through this process apply at once; through another, within this many seconds).
+DISTILLERY_SERVING_AUTH_TTL = float(os.environ.get("DISTILLERY_SERVING_AUTH_TTL", "5"))
 DISTILLERY_SERVING_CACHE = env_int("DISTILLERY_SERVING_CACHE", 4)  # models kept loaded per web process
 # A new model serves int8 when that measured faster and cost at most this many validation accuracy points.
 DISTILLERY_INT8_MAX_DROP = float(os.environ.get("DISTILLERY_INT8_MAX_DROP", "0.5"))
@@ -243,6 +246,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "distillery",
+        "OPTIONS": {"pool_class": "config.redis_pool.SharedConnectionPool"},
     }
 }
 

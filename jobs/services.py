@@ -427,6 +427,9 @@ def promote(record: ModelRecord) -> ModelRecord:
             is_promoted=False
         )
         ModelRecord.objects.filter(pk=record.pk).update(is_promoted=True, promoted_at=timezone.now())
+    from . import fastpath
+
+    fastpath.forget(record.owner_id)  # this process serves the new model from its next request
     record.refresh_from_db()
     return record
 

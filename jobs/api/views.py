@@ -20,6 +20,7 @@ from mlcore import catalogue
 from .. import services, serving
 from ..models import Dataset, Job, MetricPoint, ModelRecord
 from . import serializers as s
+from .throttles import ClassifyRateThrottle
 
 
 class DatasetViewSet(
@@ -118,8 +119,7 @@ class ClassifyView(AsyncAPIView):
     the request awaits the micro-batching engine without holding a thread.
     """
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "classify"
+    throttle_classes = [ClassifyRateThrottle]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

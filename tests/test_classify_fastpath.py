@@ -1,0 +1,104 @@
+"""The ASGI fast path for token-authenticated POST /api/classify/ (jobs.fastpath) answers exactly as the DRF
+view does, shares its throttle, and forgets tokens and promoted models as soon as they change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.testing import HttpCommunicator
+from rest_framework.authtoken.models import Token
+
+from config.asgi import application
+from jobs import services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _post(token: str | None, body, *, host: bytes = b"testserver", raw: bytes | None = None) -> tuple[int, dict, dict]:
+    headers = [(b"host", host), (b"content-type", b"application/json")]
+    if token is not None:
+        headers.append((b"authorization", f"Token {token}".encode()))
+    payload = raw if raw is not None else json.dumps(body).encode()
+
+    async def go():
+        return await HttpCommunicator(application, "POST", "/api/classify/", body=payload, headers=headers).get_response(
+            timeout=30
+        )
+
+    response = asyncio.run(go())
+    return response["status"], json.loads(response["body"] or b"null"), dict(response["headers"])
+
+
+@pytest.fixture
+def promoted(api, trained_model):
+    api.post(f"/api/models/{trained_model.pk}/promote/")
+    return trained_model
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"text": "great good film"},
+        {"texts": ["awful bad movie", "great good film"]},
+        {"text": "good " * 400},
+        {},
+        {"text": ""},
+        {"text": 42},
+        {"texts": []},
+        {"texts": ["ok", 7]},
+        {"text": "a", "texts": ["b"]},
+        {"texts": ["ok"] * 300},
+        ["not", "an", "object"],
+    ],
+)
+def test_the_fast_path_answers_as_the_drf_view_does(api, promoted, payload):
+    status, body, headers = _post(api.token, payload)
+    view = api.post("/api/classify/", payload, format="json")  # the test client goes through Django's view
+    assert status == view.status_code
+    if status != 200:
+        assert body == view.json()
+    else:
+        assert headers[b"content-type"] == b"application/json"
+        answers, expected = (body, view.json()) if isinstance(body, list) else ([body], [view.json()])
+        for answer, reference in zip(answers, expected, strict=True):
+            assert answer["model"] == promoted.pk
+            assert {k: answer[k] for k in ("label", "truncated", "model")} == {
+                k: reference[k] for k in ("label", "truncated", "model")
+            }
+            # Thread counts can differ between the two engine loads: the last float digits may too.
+            assert answer["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-3)
+
+
+def test_bad_tokens_hosts_bodies_and_a_missing_model(api, trained_model):
+    assert _post("nope", {"text": "good"})[:2] == (401, {"detail": "Invalid token."})
+    assert _post(api.token, {"text": "good"})[0] == 404  # nothing promoted yet
+    api.post(f"/api/models/{trained_model.pk}/promote/")
+    assert _post(api.token, {"text": "good"}, host=b"evil.example")[0] == 400
+    status, body, _ = _post(api.token, None, raw=b'{"text": "go')
+    assert status == 400 and "JSON parse error" in body["detail"]
+    assert _post(api.token, None, raw=b'{"text": "' + b"a" * 11_000_000 + b'"}')[0] == 413
+
+
+def test_without_a_token_the_request_goes_to_django(api, promoted):
+    status, body, _ = _post(None, {"text": "good"})
+    assert status in (401, 403) and body == {"detail": "Authentication credentials were not provided."}
+
+
+def test_the_throttle_is_shared_with_the_view(api, promoted, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"classify": "3/hour"}}
+    assert [_post(api.token, {"text": "good"})[0] for _ in range(2)] == [200, 200]
+    assert api.post("/api/classify/", {"text": "good"}, format="json").status_code == 200  # the third
+    status, body, headers = _post(api.token, {"text": "good"})
+    assert status == 429 and "throttled" in body["detail"] and int(headers[b"retry-after"]) > 0
+    assert api.post("/api/classify/", {"text": "good"}, format="json").status_code == 429
+
+
+def test_a_deleted_token_and_a_promote_apply_at_once(api, user, promoted, tiny_model_dir):
+    assert _post(api.token, {"text": "good"})[1]["model"] == promoted.pk
+    other = services.import_model(user, tiny_model_dir, name="other")
+    services.promote(other)
+    assert _post(api.token, {"text": "good"})[1]["model"] == other.pk
+    Token.objects.filter(key=api.token).delete()
+    assert _post(api.token, {"text": "good"})[0] == 401

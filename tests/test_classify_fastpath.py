@@ -23,9 +23,8 @@ def _post(token: str | None, body, *, host: bytes = b"testserver", raw: bytes | 
     payload = raw if raw is not None else json.dumps(body).encode()
 
     async def go():
-        return await HttpCommunicator(application, "POST", "/api/classify/", body=payload, headers=headers).get_response(
-            timeout=30
-        )
+        communicator = HttpCommunicator(application, "POST", "/api/classify/", body=payload, headers=headers)
+        return await communicator.get_response(timeout=30)
 
     response = asyncio.run(go())
     return response["status"], json.loads(response["body"] or b"null"), dict(response["headers"])

@@ -56,6 +56,18 @@ def ensure_student(out: Path = DEFAULT_OUT, rows: int = 6000, train_file: Path =
     return out
 
 
+def holdout(rows: int = 1000, train_file: Path = DATA / "train.csv.gz"):
+    """Train rows the student never saw (the last of each class; ensure_student takes the first), for
+    choosing its serving precision as a training job would, on validation rows, not on the test texts."""
+    table, _ = read_table(train_file)
+    by_label: dict[int, list[int]] = {}
+    for i in range(len(table)):
+        by_label.setdefault(table.labels[i], []).append(i)
+    per_label = rows // len(by_label)
+    tails = [group[-per_label:] for group in by_label.values()]
+    return table.subset([i for group in zip(*tails, strict=True) for i in group])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=6000)

@@ -350,8 +350,13 @@ def register_model(job: Job, result) -> ModelRecord:
     return _store(record, Path(result.output_dir))
 
 
-def import_model(owner, folder: str | Path, *, name: str = "", promote_it: bool = False) -> ModelRecord:
-    """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder)."""
+def import_model(
+    owner, folder: str | Path, *, name: str = "", promote_it: bool = False, validation_file: str | None = None
+) -> ModelRecord:
+    """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
+
+    With validation_file (labelled rows it did not train on), int8 is measured against fp32 on them and the
+    serving precision chosen as for a trained model."""
     from mlcore.artifacts import folder_size
     from mlcore.loading import load_trained
 
@@ -368,6 +373,12 @@ def import_model(owner, folder: str | Path, *, name: str = "", promote_it: bool 
         num_parameters=sum(p.numel() for p in model.parameters()),
         size_bytes=folder_size(folder),
     )
+    if validation_file:
+        from mlcore.quantize import compare_precisions
+
+        rows, _ = read_table(validation_file)
+        record.metrics = {**record.metrics, "int8": compare_precisions(folder, rows)}
+        record.serving_precision = serving_precision_for(record.metrics)
     record = _store(record, folder)
     return promote(record) if promote_it else record
 

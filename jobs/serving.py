@@ -8,6 +8,7 @@ LRU stops taking requests and answers those it holds before its thread ends.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -73,12 +74,25 @@ def _build(record: ModelRecord):
         return BaselineEngine(Classifier.load(services.model_dir(record), device="cpu"))
     classifier = Classifier.load(services.model_dir(record), device="cpu", precision=record.serving_precision)
     log.info("serving model %s (%s)", record.pk, record.serving_precision)
-    return BatchingEngine(
+    engine = BatchingEngine(
         classifier,
         max_batch=settings.DISTILLERY_SERVING_MAX_BATCH,
         max_wait_ms=settings.DISTILLERY_SERVING_MAX_WAIT_MS,
         max_queue=settings.DISTILLERY_SERVING_QUEUE,
     )
+    _freeze_heap()
+    return engine
+
+
+def _freeze_heap() -> None:
+    """Move what is alive now (Django, torch, transformers, the model) out of the garbage collector's view.
+
+    A full collection walks every tracked object; with a model loaded that took tens of milliseconds and
+    stalled every request in flight, which showed as the p99 under load. Frozen objects are never scanned
+    again; objects made by requests are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def preload(record: ModelRecord) -> None:

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import services
+from mlcore.data import DataError
 from mlcore.loading import ModelLoadError
 
 
@@ -15,16 +16,26 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="username that will own the model")
         parser.add_argument("--name", default="")
         parser.add_argument("--promote", action="store_true", help="make it the owner's serving model")
-        parser.add_argument("--precision", choices=["fp32", "int8"], help="serving precision (default: fp32)")
+        parser.add_argument(
+            "--precision", choices=["fp32", "int8"],
+            help="serving precision (default: chosen on --validation-file as after training, else fp32)",
+        )
+        parser.add_argument(
+            "--validation-file",
+            help="labelled rows (CSV/TSV/JSONL) the model did not train on: int8 is measured against fp32 on "
+            "them and chosen as after a training job",
+        )
 
-    def handle(self, *args, folder, owner, name, promote, precision, **options):
+    def handle(self, *args, folder, owner, name, promote, precision, validation_file, **options):
         try:
             user = get_user_model().objects.get(username=owner)
         except get_user_model().DoesNotExist:
             raise CommandError(f"no user {owner!r}") from None
         try:
-            record = services.import_model(user, folder, name=name, promote_it=promote)
-        except ModelLoadError as e:
+            record = services.import_model(
+                user, folder, name=name, promote_it=promote, validation_file=validation_file
+            )
+        except (ModelLoadError, DataError) as e:
             raise CommandError(str(e)) from e
         if precision:
             record.serving_precision = precision

@@ -79,6 +79,7 @@ def _build(record: ModelRecord):
         max_batch=settings.DISTILLERY_SERVING_MAX_BATCH,
         max_wait_ms=settings.DISTILLERY_SERVING_MAX_WAIT_MS,
         max_queue=settings.DISTILLERY_SERVING_QUEUE,
+        threads=settings.DISTILLERY_SERVING_THREADS,
     )
     _freeze_heap()
     return engine

@@ -41,7 +41,7 @@ class EngineClosed(RuntimeError):
 
 
 def set_threads(threads: int = 0) -> int:
-    """Use `threads` torch threads (0: one per core) for intra-op work and one for inter-op; returns it.
+    """Use `threads` torch threads (0: one per core) in the calling thread; returns it.
 
     One model thread per process does all inference, so torch's pool is sized to the cores, not to the
     number of requests.
@@ -79,6 +79,8 @@ class BatchingEngine:
         max_batch: int = 32,
         max_wait_ms: float = 3.0,
         max_queue: int = 2048,
+        threads: int = 0,
+        small_batch_chars: int = 512,
         warmup: bool = True,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
@@ -86,6 +88,11 @@ class BatchingEngine:
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
+        # torch's thread count is per calling thread: the model thread sets its own. Small batches run on one
+        # thread: measured on 2 cores, one 18-token sentence took 2.3 ms on 1 thread and 4.1 ms on 2 (the
+        # second thread costs more to wake than it saves), while 32 reviews took 240 ms on 1 and 145 on 2.
+        self.threads = threads or os.cpu_count() or 1
+        self.small_batch_chars = small_batch_chars
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
         self._last_batch_requests = 1
@@ -124,6 +131,7 @@ class BatchingEngine:
     # --- the model thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._threads_now = 0
         while True:
             first = self._queue.get()
             if first is None:
@@ -162,6 +170,10 @@ class BatchingEngine:
         if not live:
             return
         texts = [text for request in live for text in request.texts]
+        wanted = 1 if sum(map(len, texts)) <= self.small_batch_chars else self.threads
+        if wanted != self._threads_now:
+            torch.set_num_threads(wanted)
+            self._threads_now = wanted
         try:
             predictions = self.classifier.predict(texts, batch_size=self.max_batch)
         except Exception as exc:  # one bad batch fails its requests, not the engine

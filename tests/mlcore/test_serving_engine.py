@@ -127,3 +127,14 @@ def test_int8_serves_the_same_labels_and_is_marked(tiny_model_dir, classifier):
     assert same >= len(TEXTS) - 1
     with pytest.raises(ValueError, match="precision"):
         Classifier.load(tiny_model_dir, precision="fp16")
+
+
+def test_small_batches_run_on_one_thread_and_large_ones_on_all(classifier):
+    engine = BatchingEngine(classifier, max_batch=64, threads=2, small_batch_chars=100)
+    try:
+        engine.predict(["good"], timeout=30)
+        assert engine._threads_now == 1
+        engine.predict(["a good and great film " * 3] * 4, timeout=30)
+        assert engine._threads_now == 2
+    finally:
+        engine.close()

@@ -42,3 +42,12 @@ BENCH_ARGS ?= --quick
 .PHONY: bench-train
 bench-train: install
 	$(PY) -m bench.train_bench $(BENCH_ARGS)
+
+# Serving benchmark: /api/classify/ under load over loopback, the study's serving vs the engine
+# (bench/README.md, "Serving benchmark"). 20 s per point by default; e.g. BENCH_SERVE_ARGS="--quick" or
+# BENCH_SERVE_ARGS="--concurrency 32 --sets short --precision int8".
+BENCH_SERVE_ARGS ?=
+
+.PHONY: bench-serve
+bench-serve: install
+	$(PY) -m bench.serve_bench $(BENCH_SERVE_ARGS)

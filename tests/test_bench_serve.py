@@ -1,0 +1,237 @@
+"""The serving benchmark's pure parts: percentiles, the FLOP count, the text sets, and the load generator
+against a small HTTP server started in the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from bench import serve_bench
+from bench.loadgen import build_request, percentile, run_load
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 100..1, unsorted on purpose
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # rank ceil(1.5) = 2
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 0)
+
+
+def test_flop_count_matches_the_hand_computed_value_for_a_tiny_config() -> None:
+    dims = serve_bench.Dims.from_config(
+        SimpleNamespace(num_hidden_layers=2, hidden_size=4, intermediate_size=8, num_labels=2)
+    )
+    # Per layer at T=3: 2*3*(4*16 + 2*4*8) = 768 matmul FLOPs + 4*9*4 = 144 attention FLOPs = 912;
+    # two layers 1824, + pooler 2*4*4 = 32, + classifier 2*4*2 = 16.
+    assert serve_bench.model_flops(dims, 3) == 1872
+    # The attention term is quadratic in the tokens: doubling T more than doubles the count.
+    assert serve_bench.model_flops(dims, 6) == 2 * (2 * 6 * 128 + 4 * 36 * 4) + 48
+
+
+def test_flops_of_the_serve_student_shape_are_millions_per_token() -> None:
+    dims = serve_bench.Dims(layers=3, hidden=384, intermediate=1536, labels=2)
+    per_token = serve_bench.model_flops(dims, 128) / 128
+    assert 10e6 < per_token < 13e6  # ~2 x parameters of the encoder layers (3 x 1.77M) plus attention
+
+
+def test_peak_clock_is_read_from_cpuinfo() -> None:
+    assert serve_bench.cpu_ghz("model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\ncpu MHz\t\t: 1999.9\n") == 2.2
+    assert serve_bench.cpu_ghz("model name\t: AMD EPYC\ncpu MHz\t\t: 2596.152\ncpu MHz\t\t: 2600.0\n") == 2.6
+    assert serve_bench.cpu_ghz("") is None
+
+
+def _reviews(n: int) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for i in range(n):
+        label = "negative" if i < n // 2 else "positive"  # sorted by label, like the IMDB files
+        word = "awful" if label == "negative" else "wonderful"
+        texts.append(
+            f"Review {i} starts here.<br /><br />Too short. This one was {word} in every single way, number {i}! Ok."
+        )
+        labels.append(label)
+    return texts, labels
+
+
+def test_text_sets_are_balanced_disjoint_labelled_and_deterministic() -> None:
+    texts, labels = _reviews(60)
+    sets = serve_bench.sample_sets(texts, labels, 10, seed=3)
+    again = serve_bench.sample_sets(texts, labels, 10, seed=3)
+    assert sets == again
+    assert serve_bench.sample_sets(texts, labels, 10, seed=4)["reviews"] != sets["reviews"]
+
+    reviews, short = sets["reviews"], sets["short"]
+    assert sorted(reviews.labels) == ["negative"] * 5 + ["positive"] * 5
+    assert reviews.labels not in (sorted(reviews.labels), sorted(reviews.labels, reverse=True))  # shuffled
+    assert sorted(short.labels) == ["negative"] * 5 + ["positive"] * 5
+    for sentence, label in zip(short.texts, short.labels, strict=True):
+        # The review's last sentence of 6-20 words, with its review's label, from a review not in `reviews`.
+        assert sentence.startswith("This one was ") and "<br" not in sentence
+        assert ("awful" in sentence) == (label == "negative")
+        number = int(sentence.rstrip("!").rsplit(" ", 1)[1])
+        assert texts[number] not in reviews.texts
+        assert labels[number] == label
+
+
+def test_sentences_are_split_after_end_marks_without_tags() -> None:
+    text = "Great film.<br /><br />I loved it! Did you? 10/10 from me... The end"
+    assert serve_bench.split_sentences(text) == [
+        "Great film.",
+        "I loved it!",
+        "Did you?",
+        "10/10 from me...",
+        "The end",
+    ]
+    assert serve_bench.split_sentences("Mr. smith said e.g. this") == ["Mr. smith said e.g. this"]
+
+
+class _Server:
+    """A tiny HTTP/1.1 keep-alive server: fixed JSON, 500 for every `fail_every`-th request, chunked bodies
+    when asked, and it hangs up after `close_after` answers on a connection (with Connection: close)."""
+
+    def __init__(self, *, fail_every: int = 0, chunked: bool = False, close_after: int = 0) -> None:
+        self.fail_every, self.chunked, self.close_after = fail_every, chunked, close_after
+        self.count = 0
+        self.connections = 0
+        self.bodies: list[dict] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                self.bodies.append(json.loads(await reader.readexactly(length)))
+                self.count += 1
+                answered += 1
+                status = (
+                    b"500 Internal Server Error" if self.fail_every and self.count % self.fail_every == 0 else b"200 OK"
+                )
+                body = json.dumps({"label": "positive", "probability": 0.9}).encode()
+                close = self.close_after and answered >= self.close_after
+                headers = b"Content-Type: application/json\r\n" + (b"Connection: close\r\n" if close else b"")
+                if self.chunked:
+                    half = len(body) // 2
+                    payload = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:])) + b"0\r\n\r\n"
+                    headers += b"Transfer-Encoding: chunked\r\n"
+                else:
+                    payload = body
+                    headers += b"Content-Length: %d\r\n" % len(body)
+                writer.write(b"HTTP/1.1 " + status + b"\r\n" + headers + b"\r\n" + payload)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _load(server: _Server, n_texts: int, clients: int, **kwargs):
+    srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    requests = [
+        build_request("127.0.0.1", port, "/api/classify/", {"text": f"t{i}"}, {"Authorization": "Token k"})
+        for i in range(n_texts)
+    ]
+    async with srv:
+        return await run_load("127.0.0.1", port, requests, clients, parse=lambda b: json.loads(b)["label"], **kwargs)
+
+
+def test_loadgen_counts_every_fifth_500_as_an_error() -> None:
+    server = _Server(fail_every=5)
+    result = asyncio.run(_load(server, 50, 4))
+    assert server.count == result.requests == 50
+    assert result.error_count == 10 and result.errors == {"status 500": 10}
+    assert result.ok == 40 and len(result.ok_indices) == 40
+    assert server.connections == 4  # keep-alive: one connection per client
+    assert [b["text"] for b in server.bodies] and sorted(b["text"] for b in server.bodies) == sorted(
+        f"t{i}" for i in range(50)
+    )
+    summary = result.summary()
+    assert summary["errors"] == 10 and summary["requests"] == 50
+    assert summary["rps"] == pytest.approx(40 / result.elapsed)
+    assert summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"]
+    assert len(result.answers) == 40 and set(result.answers.values()) == {"positive"}
+
+
+def test_loadgen_reads_chunked_answers_and_reconnects_after_connection_close() -> None:
+    server = _Server(chunked=True, close_after=3)
+    result = asyncio.run(_load(server, 30, 2))
+    assert result.ok == 30 and result.error_count == 0
+    assert server.connections >= 10  # at most 3 answers per connection
+
+
+def test_loadgen_cycles_through_the_texts_for_a_duration() -> None:
+    server = _Server()
+    result = asyncio.run(_load(server, 7, 3, seconds=0.3))
+    assert result.requests == server.count > 7  # wrapped around the 7 texts
+    assert set(result.answers) == set(range(7))
+    assert result.elapsed >= 0.3
+
+
+def test_loadgen_counts_a_refused_connection_and_goes_on() -> None:
+    async def refused():
+        srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        srv.close()
+        await srv.wait_closed()
+        request = build_request("127.0.0.1", port, "/", {"text": "x"}, {})
+        return await run_load("127.0.0.1", port, [request] * 6, 2, timeout=2)
+
+    result = asyncio.run(refused())
+    assert result.ok == 0 and result.errors == {"connection error": 6}
+
+
+def test_cpu_meter_counts_this_process_as_the_client() -> None:
+    meter = serve_bench.CpuMeter().start()
+    spin_until = time.perf_counter() + 0.3
+    while time.perf_counter() < spin_until:
+        pass
+    cores = meter.stop()
+    assert 0.1 < cores["client_cpu_cores"] <= 1.05
+    assert cores["server_cpu_cores"] == 0.0 and cores["other_cpu_cores"] >= 0.0
+
+
+def _point(rps: float, p99: float = 10.0, errors: int = 0) -> dict:
+    return {"rps": rps, "p50_ms": 5.0, "p95_ms": 8.0, "p99_ms": p99, "errors": errors, "requests": 100}
+
+
+def test_ratios_and_targets_compare_the_engine_with_the_baseline() -> None:
+    runs = {
+        "baseline": {"short": {"1": _point(40.0), "32": _point(50.0)}, "reviews": {"32": _point(20.0, errors=3)}},
+        "engine": {"short": {"1": _point(44.0), "32": _point(250.0, p99=120.0)}, "reviews": {"32": _point(30.0)}},
+    }
+    ratio = serve_bench.ratios(runs, [1, 32], bare_ms=4.0)
+    assert ratio["rps_ratio_short_32"] == pytest.approx(5.0)
+    assert ratio["rps_ratio_short_1"] == pytest.approx(1.1)
+    assert ratio["rps_ratio_reviews_32"] == pytest.approx(1.5)
+    assert "rps_ratio_reviews_1" not in ratio  # no point measured there
+    assert ratio["p1_p50_over_bare_forward"] == pytest.approx(5.0 / 4.0)
+
+    targets = serve_bench.check_targets(runs, ratio)
+    assert {k: t["met"] for k, t in targets.items()} == {
+        "rps_ratio_short_32": True,
+        "rps_ratio_reviews_32": False,
+        "engine_p99_ms_short_32": True,
+        "engine_errors": True,  # the baseline's errors are reported in its points, not held against the engine
+        "p1_p50_over_bare_forward": False,
+    }
+    only_engine = serve_bench.check_targets(
+        {"engine": runs["engine"]}, serve_bench.ratios({"engine": runs["engine"]}, [32], None)
+    )
+    assert only_engine["rps_ratio_short_32"]["met"] is None and only_engine["p1_p50_over_bare_forward"]["met"] is None

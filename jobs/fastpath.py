@@ -160,19 +160,22 @@ async def _who(token: str):
 
 
 def _lookup(token: str):
-    from django.db import close_old_connections
+    from django.db import connections
     from rest_framework.authtoken.models import Token
 
     from . import services
 
-    close_old_connections()
+    # A thread of the loop's default executor: its connection is closed after use rather than left open in a
+    # thread-local (lookups happen once per token per TTL, so reconnecting costs little).
     try:
         found = Token.objects.select_related("user").get(key=token)
+        if not found.user.is_active:
+            return None
+        return found.user.pk, services.promoted_model(found.user)
     except Token.DoesNotExist:
         return None
-    if not found.user.is_active:
-        return None
-    return found.user.pk, services.promoted_model(found.user)
+    finally:
+        connections.close_all()
 
 
 def forget(user_id: int | None = None) -> None:

@@ -25,7 +25,8 @@ def test_an_explanation_matches_the_prediction(api, trained_model):
 def test_an_int8_model_is_explained_with_its_fp32_weights(api, trained_model):
     api.patch(f"/api/models/{trained_model.pk}/", {"serving_precision": "int8"}, format="json")
     api.post(f"/api/models/{trained_model.pk}/promote/")
-    assert api.post("/api/explain/", {"text": "awful bad movie"}, format="json").status_code == 200
+    body = api.post("/api/explain/", {"text": "awful bad movie"}, format="json").json()
+    assert (body["serving_precision"], body["explained_precision"]) == ("int8", "fp32")
     trained_model.refresh_from_db()
     assert serving.explainer_for(trained_model).precision == "fp32"
 

@@ -174,7 +174,9 @@ class ExplainView(APIView):
         from mlcore.explain import explain
 
         explanation = explain(serving.explainer_for(record), payload.validated_data["text"])
-        return Response({**explanation.to_dict(), "model": record.pk})
+        # Gradients need float weights: an int8-served model is explained with its fp32 weights.
+        body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
+        return Response(body | {"serving_precision": record.serving_precision})
 
 
 async def _classify(record: ModelRecord, texts: list[str]):

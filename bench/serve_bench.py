@@ -5,7 +5,7 @@
                                 [--out DIR]
 
 In one run on one machine, with the same student model and the same texts (1,000 IMDB test reviews and 1,000
-short sentences cut from other test reviews), it starts the real ASGI server (daphne, config.asgi) once per
+short sentences cut from other test reviews), it starts the real ASGI server (uvicorn, config.asgi) once per
 run on a private Redis and SQLite database, and load-tests it from this process:
   baseline  DISTILLERY_SERVING_ENGINE=baseline: one request at a time, tokenised alone, fp32, no batching;
   engine    DISTILLERY_SERVING_ENGINE=batched: the engine as configured by default.
@@ -382,7 +382,7 @@ def load_embedded() -> ModuleType:
 
 class Stack:
     """A private Redis, a fresh SQLite database with one user and the model promoted, in a temporary folder;
-    then one daphne server per run on it. stop() (or leaving the with block) stops everything it started."""
+    then one web server (uvicorn) per run on it. stop() (or leaving the with block) stops everything it started."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -394,7 +394,7 @@ class Stack:
         self.precision = "fp32"
         self.int8_validation: dict[str, Any] | None = None
         self.env: dict[str, str] = {}
-        self.log = workdir / "daphne.log"
+        self.log = workdir / "web.log"
 
     def __enter__(self) -> Stack:
         return self
@@ -442,11 +442,13 @@ class Stack:
         return proc.stdout
 
     def start(self, engine: str) -> tuple[int, float]:
-        """Start daphne with DISTILLERY_SERVING_ENGINE=engine; its port and seconds until /healthz answered."""
+        """Start the web server with DISTILLERY_SERVING_ENGINE=engine; its port and seconds until /healthz answered."""
         port = self.embedded.free_port()
         env = dict(self.env, DISTILLERY_SERVING_ENGINE=engine)
-        self.log = self.workdir / f"daphne-{engine}.log"
-        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+        self.log = self.workdir / f"web-{engine}.log"
+        # The platform's web command (platform/embedded.py, Procfile, Dockerfile.web).
+        cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+        cmd += ["--no-access-log", "config.asgi:application"]
         with open(self.log, "wb") as log:
             self.server = self.embedded.spawn(cmd, env, stdout=log, stderr=subprocess.STDOUT)
         started = time.perf_counter()
@@ -464,7 +466,7 @@ class Stack:
 
     def stop_server(self) -> None:
         if self.server is not None:
-            self.embedded.stop_children({"daphne": self.server})
+            self.embedded.stop_children({"web": self.server})
             self.server = None
 
     def stop(self) -> None:
@@ -533,7 +535,7 @@ def measure_run(
     any text no point reached (for accuracy), stop the server."""
     engine = RUNS[name]
     port, start_s = stack.start(engine)
-    say(f"[{name}] daphne on 127.0.0.1:{port} (DISTILLERY_SERVING_ENGINE={engine}) answered in {start_s:.1f}s")
+    say(f"[{name}] uvicorn on 127.0.0.1:{port} (DISTILLERY_SERVING_ENGINE={engine}) answered in {start_s:.1f}s")
     headers = {"Authorization": f"Token {stack.token}"}
     run: dict[str, Any] = {
         "serving_engine": engine,

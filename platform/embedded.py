@@ -185,7 +185,8 @@ def serve(host: str, port: int) -> int:
         py = sys.executable  # 3. the worker and the web server
         worker = [py, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1"]
         worker += ["--loglevel", "INFO", "-n", "distillery@%h"]
-        web = [py, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"]
+        web = [py, "-m", "uvicorn", "--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"]
+        web += ["config.asgi:application"]
         procs = {"worker": spawn(worker, env), "web": spawn(web, env)}
 
         def announce() -> bool:
@@ -240,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="embedded.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the whole platform: Redis, migrations, worker, web")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address daphne binds (default 127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, default=8000, help="port daphne listens on (default 8000)")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, default=8000, help="port the web server listens on (default 8000)")
     sub.add_parser("test", help="run pytest beside an embedded Redis; every further argument goes to pytest")
     sub.add_parser("redis", help="run only the embedded Redis in the foreground")
     # SIGTERM outside supervise() unwinds like Ctrl-C, so the finally blocks still stop the embedded Redis.

@@ -195,10 +195,10 @@ def test_published_ports_have_the_host_container_shape(services):
                 assert isinstance(port, str) and PORT_RE.match(port), f"{name}: {port!r}"
 
 
-def test_the_web_publishes_the_port_daphne_listens_on(services):
+def test_the_web_publishes_the_port_its_server_listens_on(services):
     cmd = dict(instructions(ROOT / "platform" / "Dockerfile.web"))["CMD"]
-    daphne_port = re.search(r'"-p",\s*"(\d+)"', cmd).group(1)
-    assert any(str(port).split(":")[-1] == daphne_port for port in services["web"]["ports"])
+    server_port = re.search(r'"--port",\s*"(\d+)"', cmd).group(1)
+    assert any(str(port).split(":")[-1] == server_port for port in services["web"]["ports"])
 
 
 def test_every_variable_the_file_interpolates_is_documented_in_env_example():

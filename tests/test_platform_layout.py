@@ -71,7 +71,7 @@ def test_the_procfile_defines_web_and_worker_processes():
         for line in (PLATFORM_DIR / "Procfile").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    assert "daphne" in entries["web"] and "config.asgi:application" in entries["web"]
+    assert "uvicorn" in entries["web"] and "config.asgi:application" in entries["web"]
     assert "celery -A config worker" in entries["worker"] and "-Q gpu,cpu" in entries["worker"]
 
 

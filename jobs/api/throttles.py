@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.throttling import SimpleRateThrottle
+
+
+@functools.cache
+def _key_maker():
+    # `cache` is a per-thread/per-request proxy that builds a backend on first use in each context; the key
+    # format only needs one backend, made once.
+    return caches.create_connection("default").make_key
+
+
+def _make_key(key: str) -> str:
+    return _key_maker()(key)
 
 
 class ClassifyRateThrottle(SimpleRateThrottle):
@@ -28,7 +40,7 @@ class ClassifyRateThrottle(SimpleRateThrottle):
     def window_key(self, user_id: int) -> tuple[str, float]:
         """The Redis key of the user's current window, and when that window ends (epoch seconds)."""
         window = int(time.time() // self.duration)
-        return cache.make_key(f"throttle:classify:{user_id}:{window}"), (window + 1) * self.duration
+        return _make_key(f"throttle:classify:{user_id}:{window}"), (window + 1) * self.duration
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None or not request.user.is_authenticated:

@@ -11,7 +11,7 @@ from channels.testing import HttpCommunicator
 from rest_framework.authtoken.models import Token
 
 from config.asgi import application
-from jobs import services
+from jobs import services, serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,6 +21,7 @@ def _post(token: str | None, body, *, host: bytes = b"testserver", raw: bytes | 
     if token is not None:
         headers.append((b"authorization", f"Token {token}".encode()))
     payload = raw if raw is not None else json.dumps(body).encode()
+    headers.append((b"content-length", str(len(payload)).encode()))  # DRF reads no body without it
 
     async def go():
         communicator = HttpCommunicator(application, "POST", "/api/classify/", body=payload, headers=headers)
@@ -101,3 +102,27 @@ def test_a_deleted_token_and_a_promote_apply_at_once(api, user, promoted, tiny_m
     assert _post(api.token, {"text": "good"})[1]["model"] == other.pk
     Token.objects.filter(key=api.token).delete()
     assert _post(api.token, {"text": "good"})[0] == 401
+
+
+def test_a_full_engine_queue_is_a_503_that_says_retry(api, promoted, monkeypatch):
+    from mlcore.serving import Overloaded
+
+    engine = serving.engine_for(promoted)
+
+    def full(texts):
+        raise Overloaded("the classify queue is full (2048 requests); retry shortly")
+
+    monkeypatch.setattr(engine, "submit", full)
+    status, body, _ = _post(api.token, {"text": "good"})
+    assert (status, body) == (503, {"detail": "the classify queue is full (2048 requests); retry shortly"})
+    assert api.post("/api/classify/", {"text": "good"}, format="json").status_code == 503  # the view too
+
+
+def test_baseline_serving_takes_the_django_path_with_the_baseline_engine(api, promoted, settings):
+    from mlcore.serving import BaselineEngine
+
+    settings.DISTILLERY_SERVING_ENGINE = "baseline"
+    status, body, _ = _post(api.token, {"text": "great good film"})
+    assert status == 200 and body["model"] == promoted.pk, body
+    assert isinstance(serving.engine_for(promoted), BaselineEngine)
+    assert "baseline" in [key[2] for key in serving.loaded()]

@@ -158,7 +158,7 @@ class ClassifyFileSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
-        if request is not None:
+        if request is not None and request.user.is_authenticated:  # the schema is built for an anonymous user
             fields["model"].queryset = ModelRecord.objects.filter(owner=request.user)
         return fields
 

@@ -160,6 +160,10 @@ DISTILLERY_CLASSIFY_MAX_TEXTS = env_int("DISTILLERY_CLASSIFY_MAX_TEXTS", 256)
 DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
 DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
+# A running job's worker writes a heartbeat this often; a job silent for DISTILLERY_STALE_AFTER seconds is sent
+# again by the periodic reap_stale_jobs task (Celery beat), so a worker machine that vanished loses no job.
+DISTILLERY_HEARTBEAT_SECONDS = float(os.environ.get("DISTILLERY_HEARTBEAT_SECONDS", "30"))
+DISTILLERY_STALE_AFTER = float(os.environ.get("DISTILLERY_STALE_AFTER", "300"))
 # Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
 DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
 
@@ -214,6 +218,9 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "jobs.tasks.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "cpu"}},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -81,6 +81,9 @@ class Job(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started; above 1 after a resume.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker running it."
+    )
     result_model = models.OneToOneField(
         "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )

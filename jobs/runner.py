@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -55,12 +57,40 @@ def execute(job: Job) -> None:
     Checkpoints go to a folder per job that outlives this process, so a worker that takes the job over after
     this one dies continues from the last checkpoint; it is removed once the job has ended.
     """
-    if job.kind == Job.Kind.CLASSIFY:
-        _guarded(job, lambda: _classify_file(job))
-        return
-    checkpoints = services.checkpoint_dir(job)
-    _guarded(job, lambda: _train_and_register(job, checkpoints))
+    with _heartbeat(job.pk):
+        if job.kind == Job.Kind.CLASSIFY:
+            _guarded(job, lambda: _classify_file(job))
+            return
+        checkpoints = services.checkpoint_dir(job)
+        _guarded(job, lambda: _train_and_register(job, checkpoints))
     shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _heartbeat(job_id: int):
+    """Record a sign of life every DISTILLERY_HEARTBEAT_SECONDS while the job runs, from a thread of its own:
+    long phases without batches (tokenising, evaluating a big test set) must not look like a dead worker."""
+    stop = threading.Event()
+
+    def beat():
+        from django.db import connection
+
+        try:
+            while not stop.wait(settings.DISTILLERY_HEARTBEAT_SECONDS):
+                try:
+                    services.heartbeat(job_id)
+                except Exception:  # a database hiccup: try again at the next beat
+                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"distillery-heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def _guarded(job: Job, work) -> None:

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
@@ -17,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mlcore import catalogue
@@ -250,18 +251,21 @@ def job_defaults() -> dict:
 def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | None:
     """Take a job for this worker, or None if there is nothing to run.
 
-    A queued job moves to running. A running job is taken over only when the broker redelivered its task,
-    which with late acks means the worker running it died: it resumes from its last checkpoint, up to
-    DISTILLERY_MAX_ATTEMPTS runs, and fails with a clear message after that.
+    A queued job moves to running. A running job is taken over only when its worker is gone: the broker
+    redelivered its task (late acks: the worker process died), or its heartbeat is older than
+    DISTILLERY_STALE_AFTER seconds (the whole machine went away; reap_stale_jobs sent the task again). It resumes
+    from its last checkpoint, up to DISTILLERY_MAX_ATTEMPTS runs, and fails with a clear message after that.
     """
     now = timezone.now()
     if Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-        status=Job.Status.RUNNING, started_at=now, worker=worker, attempts=F("attempts") + 1
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1
     ):
         job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
         broadcast_status(job)
         return job
-    orphan = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first() if redelivered else None
+    orphan = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
+    if orphan is not None and not (redelivered or is_stale(orphan, now)):
+        orphan = None
     if orphan is None:
         return None  # taken by a live worker, finished, cancelled while queued, or deleted
     if orphan.attempts >= settings.DISTILLERY_MAX_ATTEMPTS:
@@ -274,11 +278,40 @@ def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | N
         return None
     # Compare-and-set on attempts, so two deliveries cannot both take the job over.
     if not Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=orphan.attempts).update(
-        worker=worker, attempts=orphan.attempts + 1
+        worker=worker, attempts=orphan.attempts + 1, heartbeat_at=now
     ):
         return None
     log.warning("job %s: taking over from %s (attempt %s)", job_id, orphan.worker, orphan.attempts + 1)
     return Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+
+
+def is_stale(job: Job, now=None) -> bool:
+    """The job's worker has not shown a sign of life for DISTILLERY_STALE_AFTER seconds."""
+    last = job.heartbeat_at or job.started_at
+    return last is not None and ((now or timezone.now()) - last).total_seconds() > settings.DISTILLERY_STALE_AFTER
+
+
+def heartbeat(job_id: int) -> None:
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def requeue_stale_jobs() -> list[int]:
+    """Send the task of every running job whose worker went silent again; a live worker takes it over."""
+    from .tasks import run_job
+
+    cutoff = timezone.now() - timedelta(seconds=settings.DISTILLERY_STALE_AFTER)
+    stale = Job.objects.filter(status=Job.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    requeued = []
+    for job in stale:
+        task_id = uuid.uuid4().hex
+        Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
+        queue = "cpu" if job.kind == Job.Kind.CLASSIFY else "gpu"
+        run_job.apply_async((job.pk,), task_id=task_id, queue=queue)
+        log.warning("job %s: no heartbeat from %s since %s; sent it again", job.pk, job.worker, job.heartbeat_at)
+        requeued.append(job.pk)
+    return requeued
 
 
 def checkpoint_dir(job: Job) -> Path:

@@ -17,3 +17,9 @@ def run_job(self, job_id: int) -> str:
         return "skipped"
     runner.execute(job)
     return Job.objects.values_list("status", flat=True).get(pk=job_id)
+
+
+@shared_task
+def reap_stale_jobs() -> list[int]:
+    """Periodic (Celery beat): give jobs whose worker machine went silent to a live worker."""
+    return services.requeue_stale_jobs()

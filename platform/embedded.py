@@ -185,6 +185,8 @@ def serve(host: str, port: int) -> int:
         py = sys.executable  # 3. the worker and the web server
         worker = [py, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1"]
         worker += ["--loglevel", "INFO", "-n", "distillery@%h"]
+        # One machine, one worker: it also runs Celery beat (reap_stale_jobs every minute).
+        worker += ["--beat", "--schedule", str(VAR_DIR / "celerybeat-schedule")]
         web = [py, "-m", "uvicorn", "--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"]
         web += ["config.asgi:application"]
         procs = {"worker": spawn(worker, env), "web": spawn(web, env)}

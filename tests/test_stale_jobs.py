@@ -1,0 +1,92 @@
+"""A worker machine that vanishes: its job's heartbeat stops, the periodic reap_stale_jobs task sends the job
+again, and a live worker takes it over; a job whose worker is alive is left alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import runner, services, tasks
+from jobs.models import Job
+
+from .conftest import job_socket
+
+
+@pytest.fixture
+def dataset(user, sentiment_csv):
+    return services.create_dataset(user, "reviews", sentiment_csv)
+
+
+def _running(user, dataset, *, silent_for: float, **fields) -> Job:
+    beat = timezone.now() - timedelta(seconds=silent_for)
+    fields = {"params": {}, **fields}
+    return Job.objects.create(
+        owner=user, kind="finetune", dataset=dataset, status="running", worker="gone@host",
+        attempts=1, started_at=beat, heartbeat_at=beat, **fields,
+    )
+
+
+@pytest.mark.django_db
+def test_only_silent_running_jobs_are_sent_again(user, dataset, settings, monkeypatch):
+    settings.DISTILLERY_STALE_AFTER = 300
+    sent = []
+    monkeypatch.setattr(tasks.run_job, "apply_async", lambda args, **kw: sent.append((args, kw)))
+    silent = _running(user, dataset, silent_for=301)
+    _running(user, dataset, silent_for=100)  # alive
+    Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="queued")
+    assert tasks.reap_stale_jobs() == [silent.pk]
+    ((args, kw),) = sent
+    silent.refresh_from_db()
+    assert args == (silent.pk,) and kw["queue"] == "gpu" and kw["task_id"] == silent.celery_task_id
+
+
+@pytest.mark.django_db
+def test_a_silent_job_is_taken_over_without_a_redelivery_and_a_live_one_is_not(user, dataset, settings):
+    settings.DISTILLERY_STALE_AFTER = 300
+    alive = _running(user, dataset, silent_for=10)
+    assert services.claim_job(alive.pk, worker="other") is None
+    silent = _running(user, dataset, silent_for=400)
+    taken = services.claim_job(silent.pk, worker="other")
+    assert taken is not None and (taken.worker, taken.attempts) == ("other", 2)
+    assert (timezone.now() - taken.heartbeat_at).total_seconds() < 5
+    assert services.claim_job(silent.pk, worker="third") is None  # fresh again: nobody else takes it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_beats_from_its_own_thread(user, dataset, settings):
+    settings.DISTILLERY_HEARTBEAT_SECONDS = 0.01
+    job = _running(user, dataset, silent_for=1000)
+    with runner._heartbeat(job.pk):
+        deadline = time.monotonic() + 10
+        while Job.objects.get(pk=job.pk).heartbeat_at < timezone.now() - timedelta(seconds=5):
+            assert time.monotonic() < deadline, "no heartbeat within 10 s"
+    assert not services.is_stale(Job.objects.get(pk=job.pk))
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_reaper_gives_a_vanished_workers_job_to_the_live_worker(
+    user, api, dataset, tiny_bert, fast_params, settings, celery_worker
+):
+    """The worker process reads DISTILLERY_STALE_AFTER from its environment (300 s): a job silent for an hour."""
+    job = _running(user, dataset, silent_for=3600, base_model=str(tiny_bert), params=dict(fast_params, epochs=1))
+    assert tasks.reap_stale_jobs() == [job.pk]
+
+    async def until_finished():
+        communicator = job_socket(job.pk, api.token)
+        assert (await communicator.connect(timeout=10))[0]
+        async with asyncio.timeout(120):
+            while True:
+                message = await communicator.receive_json_from(timeout=60)
+                if message["type"] == "status" and message["status"] in Job.FINISHED:
+                    await communicator.disconnect()
+                    return message
+
+    final = asyncio.run(until_finished())
+    assert final["status"] == "succeeded", final["error"]
+    job.refresh_from_db()
+    assert job.attempts == 2 and job.worker.startswith("test-") and job.result_model is not None

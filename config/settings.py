@@ -110,9 +110,12 @@ TEMPLATES = [
 
 # Database: DATABASE_URL (postgres://...) or SQLite under var/. The SQLite test database is a file, not
 # memory, so the Celery worker that the end-to-end tests start in another process sees the same rows.
+# No persistent connections: under ASGI, Django runs each request's sync code in a thread of its own, so a
+# connection kept for reuse stays open, unused, until that dead thread's state is garbage-collected (Django's
+# docs advise CONN_MAX_AGE=0 with async). The classify hot path does not touch the database per request.
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'distillery.sqlite3'}", conn_max_age=60, conn_health_checks=True
+        default=f"sqlite:///{VAR_DIR / 'distillery.sqlite3'}", conn_max_age=0, conn_health_checks=True
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

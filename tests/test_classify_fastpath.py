@@ -25,7 +25,11 @@ def _post(token: str | None, body, *, host: bytes = b"testserver", raw: bytes | 
 
     async def go():
         communicator = HttpCommunicator(application, "POST", "/api/classify/", body=payload, headers=headers)
-        return await communicator.get_response(timeout=30)
+        response = await communicator.get_response(timeout=30)
+        # Let the application finish after its answer (Django closes its database connection then); leaving
+        # the loop at once would strand that connection in the request's thread.
+        await communicator.wait(timeout=30)
+        return response
 
     response = asyncio.run(go())
     return response["status"], json.loads(response["body"] or b"null"), dict(response["headers"])

@@ -117,3 +117,4 @@ def test_the_classify_page_starts_a_file_job_or_shows_the_error(client, user, tr
     assert good.status_code == 302 and good["Location"] == f"/jobs/{job.pk}/"
     page = client.get(good["Location"]).content.decode()
     assert "t.csv" in page and "Download CSV" in page
+    assert "chart-loss" not in page  # no training curves for a file classification

@@ -124,8 +124,7 @@ def classify_file(request):
                 request.user, form.cleaned_data["file"], text_column=form.cleaned_data["text_column"]
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            _add_errors(form, exc)
         else:
             return redirect("job-detail", pk=job.pk)
     record = services.promoted_model(request.user)

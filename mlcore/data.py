@@ -122,19 +122,7 @@ def read_table(
        for JSONL a row number is its line number.
     Blank lines (and CSV rows whose cells are all blank) are skipped.
     """
-    path = Path(path)
-    fmt = format if format is not None else detect_format(path.name)
-    if fmt not in FORMATS:
-        raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
-
-    content = _decode(path.read_bytes())
-    if fmt == "jsonl":
-        columns, records = _parse_jsonl(content, max_rows)
-    else:
-        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
-    if not records:
-        raise DataError("the file has no data rows")
-
+    fmt, columns, records = _read_records(path, format, max_rows)
     text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
     label_col = _pick_column(columns, label_column, LABEL_COLUMN_CANDIDATES, "label")
     if text_col == label_col:
@@ -184,17 +172,7 @@ def read_texts(
     max_text_chars: int = 100_000,
 ) -> TextTable:
     """Read a table of texts for batch classification: read_table's parsing and checks, no label needed."""
-    path = Path(path)
-    fmt = format if format is not None else detect_format(path.name)
-    if fmt not in FORMATS:
-        raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    content = _decode(path.read_bytes())
-    if fmt == "jsonl":
-        columns, records = _parse_jsonl(content, max_rows)
-    else:
-        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
-    if not records:
-        raise DataError("the file has no data rows")
+    fmt, columns, records = _read_records(path, format, max_rows)
     text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
     id_col = next((c for c in columns if c.casefold() == "id" and c != text_col), None)
     texts, ids = [], []
@@ -273,6 +251,24 @@ def _split_size(n: int, fraction: float) -> int:
     # A requested split is never empty once there is room for all three (n >= 3).
     size = round(n * fraction)
     return max(size, 1) if fraction > 0 and n >= 3 else size
+
+
+def _read_records(
+    path: str | os.PathLike[str], format: str | None, max_rows: int  # noqa: A002 - as in read_table
+) -> tuple[str, list[str], list[tuple[int, dict]]]:
+    """(format, columns, numbered records) of a CSV/TSV/JSONL file, decoded and parsed; no rows is an error."""
+    path = Path(path)
+    fmt = format if format is not None else detect_format(path.name)
+    if fmt not in FORMATS:
+        raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    content = _decode(path.read_bytes())
+    if fmt == "jsonl":
+        columns, records = _parse_jsonl(content, max_rows)
+    else:
+        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
+    if not records:
+        raise DataError("the file has no data rows")
+    return fmt, columns, records
 
 
 def _decode(raw: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -185,6 +186,25 @@ def job_socket(job_id: int, token: str, *, after: int | None = None):
 
     query = f"?token={token}" + (f"&after={after}" if after is not None else "")
     return WebsocketCommunicator(application, f"/ws/jobs/{job_id}/{query}", headers=[(b"origin", b"http://testserver")])
+
+
+async def watch_job(job_id: int, token: str, *, after: int | None = None, timeout: float = 300) -> list[dict]:
+    """Collect a job's websocket messages until it reports a finished status."""
+    from jobs.models import Job
+
+    communicator = job_socket(job_id, token, after=after)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    messages = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await communicator.receive_json_from(timeout=60)
+                messages.append(message)
+                if message["type"] == "status" and message["status"] in Job.FINISHED:
+                    return messages
+    finally:
+        await communicator.disconnect()
 
 
 # --- a real Celery worker process ------------------------------------------------------------------

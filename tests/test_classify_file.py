@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
 
-from .conftest import job_socket
+from .conftest import watch_job
 
 TEXTS = ["great good film", "awful bad movie", "a good, great story", "bad, awful, boring", "good"]
 
@@ -39,17 +39,7 @@ def test_a_file_is_classified_by_the_worker_into_a_csv(api, trained_model, celer
     )
     assert api.get(f"/api/jobs/{job['id']}/output/").status_code == 404  # not written yet
 
-    async def until_finished():
-        communicator = job_socket(job["id"], api.token)
-        assert (await communicator.connect(timeout=10))[0]
-        async with asyncio.timeout(120):
-            while True:
-                message = await communicator.receive_json_from(timeout=60)
-                if message["type"] == "status" and message["status"] in Job.FINISHED:
-                    await communicator.disconnect()
-                    return message
-
-    final = asyncio.run(until_finished())
+    final = asyncio.run(watch_job(job["id"], api.token, timeout=120))[-1]
     assert final["status"] == "succeeded", final["error"]
     assert final["output"] is True and final["progress"] == 1.0
     download = api.get(f"/api/jobs/{job['id']}/output/")

@@ -9,36 +9,16 @@ import pytest
 
 from jobs.models import Job, ModelRecord
 
-from .conftest import job_socket, launch_finetune
+from .conftest import job_socket, launch_finetune, watch_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-async def _watch(job_id: int, token: str, *, after: int | None = None, timeout: float = 300) -> list[dict]:
-    """Collect websocket messages until the job reports a finished status."""
-    communicator = job_socket(job_id, token, after=after)
-    connected, _ = await communicator.connect(timeout=10)
-    assert connected
-    messages = []
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await communicator.receive_json_from(timeout=60)
-                messages.append(message)
-                if message["type"] == "status" and message["status"] in FINISHED:
-                    return messages
-    finally:
-        await communicator.disconnect()
-
-
-def _run_and_watch(api, payload: dict) -> tuple[dict, list[dict]]:
+def _run_andwatch_job(api, payload: dict) -> tuple[dict, list[dict]]:
     response = api.post("/api/jobs/", payload, format="json")
     assert response.status_code == 201, response.content
     job = response.json()
     assert job["status"] == "queued"
-    messages = asyncio.run(_watch(job["id"], api.token))
+    messages = asyncio.run(watch_job(job["id"], api.token))
     return api.get(f"/api/jobs/{job['id']}/").json(), messages
 
 
@@ -65,7 +45,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert dataset["labels"] == ["negative", "positive"]
 
     # 2. fine-tune on the tiny BERT in the real worker, watching over the websocket
-    job, messages = _run_and_watch(
+    job, messages = _run_andwatch_job(
         api, {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": fast_params}
     )
     assert job["status"] == "succeeded", job["error"]
@@ -85,7 +65,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert teacher.serving_precision == ("int8" if chose_int8 else "fp32")
 
     # 3. a client that reconnects after seq 5 gets exactly the points after it
-    late = asyncio.run(_watch(job["id"], api.token, after=5))
+    late = asyncio.run(watch_job(job["id"], api.token, after=5))
     assert [m["seq"] for m in late if m["type"] == "metric"] == [m["seq"] for m in metrics][5:]
 
     # 4. promote and classify one text and a batch
@@ -97,7 +77,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert [p["label"] for p in many.json()] == ["negative", "positive"]
 
     # 5. distil the fine-tuned model into a derived student, in the worker
-    job, messages = _run_and_watch(
+    job, messages = _run_andwatch_job(
         api, {"kind": "distill", "dataset": dataset["id"], "teacher": teacher.pk, "params": fast_params}
     )
     assert job["status"] == "succeeded", job["error"]
@@ -131,7 +111,7 @@ def test_a_running_job_can_be_cancelled(api, sentiment_csv, tiny_bert, fast_para
                     response = await sync_to_async(api.post)(f"/api/jobs/{job['id']}/cancel/")
                     assert response.status_code == 200
                     cancelled = True
-                if message["type"] == "status" and message["status"] in FINISHED:
+                if message["type"] == "status" and message["status"] in Job.FINISHED:
                     await communicator.disconnect()
                     return message
 

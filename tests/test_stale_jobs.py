@@ -13,7 +13,7 @@ from django.utils import timezone
 from jobs import runner, services, tasks
 from jobs.models import Job
 
-from .conftest import job_socket
+from .conftest import watch_job
 
 
 @pytest.fixture
@@ -76,17 +76,7 @@ def test_the_reaper_gives_a_vanished_workers_job_to_the_live_worker(
     job = _running(user, dataset, silent_for=3600, base_model=str(tiny_bert), params=dict(fast_params, epochs=1))
     assert tasks.reap_stale_jobs() == [job.pk]
 
-    async def until_finished():
-        communicator = job_socket(job.pk, api.token)
-        assert (await communicator.connect(timeout=10))[0]
-        async with asyncio.timeout(120):
-            while True:
-                message = await communicator.receive_json_from(timeout=60)
-                if message["type"] == "status" and message["status"] in Job.FINISHED:
-                    await communicator.disconnect()
-                    return message
-
-    final = asyncio.run(until_finished())
+    final = asyncio.run(watch_job(job.pk, api.token, timeout=120))[-1]
     assert final["status"] == "succeeded", final["error"]
     job.refresh_from_db()
     assert job.attempts == 2 and job.worker.startswith("test-") and job.result_model is not None

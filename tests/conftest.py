@@ -72,11 +72,13 @@ def _fresh_channel_layer():
 
 @pytest.fixture(autouse=True)
 def _fresh_serving_engines():
-    """Each test starts with no model loaded in this process, and leaves no engine thread behind."""
+    """Each test starts with no model loaded in this process (nor classify quota reserved), and leaves no
+    engine thread behind."""
     yield
-    from jobs import serving
+    from jobs import fastpath, serving
 
     serving.reset()
+    fastpath.reset_leases()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from django.core.cache import cache, caches
 from rest_framework.throttling import SimpleRateThrottle
@@ -54,3 +57,74 @@ class ClassifyRateThrottle(SimpleRateThrottle):
 
     def wait(self) -> float:
         return max(self._wait, 0.0)
+
+
+# How many of a user's requests one web process reserves per Redis round trip on the fast path: at most
+# LEASE_MAX, and at most 1/LEASE_SHARE of what the process last saw left of the user's quota, so the last
+# eighth of a quota is always counted one request at a time (exactly).
+LEASE_MAX = 32
+LEASE_SHARE = 8
+
+
+@dataclass
+class _Lease:
+    window: str  # the Redis key of the window the slots belong to
+    slots: int = 0  # reserved and not yet used
+    seen: int = 0  # the window's count, last seen in Redis
+    exhausted: bool = False  # Redis had no slot left within the rate: refuse until the window ends
+    pending: asyncio.Future | None = None  # a reservation in flight, which other requests wait for
+
+
+class QuotaLeases:
+    """The fast path's side of ClassifyRateThrottle: the same Redis window counter, reserved in blocks.
+
+    Counting each request in Redis took a round trip of about 0.9 ms on the 2-core bench machine, 10% of a
+    short sentence's answer. Instead a process reserves a block of the user's window at once (INCRBY n) and
+    serves it from memory; the Redis count therefore says how many requests were reserved, and no process
+    is ever granted a slot past the rate, so the user's total over all processes and both paths stays within
+    it. One reservation per user is in flight at a time; concurrent requests wait for it. The cost: a
+    process can hold up to LEASE_MAX reserved slots it never uses, which count against the user until the
+    window ends (never more than 1/LEASE_SHARE of the quota left when it reserved them). Windows and keys are
+    the DRF view's, so the two paths keep sharing one count.
+    """
+
+    def __init__(self, incrby: Callable[[str, int, int], Awaitable[int]]) -> None:
+        self._incrby = incrby  # (key, n, ttl seconds) -> the key's count after adding n
+        self._leases: dict[int, _Lease] = {}  # user id -> the lease of the current window
+
+    async def wait(self, user_id: int, throttle: ClassifyRateThrottle) -> float | None:
+        """Seconds to wait if this request is over the user's rate, else None (it is counted)."""
+        key, window_end = throttle.window_key(user_id)
+        while True:
+            lease = self._lease(user_id, key)
+            if lease.slots > 0:
+                lease.slots -= 1
+                return None
+            if lease.exhausted:
+                return max(0.0, window_end - time.time())
+            if lease.pending is not None:
+                await asyncio.shield(lease.pending)
+                continue
+            await self._reserve(lease, throttle)
+
+    def _lease(self, user_id: int, key: str) -> _Lease:
+        lease = self._leases.get(user_id)
+        if lease is None or lease.window != key:
+            if len(self._leases) > 10_000:  # old windows of users gone quiet
+                self._leases = {u: v for u, v in self._leases.items() if v.pending is not None}
+            lease = self._leases[user_id] = _Lease(key)
+        return lease
+
+    async def _reserve(self, lease: _Lease, throttle: ClassifyRateThrottle) -> None:
+        limit = throttle.num_requests
+        size = max(1, min(LEASE_MAX, (limit - lease.seen) // LEASE_SHARE))
+        lease.pending = asyncio.get_running_loop().create_future()
+        try:
+            count = await self._incrby(lease.window, size, throttle.duration + 1)
+        finally:
+            lease.pending.set_result(None)
+            lease.pending = None
+        granted = max(0, min(size, limit - (count - size)))  # the reserved slots that lie within the rate
+        lease.seen = max(lease.seen, count)
+        lease.slots += granted
+        lease.exhausted = granted == 0

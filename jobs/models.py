@@ -115,6 +115,8 @@ class Job(models.Model):
             "cancel_requested": self.cancel_requested,
             "result_model": self.result_model_id,
             "output": bool(self.output_file),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
 
 

@@ -4,6 +4,7 @@ classify; then the same for a distillation of that model."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
@@ -32,6 +33,11 @@ def _check_metric_stream(api, job: dict, messages: list[dict]) -> list[dict]:
     train = [m for m in metrics if m["kind"] == "train"]
     assert {"train/loss", "train/accuracy", "lr"} <= set(train[0]["values"])
     assert [m["kind"] for m in metrics][-1] == "test"
+    # The last status event carries the times the job page shows, the same as the API's.
+    final = messages[-1]
+    started, finished = (datetime.fromisoformat(final[key]) for key in ("started_at", "finished_at"))
+    assert started <= finished == datetime.fromisoformat(job["finished_at"])
+    assert started == datetime.fromisoformat(job["started_at"])
     return metrics
 
 

@@ -5,8 +5,7 @@
   var root = document.getElementById("job-page");
   if (!root) return;
 
-  var FINISHED = ["succeeded", "failed", "cancelled"];
-  var STATUSES = ["queued", "running"].concat(FINISHED);
+  var live = window.DistilleryLive;
   var SMOOTHING = 0.9; // exponential moving average weight for the noisy per-batch series
 
   var metricsUrl = root.getAttribute("data-metrics-url");
@@ -14,45 +13,38 @@
   var modelUrl = root.getAttribute("data-model-url") || "/models/0/";
   var status = root.getAttribute("data-status");
   var lastSeq = 0;
-  var socket = null;
-  var delay = 1000;
   var indicator = document.getElementById("live-indicator");
 
   // ---------------------------------------------------------------- status
 
-  function setIndicator(state, text) {
-    if (!indicator) return;
-    indicator.classList.remove("online", "offline");
-    if (state) indicator.classList.add(state);
-    indicator.textContent = text;
-  }
 
-  function isFinished(s) { return FINISHED.indexOf(s) !== -1; }
+  // The server renders times in UTC as "YYYY-MM-DD HH:MM:SS" with the ISO form as a title; events carry ISO.
+  function setTime(id, iso) {
+    var cell = document.getElementById(id);
+    if (!cell || !iso) return;
+    var span = document.createElement("span");
+    span.title = iso;
+    span.textContent = new Date(iso).toISOString().slice(0, 19).replace("T", " ");
+    cell.replaceChildren(span);
+  }
 
   function applyStatus(msg) {
     status = msg.status;
     root.setAttribute("data-status", status);
 
-    var badge = document.querySelector("#job-status .badge");
-    if (badge) {
-      STATUSES.forEach(function (s) { badge.classList.remove("badge-" + s); });
-      badge.classList.add("badge-" + status);
-      badge.textContent = status;
-    }
+    live.setStatus(
+      document.querySelector("#job-status .badge"),
+      document.querySelector("#job-progress .progress"),
+      document.querySelector("#job-progress .progress-text"),
+      status,
+      msg.progress
+    );
 
-    var bar = document.querySelector("#job-progress .progress");
-    if (bar && typeof msg.progress === "number") {
-      var pct = Math.round(Math.max(0, Math.min(1, msg.progress)) * 100);
-      STATUSES.forEach(function (s) { bar.classList.remove(s); });
-      bar.classList.add(status);
-      bar.setAttribute("aria-valuenow", String(pct));
-      bar.querySelector(".progress-bar").style.width = pct + "%";
-      var text = document.querySelector("#job-progress .progress-text");
-      if (text) text.textContent = pct + "%";
-    }
+    setTime("job-started", msg.started_at);
+    setTime("job-finished", msg.finished_at);
 
     var cancel = document.getElementById("cancel-form");
-    if (cancel && isFinished(status)) cancel.hidden = true;
+    if (cancel && live.isFinished(status)) cancel.hidden = true;
 
     var errorCard = document.getElementById("error-card");
     if (errorCard) {
@@ -248,10 +240,7 @@
 
   // ---------------------------------------------------------------- transport
 
-  function onMessage(event) {
-    var msg;
-    try { msg = JSON.parse(event.data); } catch (e) { return; }
-    if (!msg) return;
+  function onMessage(msg) {
     if (msg.type === "status") {
       applyStatus(msg);
     } else if (msg.type === "metric") {
@@ -261,27 +250,12 @@
   }
 
   function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + wsPath + "?after=" + lastSeq);
-    socket.onopen = function () {
-      delay = 1000;
-      setIndicator("online", "live");
-    };
-    socket.onmessage = onMessage;
-    socket.onclose = function (event) {
-      socket = null;
-      if (event.code === 4403) {
-        setIndicator("offline", "not allowed");
-        return;
-      }
-      if (isFinished(status) && (event.wasClean || event.code === 1000)) {
-        setIndicator(null, "finished");
-        return;
-      }
-      setIndicator("offline", "reconnecting…");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 10000);
-    };
+    live.follow({
+      path: function () { return wsPath + "?after=" + lastSeq; }, // a reconnect asks only for what it missed
+      indicator: indicator,
+      onMessage: onMessage,
+      done: function (event) { return live.isFinished(status) && (event.wasClean || event.code === 1000); },
+    });
   }
 
   function loadHistory() {
@@ -303,7 +277,7 @@
 
   if (!("WebSocket" in window)) {
     loadHistory();
-    setIndicator("offline", "no live updates");
+    live.setIndicator(indicator, "offline", "no live updates");
     return;
   }
   loadHistory().then(connect);

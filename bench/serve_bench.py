@@ -310,11 +310,40 @@ def _proc_cpu(pid: int) -> int:
 # --- the model in this process ---------------------------------------------------------------------------
 
 
-def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dict[str, Any]:
-    """Token counts and FLOPs per text, and bare_forward_ms: the median time of model(**inputs) on one short
-    sentence (the one of median token count), with os.cpu_count() torch threads, at the engine's precision."""
+def serving_runtime() -> str:
+    """The runtime the server will use: DISTILLERY_SERVING_RUNTIME (default onnx), torch without onnxruntime."""
+    from mlcore import onnxrt
+
+    wanted = os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx")
+    return "onnx" if wanted == "onnx" and onnxrt.available() else "torch"
+
+
+def _bare_times(model, inputs) -> tuple[list[float], list[float]]:
+    """Seconds per model(**inputs) call (after a warm-up) with 1 and with os.cpu_count() torch threads."""
     import torch
 
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for count in (1, os.cpu_count() or 1):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                times = []
+                for k in range(BARE_WARMUP + BARE_RUNS):
+                    started = time.perf_counter()
+                    model(**inputs)
+                    if k >= BARE_WARMUP:
+                        times.append(time.perf_counter() - started)
+            out.append(times)
+    finally:
+        torch.set_num_threads(threads)
+    return out[0], out[1]
+
+
+def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dict[str, Any]:
+    """Token counts and FLOPs per text, and bare_forward_ms: the median time of model(**inputs) on one short
+    sentence (the one of median token count), with os.cpu_count() threads, at the engine's precision, on the
+    engine's runtime (bare_forward_torch_ms: the PyTorch model's, whichever runtime serves)."""
     from mlcore.batching import pad
     from mlcore.encoding import encode
     from mlcore.inference import Classifier
@@ -344,22 +373,17 @@ def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dic
     by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
     row = rows[by_length[len(by_length) // 2]]
     inputs = pad([row], classifier.tokenizer.pad_token_id or 0)
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, os.cpu_count() or 1):  # the last one is the figure; one thread shows what it gains
-            torch.set_num_threads(count)
-            meter = CpuMeter().start()
-            with torch.inference_mode():
-                times = []
-                for k in range(BARE_WARMUP + BARE_RUNS):
-                    started = time.perf_counter()
-                    classifier.model(**inputs)
-                    if k >= BARE_WARMUP:
-                        times.append(time.perf_counter() - started)
-            if count == 1:
-                info["bare_forward_1thread_ms"] = percentile(times, 50) * 1000
-    finally:
-        torch.set_num_threads(threads)
+    # The bare forward of what the engine runs (DISTILLERY_SERVING_RUNTIME, as jobs.serving.runtime() reads
+    # it), and of the PyTorch model too, for reference.
+    runtime = serving_runtime()
+    info["model"]["runtime"] = runtime
+    meter = CpuMeter().start()
+    one, times = _bare_times(classifier.model, inputs)
+    info["bare_forward_torch_ms"] = percentile(times, 50) * 1000
+    if runtime == "onnx":  # threads=1 is a session with one intra-op thread; torch's setting does not reach it
+        one = _bare_times(Classifier.load(folder, precision=precision, runtime="onnx", threads=1).model, inputs)[1]
+        times = _bare_times(Classifier.load(folder, precision=precision, runtime="onnx").model, inputs)[1]
+    info["bare_forward_1thread_ms"] = percentile(one, 50) * 1000
     info["bare_forward_ms"] = percentile(times, 50) * 1000
     info["bare_forward_min_ms"] = min(times) * 1000
     info["bare_forward_other_cpu_cores"] = meter.stop()["other_cpu_cores"]
@@ -625,8 +649,11 @@ def _line(point: dict[str, Any]) -> str:
 # --- results ---------------------------------------------------------------------------------------------
 
 
-def ratios(runs: dict[str, Any], concurrency: list[int], bare_ms: float | None) -> dict[str, float | None]:
-    """engine / baseline requests/s per set and clients, and the engine's 1-client short p50 / bare forward."""
+def ratios(
+    runs: dict[str, Any], concurrency: list[int], bare_ms: float | None, bare_torch_ms: float | None = None
+) -> dict[str, float | None]:
+    """engine / baseline requests/s per set and clients, and the engine's 1-client short p50 over the bare
+    forward of the runtime it serves with (and over the PyTorch model's)."""
     base, engine = runs.get("baseline"), runs.get("engine")
     out: dict[str, float | None] = {}
     for set_name in SETS:
@@ -637,6 +664,7 @@ def ratios(runs: dict[str, Any], concurrency: list[int], bare_ms: float | None) 
                 out[f"rps_ratio_{set_name}_{clients}"] = _div(e.get("rps"), b.get("rps"))
     p50 = (((engine or {}).get("short") or {}).get("1") or {}).get("p50_ms")
     out["p1_p50_over_bare_forward"] = _div(p50, bare_ms)
+    out["p1_p50_over_bare_torch_forward"] = _div(p50, bare_torch_ms)
     return out
 
 
@@ -694,8 +722,9 @@ def main(argv: list[str] | None = None) -> Path:
         # 3. Token counts, FLOPs per text and the bare forward time, before any server competes for the cores.
         info = inspect_model(args.model, stack.precision, sets)
         say(
-            f"bench: bare forward {info['bare_forward_ms']:.2f} ms (min {info['bare_forward_min_ms']:.2f}; 1 thread "
-            f"{info['bare_forward_1thread_ms']:.2f}) on a {info['bare_forward_tokens']}-token short sentence; "
+            f"bench: bare forward ({info['model']['runtime']}) {info['bare_forward_ms']:.2f} ms (min "
+            f"{info['bare_forward_min_ms']:.2f}; 1 thread {info['bare_forward_1thread_ms']:.2f}; PyTorch "
+            f"{info['bare_forward_torch_ms']:.2f}) on a {info['bare_forward_tokens']}-token short sentence; "
             f"mean tokens {info['model']['mean_tokens']}"
         )
         _warn_if_busy("bare forward", info["bare_forward_other_cpu_cores"])
@@ -705,7 +734,7 @@ def main(argv: list[str] | None = None) -> Path:
         for name in args.runs:
             runs[name] = measure_run(name, stack, sets, info["flops"], args.concurrency, args.seconds, peak)
 
-    ratio = ratios(runs, args.concurrency, info["bare_forward_ms"])
+    ratio = ratios(runs, args.concurrency, info["bare_forward_ms"], info["bare_forward_torch_ms"])
     result = {
         "machine": machine | {"bench_seconds": time.perf_counter() - bench_start, "loadavg_end": os.getloadavg()},
         "model": {
@@ -715,6 +744,7 @@ def main(argv: list[str] | None = None) -> Path:
             "bare_forward_ms": info["bare_forward_ms"],
             "bare_forward_min_ms": info["bare_forward_min_ms"],
             "bare_forward_1thread_ms": info["bare_forward_1thread_ms"],
+            "bare_forward_torch_ms": info["bare_forward_torch_ms"],
             "bare_forward_threads": os.cpu_count(),
             "bare_forward_other_cpu_cores": info["bare_forward_other_cpu_cores"],
             "bare_forward_tokens": info["bare_forward_tokens"],

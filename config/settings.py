@@ -176,10 +176,14 @@ DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"
 DISTILLERY_SERVING_ENGINE = os.environ.get("DISTILLERY_SERVING_ENGINE", "batched")
 if DISTILLERY_SERVING_ENGINE not in ("batched", "baseline"):
     raise ImproperlyConfigured(f"DISTILLERY_SERVING_ENGINE={DISTILLERY_SERVING_ENGINE!r}: use batched or baseline")
+# What runs the forward pass when serving: onnx (ONNX Runtime, the model exported once beside its files) or torch.
+DISTILLERY_SERVING_RUNTIME = os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx")
+if DISTILLERY_SERVING_RUNTIME not in ("onnx", "torch"):
+    raise ImproperlyConfigured(f"DISTILLERY_SERVING_RUNTIME={DISTILLERY_SERVING_RUNTIME!r}: use onnx or torch")
 DISTILLERY_SERVING_MAX_BATCH = env_int("DISTILLERY_SERVING_MAX_BATCH", 32)  # texts per forward pass
 DISTILLERY_SERVING_MAX_WAIT_MS = float(os.environ.get("DISTILLERY_SERVING_MAX_WAIT_MS", "3"))
 DISTILLERY_SERVING_QUEUE = env_int("DISTILLERY_SERVING_QUEUE", 2048)  # texts waiting; beyond: 503
-DISTILLERY_SERVING_THREADS = env_int("DISTILLERY_SERVING_THREADS", 0)  # torch threads; 0: one per core
+DISTILLERY_SERVING_THREADS = env_int("DISTILLERY_SERVING_THREADS", 0)  # model threads; 0: one per core
 # How long a web process trusts an API token and the user's promoted model before asking the database again
 # (changes made through this process apply at once; through another, within this many seconds).
 DISTILLERY_SERVING_AUTH_TTL = float(os.environ.get("DISTILLERY_SERVING_AUTH_TTL", "5"))

@@ -118,10 +118,11 @@ def _train_and_register(job: Job, checkpoints: Path) -> None:
 def _classify_file(job: Job) -> None:
     """Classify an uploaded file with the job's model (at its serving precision) into a CSV in storage."""
     from mlcore.batchfile import classify_table
-    from mlcore.inference import Classifier
+
+    from . import serving
 
     table = services.load_texts(job)
-    classifier = Classifier.load(services.model_dir(job.model), device="cpu", precision=job.model.serving_precision)
+    classifier = serving.load_classifier(job.model)
 
     def progress(done: int, total: int) -> None:
         services.set_progress(job.pk, done / max(total, 1))
@@ -150,15 +151,17 @@ def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
 
 
 def _int8_report(job: Job, data: TextDataset, model_dir: str) -> dict:
-    """int8 vs fp32 on the job's own validation rows: the record then serves int8 if that costs at most
-    DISTILLERY_INT8_MAX_DROP points (services.serving_precision_for)."""
+    """int8 vs fp32 on the job's own validation rows, on the runtime that will serve them: the record then
+    serves int8 if that costs at most DISTILLERY_INT8_MAX_DROP points (services.serving_precision_for)."""
     from mlcore.quantize import compare_precisions
     from mlcore.train import make_splits
+
+    from . import serving
 
     config = config_from_dict(DistillConfig if job.kind == Job.Kind.DISTILL else TrainConfig, job.params)
     valid = make_splits(data, config)["valid"]
     try:
-        return compare_precisions(model_dir, valid if len(valid) else data)
+        return compare_precisions(model_dir, valid if len(valid) else data, runtime=serving.runtime())
     except Exception as exc:  # a model quantisation cannot handle still serves in fp32
         log.warning("int8 comparison failed for job %s", job.pk, exc_info=True)
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -409,8 +409,11 @@ def import_model(
     if validation_file:
         from mlcore.quantize import compare_precisions
 
+        from . import serving
+
         rows, _ = read_table(validation_file)
-        record.metrics = {**record.metrics, "int8": compare_precisions(folder, rows)}
+        report = compare_precisions(folder, rows, runtime=serving.runtime())
+        record.metrics = {**record.metrics, "int8": report}
         record.serving_precision = serving_precision_for(record.metrics)
     record = _store(record, folder)
     return promote(record) if promote_it else record

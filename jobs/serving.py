@@ -12,6 +12,7 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +30,40 @@ _explainers: OrderedDict[str, Any] = OrderedDict()
 
 def _key(record: ModelRecord) -> tuple:
     # The artifact prefix is unique per stored model; ids can come back (e.g. a database restored from backup).
-    return (record.artifact_prefix, record.serving_precision, settings.DISTILLERY_SERVING_ENGINE)
+    return (record.artifact_prefix, record.serving_precision, settings.DISTILLERY_SERVING_ENGINE, runtime())
+
+
+def runtime() -> str:
+    """DISTILLERY_SERVING_RUNTIME, or torch where onnxruntime is not installed."""
+    from mlcore import onnxrt
+
+    if settings.DISTILLERY_SERVING_RUNTIME == "onnx" and onnxrt.available():
+        return "onnx"
+    return "torch"
+
+
+def load_classifier(record: ModelRecord, precision: str | None = None):
+    """`record`'s Classifier at `precision` (default: its serving precision) on the serving runtime; a model
+    that cannot be exported to ONNX is served by PyTorch instead (logged)."""
+    from mlcore.inference import Classifier
+
+    precision = precision or record.serving_precision
+    folder = services.model_dir(record)
+    if runtime() == "onnx":
+        # Exports are derived files: a cache beside the downloaded models, not the stored model's folder.
+        exports = Path(settings.DISTILLERY_MODEL_CACHE) / "onnx" / Path(record.artifact_prefix).name
+        try:
+            return Classifier.load(
+                folder,
+                device="cpu",
+                precision=precision,
+                runtime="onnx",
+                threads=settings.DISTILLERY_SERVING_THREADS,
+                onnx_dir=exports,
+            )
+        except Exception:
+            log.warning("model %s could not run in ONNX Runtime; serving it with PyTorch", record.pk, exc_info=True)
+    return Classifier.load(folder, device="cpu", precision=precision)
 
 
 def cached_engine(record: ModelRecord):
@@ -72,8 +106,8 @@ def _build(record: ModelRecord):
     set_threads(settings.DISTILLERY_SERVING_THREADS)
     if settings.DISTILLERY_SERVING_ENGINE == "baseline":  # the study's serving: fp32, one at a time
         return BaselineEngine(Classifier.load(services.model_dir(record), device="cpu"))
-    classifier = Classifier.load(services.model_dir(record), device="cpu", precision=record.serving_precision)
-    log.info("serving model %s (%s)", record.pk, record.serving_precision)
+    classifier = load_classifier(record)
+    log.info("serving model %s (%s, %s)", record.pk, record.serving_precision, classifier.runtime)
     engine = BatchingEngine(
         classifier,
         max_batch=settings.DISTILLERY_SERVING_MAX_BATCH,
@@ -109,10 +143,10 @@ def preload(record: ModelRecord) -> None:
 
 
 def explainer_for(record: ModelRecord):
-    """An fp32 Classifier for explanations (gradients need the float model, whatever serving uses)."""
+    """An fp32 PyTorch Classifier for explanations (gradients need the float model, whatever serving uses)."""
     with _lock:
         engine = _engines.get(_key(record))
-        if engine is not None and engine.classifier.precision == "fp32":
+        if engine is not None and engine.classifier.precision == "fp32" and engine.classifier.runtime == "torch":
             return engine.classifier
         if record.artifact_prefix in _explainers:
             _explainers.move_to_end(record.artifact_prefix)
@@ -128,7 +162,7 @@ def explainer_for(record: ModelRecord):
 
 
 def loaded() -> list[tuple]:
-    """(artifact prefix, precision, engine kind) of every loaded engine, least recently used first."""
+    """(artifact prefix, precision, engine kind, runtime) of every loaded engine, least recently used first."""
     with _lock:
         return list(_engines)
 

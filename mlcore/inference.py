@@ -13,11 +13,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mlcore.batching import pad
 from mlcore.devices import resolve_device
 from mlcore.encoding import TRUNCATIONS, encode
-from mlcore.loading import load_trained
+from mlcore.loading import load_trained, load_trained_parts
 
 DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
 TOKEN_BUDGET = 8192  # padded tokens per forward pass: long texts go in smaller chunks than short ones
 PRECISIONS = ("fp32", "int8")
+RUNTIMES = ("torch", "onnx")  # what runs the forward pass: PyTorch, or ONNX Runtime (CPU; mlcore.onnxrt)
 
 
 @dataclass
@@ -41,9 +42,11 @@ class Classifier:
         device: torch.device,
         truncation: str = "head",
         precision: str = "fp32",
+        runtime: str = "torch",
     ) -> None:
-        self.model = model
+        self.model = model  # a PreTrainedModel, or an mlcore.onnxrt.OnnxModel called the same way
         self.precision = precision
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.label_names = label_names
         self.max_length = max_length
@@ -62,14 +65,23 @@ class Classifier:
         max_length: int | None = None,
         truncation: str | None = None,
         precision: str = "fp32",
+        runtime: str = "torch",
+        threads: int = 0,
+        onnx_dir: str | os.PathLike[str] | None = None,
     ) -> Classifier:
         """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
 
         max_length and truncation default to the ones the model was trained with (distillery.json), else
         DEFAULT_MAX_LENGTH and "head". precision "int8" quantises the linear layers dynamically (CPU only).
+        runtime "onnx" runs the model in ONNX Runtime on CPU with `threads` threads (0: one per core),
+        exporting it the first time into `onnx_dir` (default `<model_dir>/.onnx`; see mlcore.onnxrt).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if runtime == "onnx":
+            return cls._load_onnx(Path(model_dir), device, max_length, truncation, precision, threads, onnx_dir)
         model, tokenizer, label_names, manifest = load_trained(model_dir)
         torch_device = resolve_device(device)
         model.to(torch_device).eval()
@@ -85,6 +97,30 @@ class Classifier:
             raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got {cut!r}")
         return cls(
             model, tokenizer, label_names, length, Path(model_dir), torch_device, truncation=cut, precision=precision
+        )
+
+    @classmethod
+    def _load_onnx(cls, model_dir: Path, device: str, max_length, truncation, precision: str, threads: int, onnx_dir):
+        from mlcore import onnxrt
+
+        if resolve_device(device).type != "cpu":
+            raise ValueError("the onnx runtime serves on CPU only")
+        model = onnxrt.OnnxModel(onnxrt.export(model_dir, precision, onnx_dir), threads)
+        tokenizer, label_names, manifest = load_trained_parts(model_dir)
+        length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
+        cut = truncation or manifest.get("truncation") or "head"
+        if cut not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got {cut!r}")
+        return cls(
+            model,
+            tokenizer,
+            label_names,
+            length,
+            model_dir,
+            torch.device("cpu"),
+            truncation=cut,
+            precision=precision,
+            runtime="onnx",
         )
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:

@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from mlcore.artifacts import read_manifest
 from mlcore.catalogue import resolve_model
@@ -40,18 +46,27 @@ def load_for_training(model_id: str, label_names: list[str]) -> tuple[PreTrained
 
 def load_trained(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str], dict]:
     """A model saved by finetune() or distill(): (model, tokenizer, label names, distillery.json contents)."""
+    tokenizer, label_names, manifest = load_trained_parts(model_dir)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
+    except Exception as e:
+        raise ModelLoadError(f"could not load model {str(model_dir)!r}: {e}") from e
+    return model, tokenizer, label_names, manifest
+
+
+def load_trained_parts(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedTokenizerBase, list[str], dict]:
+    """What a trained folder holds beside its weights: (tokenizer, label names, distillery.json contents)."""
     folder = Path(model_dir)
     try:
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in {str(folder)!r}")
         manifest = read_manifest(folder)
         tokenizer = _load_tokenizer(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32)
+        id2label = AutoConfig.from_pretrained(str(folder)).id2label
     except Exception as e:
         raise ModelLoadError(f"could not load model {str(model_dir)!r}: {e}") from e
-    id2label = model.config.id2label
     label_names = list(manifest.get("label_names") or [id2label[i] for i in range(len(id2label))])
-    return model, tokenizer, label_names, manifest
+    return tokenizer, label_names, manifest
 
 
 def check_max_length(model: PreTrainedModel, max_length: int) -> None:

@@ -216,12 +216,13 @@ def test_ratios_and_targets_compare_the_engine_with_the_baseline() -> None:
         "baseline": {"short": {"1": _point(40.0), "32": _point(50.0)}, "reviews": {"32": _point(20.0, errors=3)}},
         "engine": {"short": {"1": _point(44.0), "32": _point(250.0, p99=120.0)}, "reviews": {"32": _point(30.0)}},
     }
-    ratio = serve_bench.ratios(runs, [1, 32], bare_ms=4.0)
+    ratio = serve_bench.ratios(runs, [1, 32], bare_ms=4.0, bare_torch_ms=10.0)
     assert ratio["rps_ratio_short_32"] == pytest.approx(5.0)
     assert ratio["rps_ratio_short_1"] == pytest.approx(1.1)
     assert ratio["rps_ratio_reviews_32"] == pytest.approx(1.5)
     assert "rps_ratio_reviews_1" not in ratio  # no point measured there
     assert ratio["p1_p50_over_bare_forward"] == pytest.approx(5.0 / 4.0)
+    assert ratio["p1_p50_over_bare_torch_forward"] == pytest.approx(5.0 / 10.0)
 
     targets = serve_bench.check_targets(runs, ratio)
     assert {k: t["met"] for k, t in targets.items()} == {

@@ -130,3 +130,27 @@ def test_baseline_serving_takes_the_django_path_with_the_baseline_engine(api, pr
     assert status == 200 and body["model"] == promoted.pk, body
     assert isinstance(serving.engine_for(promoted), BaselineEngine)
     assert "baseline" in [key[2] for key in serving.loaded()]
+
+
+def test_the_promoted_model_is_served_by_onnx_runtime_or_torch_as_configured(api, promoted, settings, monkeypatch):
+    from mlcore import onnxrt
+
+    expected = _post(api.token, {"text": "a great good film"})[1]
+    engine = serving.engine_for(promoted)
+    assert engine.classifier.runtime == "onnx" and engine.classifier.precision == promoted.serving_precision
+    exports = settings.DISTILLERY_MODEL_CACHE / "onnx" / promoted.artifact_prefix.split("/")[-1]
+    assert (exports / "model.onnx").is_file()  # a cache beside the models, not the stored folder
+    assert not (services.model_dir(promoted) / onnxrt.EXPORT_DIR).exists()
+
+    settings.DISTILLERY_SERVING_RUNTIME = "torch"
+    body = _post(api.token, {"text": "a great good film"})[1]
+    assert serving.engine_for(promoted).classifier.runtime == "torch"
+    assert body["label"] == expected["label"] and abs(body["probability"] - expected["probability"]) < 0.02
+
+    # A model ONNX cannot take is served by PyTorch rather than failing.
+    serving.reset()
+    settings.DISTILLERY_SERVING_RUNTIME = "onnx"
+    monkeypatch.setattr(onnxrt, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported op")))
+    status, body, _ = _post(api.token, {"text": "a great good film"})
+    assert status == 200 and body["label"] == expected["label"]
+    assert serving.engine_for(promoted).classifier.runtime == "torch"

@@ -180,7 +180,7 @@ if DISTILLERY_SERVING_ENGINE not in ("batched", "baseline"):
 DISTILLERY_SERVING_RUNTIME = os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx")
 if DISTILLERY_SERVING_RUNTIME not in ("onnx", "torch"):
     raise ImproperlyConfigured(f"DISTILLERY_SERVING_RUNTIME={DISTILLERY_SERVING_RUNTIME!r}: use onnx or torch")
-DISTILLERY_SERVING_MAX_BATCH = env_int("DISTILLERY_SERVING_MAX_BATCH", 32)  # texts per forward pass
+DISTILLERY_SERVING_MAX_BATCH = env_int("DISTILLERY_SERVING_MAX_BATCH", 16)  # texts per forward pass
 DISTILLERY_SERVING_MAX_WAIT_MS = float(os.environ.get("DISTILLERY_SERVING_MAX_WAIT_MS", "3"))
 DISTILLERY_SERVING_QUEUE = env_int("DISTILLERY_SERVING_QUEUE", 2048)  # texts waiting; beyond: 503
 DISTILLERY_SERVING_THREADS = env_int("DISTILLERY_SERVING_THREADS", 0)  # model threads; 0: one per core

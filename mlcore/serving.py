@@ -76,7 +76,7 @@ class BatchingEngine:
         self,
         classifier: Classifier,
         *,
-        max_batch: int = 32,
+        max_batch: int = 16,
         max_wait_ms: float = 3.0,
         max_queue: int = 2048,
         threads: int = 0,

@@ -26,6 +26,7 @@ _lock = threading.Lock()
 _engines: OrderedDict[tuple, Any] = OrderedDict()
 _loading: dict[tuple, threading.Lock] = {}
 _explainers: OrderedDict[str, Any] = OrderedDict()
+_preloads: set[threading.Thread] = set()  # preloads in flight
 
 
 def _key(record: ModelRecord) -> tuple:
@@ -138,8 +139,14 @@ def preload(record: ModelRecord) -> None:
             engine_for(record)
         except Exception:
             log.exception("could not preload model %s", record.pk)
+        finally:
+            with _lock:
+                _preloads.discard(thread)
 
-    threading.Thread(target=load, name="distillery-preload", daemon=True).start()
+    thread = threading.Thread(target=load, name="distillery-preload", daemon=True)
+    with _lock:
+        _preloads.add(thread)
+    thread.start()
 
 
 def explainer_for(record: ModelRecord):
@@ -168,7 +175,11 @@ def loaded() -> list[tuple]:
 
 
 def reset() -> None:
-    """Close and forget every engine (tests, and settings changes)."""
+    """Wait for preloads in flight, then close and forget every engine (tests, and settings changes)."""
+    with _lock:
+        preloads = list(_preloads)
+    for thread in preloads:
+        thread.join(120)
     with _lock:
         engines = list(_engines.values())
         _engines.clear()

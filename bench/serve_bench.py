@@ -314,8 +314,7 @@ def serving_runtime() -> str:
     """The runtime the server will use: DISTILLERY_SERVING_RUNTIME (default onnx), torch without onnxruntime."""
     from mlcore import onnxrt
 
-    wanted = os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx")
-    return "onnx" if wanted == "onnx" and onnxrt.available() else "torch"
+    return onnxrt.runtime_for(os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx"))
 
 
 def _bare_times(model, inputs) -> tuple[list[float], list[float]]:

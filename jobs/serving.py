@@ -38,9 +38,7 @@ def runtime() -> str:
     """DISTILLERY_SERVING_RUNTIME, or torch where onnxruntime is not installed."""
     from mlcore import onnxrt
 
-    if settings.DISTILLERY_SERVING_RUNTIME == "onnx" and onnxrt.available():
-        return "onnx"
-    return "torch"
+    return onnxrt.runtime_for(settings.DISTILLERY_SERVING_RUNTIME)
 
 
 def load_classifier(record: ModelRecord, precision: str | None = None):

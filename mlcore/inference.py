@@ -81,32 +81,23 @@ class Classifier:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if runtime == "onnx":
-            return cls._load_onnx(Path(model_dir), device, max_length, truncation, precision, threads, onnx_dir)
-        model, tokenizer, label_names, manifest = load_trained(model_dir)
-        torch_device = resolve_device(device)
-        model.to(torch_device).eval()
-        if precision == "int8":
+            from mlcore import onnxrt
+
+            torch_device = resolve_device(device)
             if torch_device.type != "cpu":
-                raise ValueError("int8 dynamic quantisation runs on CPU only")
-            from mlcore.quantize import quantize_dynamic_int8
+                raise ValueError("the onnx runtime serves on CPU only")
+            model = onnxrt.OnnxModel(onnxrt.export(model_dir, precision, onnx_dir), threads)
+            tokenizer, label_names, manifest = load_trained_parts(model_dir)
+        else:
+            model, tokenizer, label_names, manifest = load_trained(model_dir)
+            torch_device = resolve_device(device)
+            model.to(torch_device).eval()
+            if precision == "int8":
+                if torch_device.type != "cpu":
+                    raise ValueError("int8 dynamic quantisation runs on CPU only")
+                from mlcore.quantize import quantize_dynamic_int8
 
-            model = quantize_dynamic_int8(model)
-        length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
-        cut = truncation or manifest.get("truncation") or "head"
-        if cut not in TRUNCATIONS:
-            raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got {cut!r}")
-        return cls(
-            model, tokenizer, label_names, length, Path(model_dir), torch_device, truncation=cut, precision=precision
-        )
-
-    @classmethod
-    def _load_onnx(cls, model_dir: Path, device: str, max_length, truncation, precision: str, threads: int, onnx_dir):
-        from mlcore import onnxrt
-
-        if resolve_device(device).type != "cpu":
-            raise ValueError("the onnx runtime serves on CPU only")
-        model = onnxrt.OnnxModel(onnxrt.export(model_dir, precision, onnx_dir), threads)
-        tokenizer, label_names, manifest = load_trained_parts(model_dir)
+                model = quantize_dynamic_int8(model)
         length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
         cut = truncation or manifest.get("truncation") or "head"
         if cut not in TRUNCATIONS:
@@ -116,11 +107,11 @@ class Classifier:
             tokenizer,
             label_names,
             length,
-            model_dir,
-            torch.device("cpu"),
+            Path(model_dir),
+            torch_device,
             truncation=cut,
             precision=precision,
-            runtime="onnx",
+            runtime=runtime,
         )
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:

@@ -42,6 +42,11 @@ def available() -> bool:
     return True
 
 
+def runtime_for(wanted: str) -> str:
+    """The runtime that serves when `wanted` is asked for: onnx only where onnxruntime is installed."""
+    return "onnx" if wanted == "onnx" and available() else "torch"
+
+
 def export(
     model_dir: str | os.PathLike[str], precision: str = "fp32", folder: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -68,24 +73,19 @@ def export(
     return target
 
 
-class _staging:
-    """A temporary path beside `target`, renamed onto it when the block succeeds."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __enter__(self) -> Path:
-        fd, name = tempfile.mkstemp(prefix=self.target.stem + "-", suffix=".tmp", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, *rest) -> None:
-        if exc_type is None:
-            self.tmp.chmod(0o644)  # mkstemp makes it private; web and worker may run as different users
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+@contextlib.contextmanager
+def _staging(target: Path):
+    """A temporary path beside `target`, renamed onto it when the block succeeds (as mlcore.checkpoint does)."""
+    fd, name = tempfile.mkstemp(prefix=target.stem + "-", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o644)  # mkstemp makes it private; web and worker may run as different users
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -92,6 +92,20 @@ def test_quick_rows_shrink_with_max_length() -> None:
     assert full["train"] + full["valid"] == 25000 and full["test"] == 25000
 
 
+@pytest.mark.parametrize(
+    ("argv", "mode", "expected"),
+    [
+        ([], "quick", (1, 1)),
+        (["--engine-recipe", "best"], "quick", (1, 2)),
+        (["--engine-recipe", "best"], "full", (2, 3)),
+        (["--engine-recipe", "best", "--engine-epochs", "3"], "quick", (3, 4)),
+        (["--engine-recipe", "best", "--engine-student-epochs", "1"], "full", (2, 1)),
+    ],
+)
+def test_engine_epochs_follow_the_recipe_unless_given(argv: list[str], mode: str, expected: tuple[int, int]) -> None:
+    assert train_bench.engine_epochs(train_bench.parse_args(argv), mode) == expected
+
+
 def test_a_bf16_base_model_is_trained_from_an_fp32_copy(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModel

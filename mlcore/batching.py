@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
@@ -21,7 +22,17 @@ from mlcore.devices import pin
 from mlcore.encoding import Encoding, encode
 from mlcore.sampling import batch_order
 
-__all__ = ["Batch", "Collator", "EncodedRows", "Encoding", "TrainBatches", "encode", "pad", "split_loaders"]
+__all__ = [
+    "Batch",
+    "Collator",
+    "EncodedRows",
+    "Encoding",
+    "TrainBatches",
+    "encode",
+    "pad",
+    "pad_arrays",
+    "split_loaders",
+]
 
 Batch = dict[str, Any]
 
@@ -63,16 +74,22 @@ def pad(encodings: list[Encoding], pad_id: int) -> dict[str, torch.Tensor]:
 
     Any other key an encoding carries (token_type_ids from an older caller) is padded with 0.
     """
+    return {key: torch.from_numpy(array) for key, array in pad_arrays(encodings, pad_id).items()}
+
+
+def pad_arrays(encodings: list[Encoding], pad_id: int) -> dict[str, np.ndarray]:
+    """pad() as int64 NumPy arrays: what ONNX Runtime takes, and pad()'s tensors share their memory."""
     longest = max(len(e["input_ids"]) for e in encodings)
-    out = {
-        "input_ids": torch.tensor([e["input_ids"] + [pad_id] * (longest - len(e["input_ids"])) for e in encodings]),
-        "attention_mask": torch.tensor(
-            [[1] * len(e["input_ids"]) + [0] * (longest - len(e["input_ids"])) for e in encodings]
-        ),
-    }
-    for key in encodings[0].keys() - out.keys():
-        out[key] = torch.tensor([e[key] + [0] * (longest - len(e[key])) for e in encodings])
-    return out
+    shape = (len(encodings), longest)
+    out = {"input_ids": np.full(shape, pad_id, dtype=np.int64), "attention_mask": np.zeros(shape, dtype=np.int64)}
+    others = {key: np.zeros(shape, dtype=np.int64) for key in encodings[0].keys() - out.keys()}
+    for i, e in enumerate(encodings):
+        n = len(e["input_ids"])
+        out["input_ids"][i, :n] = e["input_ids"]
+        out["attention_mask"][i, :n] = 1
+        for key, array in others.items():
+            array[i, : len(e[key])] = e[key]
+    return out | others
 
 
 class TrainBatches:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlcore.batching import pad
+from mlcore.batching import pad, pad_arrays
 from mlcore.devices import resolve_device
 from mlcore.encoding import TRUNCATIONS, encode
 from mlcore.loading import load_trained, load_trained_parts
@@ -124,15 +124,14 @@ class Classifier:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
 
-        with self._lock, torch.inference_mode():
+        with self._lock:
             rows, truncated = encode(self.tokenizer, texts, self.max_length, truncation=self.truncation)
             # Similar lengths side by side: each batch is padded only to its own longest text.
             order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
             pad_id = self.tokenizer.pad_token_id or 0
             results: list[Prediction | None] = [None] * len(rows)
             for chunk in _chunks(order, [len(r["input_ids"]) for r in rows], batch_size, TOKEN_BUDGET):
-                inputs = {k: v.to(self.device) for k, v in pad([rows[i] for i in chunk], pad_id).items()}
-                probabilities = self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
+                probabilities = self._probabilities([rows[i] for i in chunk], pad_id)
                 for i, probs in zip(chunk, probabilities, strict=True):
                     best = max(range(len(probs)), key=probs.__getitem__)
                     results[i] = Prediction(
@@ -142,6 +141,14 @@ class Classifier:
                         truncated=truncated[i],
                     )
         return [r for r in results if r is not None]
+
+    def _probabilities(self, rows: list[dict[str, list[int]]], pad_id: int) -> list[list[float]]:
+        """Each row's label probabilities, rows padded to the longest."""
+        if self.runtime == "onnx":
+            return self.model.probabilities(**pad_arrays(rows, pad_id))
+        with torch.inference_mode():
+            inputs = {k: v.to(self.device) for k, v in pad(rows, pad_id).items()}
+            return self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
 
 
 def _chunks(order: list[int], lengths: list[int], max_rows: int, token_budget: int) -> list[list[int]]:

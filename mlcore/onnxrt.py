@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from mlcore.loading import load_trained
@@ -153,3 +154,11 @@ class OnnxModel:
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
         (logits,) = self.session.run(["logits"], feeds)
         return SimpleNamespace(logits=torch.from_numpy(logits))
+
+    def probabilities(self, input_ids: np.ndarray, attention_mask: np.ndarray, **_: object) -> list[list[float]]:
+        """Softmax of the logits per row, from int64 arrays: the serving path, which never touches torch (its
+        tensor and op calls from Python cost about 0.3 ms per one-sentence request here, a tenth of the forward)."""
+        (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})
+        logits = logits.astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).tolist()

@@ -39,8 +39,13 @@ def test_onnx_gives_the_logits_of_pytorch_for_padded_batches(tiny_model_dir, exp
         got = onnx_model.model(**inputs).logits
         assert got.shape == expected.shape
         assert torch.allclose(got, expected, atol=1e-4), (got, expected)
+    # predict() takes its own path on ONNX Runtime (NumPy arrays in, NumPy softmax out): the same answers.
     ours, theirs = onnx_model.predict(TEXTS), torch_model.predict(TEXTS)
     assert [p.label for p in ours] == [p.label for p in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert list(a.probabilities) == list(b.probabilities)
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+        assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-9)
     assert [p.truncated for p in ours] == [p.truncated for p in theirs]
     assert onnx_model.label_names == torch_model.label_names and onnx_model.max_length == torch_model.max_length
 

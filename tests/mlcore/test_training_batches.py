@@ -7,7 +7,7 @@ import random
 import torch
 from transformers import AutoTokenizer
 
-from mlcore.batching import split_loaders
+from mlcore.batching import pad, pad_arrays, split_loaders
 from mlcore.data import TextDataset
 from mlcore.testing import DEFAULT_WORDS
 
@@ -37,6 +37,17 @@ def test_each_batch_is_padded_to_its_own_longest_row_with_a_matching_attention_m
         assert inputs["input_ids"].shape[1] == int(real.max())
         # Padding (id 0 in the tiny BERT's vocabulary) sits exactly where the mask is 0.
         assert torch.equal(inputs["input_ids"] != 0, inputs["attention_mask"].bool())
+
+
+def test_pad_right_pads_every_key_to_the_longest_row() -> None:
+    rows = [{"input_ids": [5, 6, 7], "token_type_ids": [0, 1, 1]}, {"input_ids": [8], "token_type_ids": [1]}]
+    arrays = pad_arrays(rows, pad_id=3)
+    assert arrays["input_ids"].tolist() == [[5, 6, 7], [8, 3, 3]]
+    assert arrays["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert arrays["token_type_ids"].tolist() == [[0, 1, 1], [1, 0, 0]]
+    tensors = pad(rows, pad_id=3)
+    assert {k: v.dtype for k, v in tensors.items()} == dict.fromkeys(arrays, torch.int64)
+    assert {k: v.tolist() for k, v in tensors.items()} == {k: v.tolist() for k, v in arrays.items()}
 
 
 def test_grouped_training_batches_carry_at_most_70_percent_of_the_tokens_of_random_ones(tiny_bert):

@@ -59,6 +59,7 @@ def load_classifier(record: ModelRecord, precision: str | None = None):
                 runtime="onnx",
                 threads=settings.DISTILLERY_SERVING_THREADS,
                 onnx_dir=exports,
+                spin=settings.DISTILLERY_SERVING_SPIN,
             )
         except Exception:
             log.warning("model %s could not run in ONNX Runtime; serving it with PyTorch", record.pk, exc_info=True)

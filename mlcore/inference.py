@@ -68,13 +68,15 @@ class Classifier:
         runtime: str = "torch",
         threads: int = 0,
         onnx_dir: str | os.PathLike[str] | None = None,
+        spin: bool = True,
     ) -> Classifier:
         """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
 
         max_length and truncation default to the ones the model was trained with (distillery.json), else
         DEFAULT_MAX_LENGTH and "head". precision "int8" quantises the linear layers dynamically (CPU only).
         runtime "onnx" runs the model in ONNX Runtime on CPU with `threads` threads (0: one per core),
-        exporting it the first time into `onnx_dir` (default `<model_dir>/.onnx`; see mlcore.onnxrt).
+        exporting it the first time into `onnx_dir` (default `<model_dir>/.onnx`; see mlcore.onnxrt), its
+        idle threads spinning a moment between calls unless `spin` is False (onnxrt.OnnxModel).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -86,7 +88,7 @@ class Classifier:
             torch_device = resolve_device(device)
             if torch_device.type != "cpu":
                 raise ValueError("the onnx runtime serves on CPU only")
-            model = onnxrt.OnnxModel(onnxrt.export(model_dir, precision, onnx_dir), threads)
+            model = onnxrt.OnnxModel(onnxrt.export(model_dir, precision, onnx_dir), threads, spin=spin)
             tokenizer, label_names, manifest = load_trained_parts(model_dir)
         else:
             model, tokenizer, label_names, manifest = load_trained(model_dir)

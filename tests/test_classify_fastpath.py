@@ -132,15 +132,27 @@ def test_baseline_serving_takes_the_django_path_with_the_baseline_engine(api, pr
     assert "baseline" in [key[2] for key in serving.loaded()]
 
 
+def _spinning(engine) -> str:
+    """The serving session's allow_spinning entry, as ONNX Runtime holds it."""
+    options = engine.classifier.model.session.get_session_options()
+    return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+
 def test_the_promoted_model_is_served_by_onnx_runtime_or_torch_as_configured(api, promoted, settings, monkeypatch):
     from mlcore import onnxrt
 
     expected = _post(api.token, {"text": "a great good film"})[1]
     engine = serving.engine_for(promoted)
     assert engine.classifier.runtime == "onnx" and engine.classifier.precision == promoted.serving_precision
+    assert _spinning(engine) == "1"  # DISTILLERY_SERVING_SPIN's default
     exports = settings.DISTILLERY_MODEL_CACHE / "onnx" / promoted.artifact_prefix.split("/")[-1]
     assert (exports / "model.onnx").is_file()  # a cache beside the models, not the stored folder
     assert not (services.model_dir(promoted) / onnxrt.EXPORT_DIR).exists()
+
+    serving.reset()
+    settings.DISTILLERY_SERVING_SPIN = False
+    assert _post(api.token, {"text": "a great good film"})[1] == expected
+    assert _spinning(serving.engine_for(promoted)) == "0"
 
     settings.DISTILLERY_SERVING_RUNTIME = "torch"
     body = _post(api.token, {"text": "a great good film"})[1]

@@ -380,8 +380,12 @@ def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dic
     one, times = _bare_times(classifier.model, inputs)
     info["bare_forward_torch_ms"] = percentile(times, 50) * 1000
     if runtime == "onnx":  # threads=1 is a session with one intra-op thread; torch's setting does not reach it
-        one = _bare_times(Classifier.load(folder, precision=precision, runtime="onnx", threads=1).model, inputs)[1]
-        times = _bare_times(Classifier.load(folder, precision=precision, runtime="onnx").model, inputs)[1]
+        # Spinning pool threads as the server has them (DISTILLERY_SERVING_SPIN, default on).
+        spin = os.environ.get("DISTILLERY_SERVING_SPIN", "1").lower() not in ("0", "false", "no", "off")
+        info["model"]["spin"] = spin
+        onnx = {"precision": precision, "runtime": "onnx", "spin": spin}
+        one = _bare_times(Classifier.load(folder, threads=1, **onnx).model, inputs)[1]
+        times = _bare_times(Classifier.load(folder, **onnx).model, inputs)[1]
     info["bare_forward_1thread_ms"] = percentile(one, 50) * 1000
     info["bare_forward_ms"] = percentile(times, 50) * 1000
     info["bare_forward_min_ms"] = min(times) * 1000

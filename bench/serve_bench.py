@@ -58,6 +58,7 @@ FLOPS_PER_CYCLE = 32  # fp32 per core: AVX2 FMA, 2 FMA units x 8 lanes x 2 flops
 BARE_RUNS, BARE_WARMUP = 50, 10  # timed and untimed forward passes for bare_forward_ms
 BUSY_CORES = 0.2  # CPU used by processes other than the bench's, in cores, above which a figure is flagged
 CLASSIFY_PATH = "/api/classify/"
+FLOOR_MODES = ("http", "inline", "engine")  # --floor's bare apps (bench/floor_app.py)
 FALLBACK_SHORT = "This film was a pleasant surprise from start to finish."  # bare forward without --sets short
 
 # Targets from the issue, checked and printed at the end (and stored under "targets").
@@ -89,6 +90,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-file", type=Path, default=DEFAULT_TEST_FILE, help="labelled texts (columns text,label)")
     p.add_argument("--ghz", type=float, help="core clock for the peak FLOP/s (default: read from /proc/cpuinfo)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON (default bench/runs/)")
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time one client on short sentences against bare apps (bench/floor_app.py): HTTP alone, the "
+        "model on the event loop, the engine without Django",
+    )
     args = p.parse_args(argv)
     args.seconds = args.seconds or (QUICK_SECONDS if args.quick else SECONDS)
     try:
@@ -99,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--concurrency needs at least one number, each at least 1")
     args.sets = _names(p, "--sets", args.sets, SETS)
     args.runs = _names(p, "--runs", args.runs, tuple(RUNS))
+    if args.floor and "short" not in args.sets:
+        p.error("--floor times short sentences: keep short in --sets")
     if args.seconds <= 0 or args.texts < 2:
         p.error("--seconds must be positive and --texts at least 2")
     return args
@@ -317,6 +326,11 @@ def serving_runtime() -> str:
     return onnxrt.runtime_for(os.environ.get("DISTILLERY_SERVING_RUNTIME", "onnx"))
 
 
+def serving_spin() -> bool:
+    """Whether ONNX Runtime's threads spin between calls in the server: DISTILLERY_SERVING_SPIN (default off)."""
+    return os.environ.get("DISTILLERY_SERVING_SPIN", "0").lower() in ("1", "true", "yes", "on")
+
+
 def _bare_times(model, inputs) -> tuple[list[float], list[float]]:
     """Seconds per model(**inputs) call (after a warm-up) with 1 and with os.cpu_count() torch threads."""
     import torch
@@ -380,9 +394,7 @@ def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dic
     one, times = _bare_times(classifier.model, inputs)
     info["bare_forward_torch_ms"] = percentile(times, 50) * 1000
     if runtime == "onnx":  # threads=1 is a session with one intra-op thread; torch's setting does not reach it
-        # Spinning pool threads as the server has them (DISTILLERY_SERVING_SPIN, default on).
-        spin = os.environ.get("DISTILLERY_SERVING_SPIN", "1").lower() not in ("0", "false", "no", "off")
-        info["model"]["spin"] = spin
+        spin = info["model"]["spin"] = serving_spin()  # pool threads spinning or not, as in the server
         onnx = {"precision": precision, "runtime": "onnx", "spin": spin}
         one = _bare_times(Classifier.load(folder, threads=1, **onnx).model, inputs)[1]
         times = _bare_times(Classifier.load(folder, **onnx).model, inputs)[1]
@@ -470,12 +482,16 @@ class Stack:
 
     def start(self, engine: str) -> tuple[int, float]:
         """Start the web server with DISTILLERY_SERVING_ENGINE=engine; its port and seconds until /healthz answered."""
+        return self.serve("config.asgi:application", engine, DISTILLERY_SERVING_ENGINE=engine)
+
+    def serve(self, app: str, name: str, **env: str) -> tuple[int, float]:
+        """Start uvicorn on `app` with `env` added, logging to web-<name>.log; its port and start seconds."""
         port = self.embedded.free_port()
-        env = dict(self.env, DISTILLERY_SERVING_ENGINE=engine)
-        self.log = self.workdir / f"web-{engine}.log"
+        env = dict(self.env, **env)
+        self.log = self.workdir / f"web-{name}.log"
         # The platform's web command (platform/embedded.py, Procfile, Dockerfile.web).
         cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
-        cmd += ["--no-access-log", "config.asgi:application"]
+        cmd += ["--no-access-log", app]
         with open(self.log, "wb") as log:
             self.server = self.embedded.spawn(cmd, env, stdout=log, stderr=subprocess.STDOUT)
         started = time.perf_counter()
@@ -608,6 +624,23 @@ def measure_run(
     return run
 
 
+def measure_floor(stack: Stack, folder: Path, precision: str, short: TextSet, seconds: float) -> dict[str, Any]:
+    """One client on the short sentences against each bare app of bench/floor_app.py, one after the other."""
+    floor: dict[str, Any] = {}
+    for mode in FLOOR_MODES:
+        env = {"BENCH_FLOOR_MODE": mode, "BENCH_FLOOR_MODEL": str(folder), "BENCH_FLOOR_PRECISION": precision}
+        port, _ = stack.serve("bench.floor_app:app", f"floor-{mode}", **env)
+        try:
+            requests = [build_request("127.0.0.1", port, "/", {"text": t}, {}) for t in short.texts]
+            _run(port, requests, 1, order=range(min(WARMUP_REQUESTS, len(requests))), timeout=START_TIMEOUT)
+            meter = CpuMeter([stack.server.pid]).start()
+            floor[mode] = point = _run(port, requests, 1, seconds=seconds).summary() | meter.stop()
+            say(f"[floor] {mode:7} short   1 client:  {_line_basic(point)}")
+        finally:
+            stack.stop_server()
+    return floor
+
+
 def _run(port: int, requests: list[bytes], clients: int, timeout: float = REQUEST_TIMEOUT, **kwargs: Any) -> LoadResult:
     return asyncio.run(run_load("127.0.0.1", port, requests, clients, parse=_label, timeout=timeout, **kwargs))
 
@@ -637,6 +670,13 @@ def _point(result: LoadResult, flops: list[int], peak: float | None) -> dict[str
 def _warn_if_busy(what: str, other_cores: float | None) -> None:
     if other_cores is not None and other_cores > BUSY_CORES:
         say(f"bench: WARNING {what}: other processes used {other_cores:.2f} cores meanwhile; its figures are skewed")
+
+
+def _line_basic(point: dict[str, Any]) -> str:
+    return (
+        f"{point['rps']:8.1f} req/s  p50 {_fmt(point['p50_ms'], '7.2f')}  p95 {_fmt(point['p95_ms'], '7.1f')}  "
+        f"p99 {_fmt(point['p99_ms'], '7.1f')} ms  errors {point['errors']}/{point['requests']}"
+    )
 
 
 def _line(point: dict[str, Any]) -> str:
@@ -737,7 +777,12 @@ def main(argv: list[str] | None = None) -> Path:
         for name in args.runs:
             runs[name] = measure_run(name, stack, sets, info["flops"], args.concurrency, args.seconds, peak)
 
+        # 5. Optionally, the same one-client point against bare apps: what the machine costs without Distillery.
+        floor = measure_floor(stack, args.model, stack.precision, sets["short"], args.seconds) if args.floor else None
+
     ratio = ratios(runs, args.concurrency, info["bare_forward_ms"], info["bare_forward_torch_ms"])
+    for mode, point in (floor or {}).items():
+        ratio[f"floor_{mode}_p50_over_bare_forward"] = _div(point["p50_ms"], info["bare_forward_ms"])
     result = {
         "machine": machine | {"bench_seconds": time.perf_counter() - bench_start, "loadavg_end": os.getloadavg()},
         "model": {
@@ -756,6 +801,7 @@ def main(argv: list[str] | None = None) -> Path:
         "runs": runs,
         "ratios": ratio,
         "targets": check_targets(runs, ratio),
+        "floor": floor,
         "settings": {
             "seconds_per_point": args.seconds,
             "concurrency": args.concurrency,

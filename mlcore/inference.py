@@ -68,7 +68,7 @@ class Classifier:
         runtime: str = "torch",
         threads: int = 0,
         onnx_dir: str | os.PathLike[str] | None = None,
-        spin: bool = True,
+        spin: bool = False,
     ) -> Classifier:
         """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
 
@@ -76,7 +76,7 @@ class Classifier:
         DEFAULT_MAX_LENGTH and "head". precision "int8" quantises the linear layers dynamically (CPU only).
         runtime "onnx" runs the model in ONNX Runtime on CPU with `threads` threads (0: one per core),
         exporting it the first time into `onnx_dir` (default `<model_dir>/.onnx`; see mlcore.onnxrt), its
-        idle threads spinning a moment between calls unless `spin` is False (onnxrt.OnnxModel).
+        idle threads spinning a moment between calls with `spin` (onnxrt.OnnxModel).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

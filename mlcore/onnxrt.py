@@ -138,12 +138,12 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
 class OnnxModel:
     """An ONNX Runtime session called like the PyTorch model: model(input_ids=..., attention_mask=...).logits."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int = 0, *, spin: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int = 0, *, spin: bool = False) -> None:
         """`threads` intra-op threads (0: one per core). With `spin`, pool threads spin a moment after each
-        call before they sleep, so the next call finds them awake: on the serving benchmark (2 cores) one
-        client's short-sentence p50 fell from 4.9 to 3.8 ms and a review's from 14.3 to 10.6, the same
-        requests/s at 32 clients, for about 0.6 of a core burnt while requests keep coming (an idle session
-        sleeps). Without it, every call wakes the pool from sleep."""
+        call before they sleep, so the next call finds them awake: a tight loop of one-sentence calls ran in
+        2.0 to 2.2 ms instead of 2.7, but behind the web server (2 cores, the load generator beside it) one
+        client's p50 was the same within this machine's noise (short sentences 4.8 and 4.8 ms against 4.9 and
+        5.8, in alternating runs) for 0.6 of a core more, so it is off by default."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -236,3 +236,51 @@ def test_ratios_and_targets_compare_the_engine_with_the_baseline() -> None:
         {"engine": runs["engine"]}, serve_bench.ratios({"engine": runs["engine"]}, [32], None)
     )
     assert only_engine["rps_ratio_short_32"]["met"] is None and only_engine["p1_p50_over_bare_forward"]["met"] is None
+
+
+@pytest.mark.parametrize("mode", serve_bench.FLOOR_MODES)
+def test_each_floor_app_answers_a_text_as_the_model_does(mode, tiny_model_dir, monkeypatch) -> None:
+    import importlib
+    import sys
+
+    from mlcore.inference import Classifier
+
+    monkeypatch.setenv("BENCH_FLOOR_MODE", mode)
+    monkeypatch.setenv("BENCH_FLOOR_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("DISTILLERY_SERVING_RUNTIME", "torch")
+    monkeypatch.delitem(sys.modules, "bench.floor_app", raising=False)
+    floor_app = importlib.import_module("bench.floor_app")
+    sent: list[dict] = []
+
+    async def call(method: str, body: bytes) -> dict:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        await floor_app.app({"type": "http", "method": method, "path": "/"}, receive, send)
+        assert sent[-2]["status"] == 200
+        return json.loads(sent[-1]["body"])
+
+    try:
+        assert asyncio.run(call("GET", b"")) == {"status": "ok"}
+        answer = asyncio.run(call("POST", json.dumps({"text": "a great good film"}).encode()))
+    finally:
+        if mode == "engine":
+            floor_app.MODEL.close()
+        sys.modules.pop("bench.floor_app", None)
+    if mode == "http":
+        assert answer == {"label": "positive"}
+    else:
+        expected = Classifier.load(tiny_model_dir).predict(["a great good film"])[0]
+        assert answer["label"] == expected.label
+        assert answer["probabilities"] == pytest.approx(expected.probabilities)
+
+
+def test_floor_needs_the_short_sentences() -> None:
+    with pytest.raises(SystemExit):
+        serve_bench.parse_args(["--floor", "--sets", "reviews"])
+    assert serve_bench.parse_args(["--floor"]).floor is True

@@ -144,15 +144,15 @@ def test_the_promoted_model_is_served_by_onnx_runtime_or_torch_as_configured(api
     expected = _post(api.token, {"text": "a great good film"})[1]
     engine = serving.engine_for(promoted)
     assert engine.classifier.runtime == "onnx" and engine.classifier.precision == promoted.serving_precision
-    assert _spinning(engine) == "1"  # DISTILLERY_SERVING_SPIN's default
+    assert _spinning(engine) == "0"  # DISTILLERY_SERVING_SPIN's default
     exports = settings.DISTILLERY_MODEL_CACHE / "onnx" / promoted.artifact_prefix.split("/")[-1]
     assert (exports / "model.onnx").is_file()  # a cache beside the models, not the stored folder
     assert not (services.model_dir(promoted) / onnxrt.EXPORT_DIR).exists()
 
     serving.reset()
-    settings.DISTILLERY_SERVING_SPIN = False
+    settings.DISTILLERY_SERVING_SPIN = True
     assert _post(api.token, {"text": "a great good film"})[1] == expected
-    assert _spinning(serving.engine_for(promoted)) == "0"
+    assert _spinning(serving.engine_for(promoted)) == "1"
 
     settings.DISTILLERY_SERVING_RUNTIME = "torch"
     body = _post(api.token, {"text": "a great good film"})[1]

@@ -437,6 +437,17 @@ def _store(record: ModelRecord, folder: Path) -> ModelRecord:
     return record
 
 
+def delete_model_files(record: ModelRecord) -> None:
+    """Remove a deleted record's files: those in storage, and this machine's derived copies (the local copy of
+    a remote storage's files and the ONNX exports in DISTILLERY_MODEL_CACHE). Files already gone are skipped."""
+    for name in record.artifact_files:
+        default_storage.delete(f"{record.artifact_prefix}/{name}")
+    cache = Path(settings.DISTILLERY_MODEL_CACHE)
+    name = Path(record.artifact_prefix).name
+    for folder in (cache / name, cache / f"{name}.partial", cache / "onnx" / name):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def serving_precision_for(metrics: dict) -> str:
     """int8 when the quantised model measured faster and lost at most DISTILLERY_INT8_MAX_DROP accuracy points
     on the validation rows (metrics from mlcore.quantize.compare_precisions); fp32 otherwise."""

@@ -1,11 +1,13 @@
-"""Keep the classify fast path's remembered tokens and promoted models in step with the database."""
+"""Keep the classify fast path's remembered tokens and promoted models in step with the database, and remove a
+deleted model's files."""
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
-from . import fastpath
+from . import fastpath, services
 from .models import ModelRecord
 
 
@@ -18,3 +20,9 @@ def _token_or_user_changed(sender, instance, **kwargs):
 @receiver([post_save, post_delete], sender=ModelRecord)
 def _model_changed(sender, instance, **kwargs):
     fastpath.forget(instance.owner_id)
+
+
+@receiver(post_delete, sender=ModelRecord)
+def _model_deleted(sender, instance, **kwargs):
+    # Once the deletion is committed: a rolled-back delete keeps its record, so it must keep its files too.
+    transaction.on_commit(lambda: services.delete_model_files(instance))

@@ -141,7 +141,7 @@ class OnnxModel:
     def __init__(self, path: str | os.PathLike[str], threads: int = 0, *, spin: bool = False) -> None:
         """`threads` intra-op threads (0: one per core). With `spin`, pool threads spin a moment after each
         call before they sleep, so the next call finds them awake: a tight loop of one-sentence calls ran in
-        2.0 to 2.2 ms instead of 2.7, but behind the web server (2 cores, the load generator beside it) one
+        1.9 to 2.2 ms instead of 2.7 to 2.8, but behind the web server (2 cores, the load generator beside it) one
         client's p50 was the same within this machine's noise (short sentences 4.8 and 4.8 ms against 4.9 and
         5.8, in alternating runs) for 0.6 of a core more, so it is off by default."""
         import onnxruntime as ort

@@ -284,3 +284,21 @@ def test_floor_needs_the_short_sentences() -> None:
     with pytest.raises(SystemExit):
         serve_bench.parse_args(["--floor", "--sets", "reviews"])
     assert serve_bench.parse_args(["--floor"]).floor is True
+
+
+def test_the_student_test_accuracy_counts_every_row(tiny_model_dir, tmp_path) -> None:
+    import csv
+
+    from bench.serve_student import test_accuracy
+    from mlcore.inference import Classifier
+    from mlcore.testing import sentiment_rows
+
+    rows = sentiment_rows(600, seed=3)  # more than one chunk of 512
+    path = tmp_path / "test.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("text", "label"), *rows])
+    result = test_accuracy(tiny_model_dir, path, runtime="torch")
+    predicted = Classifier.load(tiny_model_dir).predict([text for text, _ in rows])
+    expected = sum(p.label == label for p, (_, label) in zip(predicted, rows, strict=True)) / len(rows)
+    assert expected > 0.5  # the tiny model learnt something, so the two counts are not trivially equal
+    assert result["rows"] == 600 and result["accuracy"] == pytest.approx(expected)

@@ -173,6 +173,16 @@ def loaded() -> list[tuple]:
         return list(_engines)
 
 
+def discard(artifact_prefix: str) -> None:
+    """Stop serving a model whose record was deleted: its engines stop taking requests (those queued are still
+    answered, in the background) and its explainer is dropped."""
+    with _lock:
+        engines = [_engines.pop(key) for key in [k for k in _engines if k[0] == artifact_prefix]]
+        _explainers.pop(artifact_prefix, None)
+    for engine in engines:
+        threading.Thread(target=engine.close, name="distillery-engine-close", daemon=True).start()
+
+
 def reset() -> None:
     """Wait for preloads in flight, then close and forget every engine (tests, and settings changes)."""
     with _lock:

@@ -7,7 +7,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
-from . import fastpath, services
+from . import fastpath, services, serving
 from .models import ModelRecord
 
 
@@ -25,4 +25,8 @@ def _model_changed(sender, instance, **kwargs):
 @receiver(post_delete, sender=ModelRecord)
 def _model_deleted(sender, instance, **kwargs):
     # Once the deletion is committed: a rolled-back delete keeps its record, so it must keep its files too.
-    transaction.on_commit(lambda: services.delete_model_files(instance))
+    def gone():
+        serving.discard(instance.artifact_prefix)  # this process's engines; others' go with their LRU
+        services.delete_model_files(instance)
+
+    transaction.on_commit(gone)

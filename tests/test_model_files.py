@@ -1,5 +1,5 @@
-"""A deleted model record takes its files with it: storage, and this machine's ONNX export; a delete that is
-rolled back keeps them."""
+"""A deleted model record takes its files with it (storage, this machine's ONNX export) and stops being served
+by this process; a delete that is rolled back keeps them."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def _files(record, settings) -> tuple[list[str], Path]:
 def test_deleting_a_model_removes_its_stored_files_and_its_onnx_export(
     trained_model, settings, django_capture_on_commit_callbacks
 ):
-    serving.load_classifier(trained_model)  # exports it to ONNX, as serving it would
+    engine = serving.engine_for(trained_model)  # loaded and exported to ONNX, as serving it does
+    assert [key[0] for key in serving.loaded()] == [trained_model.artifact_prefix]
     stored, exports = _files(trained_model, settings)
     assert "model.safetensors" in trained_model.artifact_files
     assert all(default_storage.exists(name) for name in stored) and (exports / "model.onnx").is_file()
@@ -33,6 +34,9 @@ def test_deleting_a_model_removes_its_stored_files_and_its_onnx_export(
 
     assert [name for name in stored if default_storage.exists(name)] == []
     assert not exports.exists()
+    assert serving.loaded() == []  # no longer served by this process
+    engine._thread.join(30)
+    assert not engine._thread.is_alive()
 
 
 def test_a_rolled_back_delete_keeps_the_files(trained_model, settings, django_capture_on_commit_callbacks):

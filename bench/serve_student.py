@@ -70,19 +70,15 @@ def holdout(rows: int = 1000, train_file: Path = DATA / "train.csv.gz"):
 
 def test_accuracy(folder: Path, test_file: Path = DATA / "test.csv.gz", runtime: str = "onnx") -> dict:
     """The student's accuracy on every row of the test file (fp32, batches of 32; ONNX Runtime by default)."""
-    from mlcore.inference import Classifier
+    from mlcore.inference import Classifier, accuracy
     from mlcore.onnxrt import runtime_for
 
     table, _ = read_table(test_file)
     with tempfile.TemporaryDirectory(prefix="distillery-student-onnx-") as exports:
         classifier = Classifier.load(folder, runtime=runtime_for(runtime), onnx_dir=exports)
         started = time.perf_counter()
-        correct = 0
-        for start in range(0, len(table), 512):  # bounded chunks: tokenised ids of 25,000 reviews at once are big
-            texts, labels = table.texts[start : start + 512], table.labels[start : start + 512]
-            predictions = classifier.predict(texts, batch_size=32)
-            correct += sum(p.label == table.label_names[y] for p, y in zip(predictions, labels, strict=True))
-    return {"rows": len(table), "accuracy": correct / len(table), "seconds": time.perf_counter() - started}
+        score = accuracy(classifier, table, chunk=512)
+    return {"rows": len(table), "accuracy": score, "seconds": time.perf_counter() - started}
 
 
 def main() -> None:

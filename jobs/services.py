@@ -442,10 +442,20 @@ def delete_model_files(record: ModelRecord) -> None:
     a remote storage's files and the ONNX exports in DISTILLERY_MODEL_CACHE). Files already gone are skipped."""
     for name in record.artifact_files:
         default_storage.delete(f"{record.artifact_prefix}/{name}")
-    cache = Path(settings.DISTILLERY_MODEL_CACHE)
-    name = Path(record.artifact_prefix).name
-    for folder in (cache / name, cache / f"{name}.partial", cache / "onnx" / name):
+    copy = _local_copy_dir(record)
+    for folder in (copy, copy.with_suffix(".partial"), onnx_exports_dir(record)):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _local_copy_dir(record: ModelRecord) -> Path:
+    """Where model_dir() copies a record's files when storage has no local path."""
+    return Path(settings.DISTILLERY_MODEL_CACHE) / Path(record.artifact_prefix).name
+
+
+def onnx_exports_dir(record: ModelRecord) -> Path:
+    """Where this machine keeps a record's ONNX exports: derived files, beside the cached models, never in the
+    stored model's folder."""
+    return Path(settings.DISTILLERY_MODEL_CACHE) / "onnx" / Path(record.artifact_prefix).name
 
 
 def serving_precision_for(metrics: dict) -> str:
@@ -464,7 +474,7 @@ def model_dir(record: ModelRecord) -> Path:
         return Path(default_storage.path(record.artifact_prefix))
     except NotImplementedError:
         pass
-    target = Path(settings.DISTILLERY_MODEL_CACHE) / Path(record.artifact_prefix).name
+    target = _local_copy_dir(record)
     if not (target / ".complete").exists():
         partial = target.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)

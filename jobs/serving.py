@@ -12,7 +12,6 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -49,8 +48,6 @@ def load_classifier(record: ModelRecord, precision: str | None = None):
     precision = precision or record.serving_precision
     folder = services.model_dir(record)
     if runtime() == "onnx":
-        # Exports are derived files: a cache beside the downloaded models, not the stored model's folder.
-        exports = Path(settings.DISTILLERY_MODEL_CACHE) / "onnx" / Path(record.artifact_prefix).name
         try:
             return Classifier.load(
                 folder,
@@ -58,7 +55,7 @@ def load_classifier(record: ModelRecord, precision: str | None = None):
                 precision=precision,
                 runtime="onnx",
                 threads=settings.DISTILLERY_SERVING_THREADS,
-                onnx_dir=exports,
+                onnx_dir=services.onnx_exports_dir(record),
                 spin=settings.DISTILLERY_SERVING_SPIN,
             )
         except Exception:
@@ -94,9 +91,14 @@ def engine_for(record: ModelRecord):
             evicted = []
             while len(_engines) > settings.DISTILLERY_SERVING_CACHE:
                 evicted.append(_engines.popitem(last=False)[1])
-    for old in evicted:  # drain in the background: its queued requests still get answers
-        threading.Thread(target=old.close, name="distillery-engine-close", daemon=True).start()
+    _close_in_background(evicted)
     return engine
+
+
+def _close_in_background(engines: list) -> None:
+    """Close engines without waiting: each still answers the requests it holds, then its thread ends."""
+    for engine in engines:
+        threading.Thread(target=engine.close, name="distillery-engine-close", daemon=True).start()
 
 
 def _build(record: ModelRecord):
@@ -179,8 +181,7 @@ def discard(artifact_prefix: str) -> None:
     with _lock:
         engines = [_engines.pop(key) for key in [k for k in _engines if k[0] == artifact_prefix]]
         _explainers.pop(artifact_prefix, None)
-    for engine in engines:
-        threading.Thread(target=engine.close, name="distillery-engine-close", daemon=True).start()
+    _close_in_background(engines)
 
 
 def reset() -> None:

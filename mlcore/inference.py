@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mlcore.batching import pad, pad_arrays
+from mlcore.data import TextDataset
 from mlcore.devices import resolve_device
 from mlcore.encoding import TRUNCATIONS, encode
 from mlcore.loading import load_trained, load_trained_parts
@@ -151,6 +152,19 @@ class Classifier:
         with torch.inference_mode():
             inputs = {k: v.to(self.device) for k, v in pad(rows, pad_id).items()}
             return self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
+
+
+def accuracy(classifier: Classifier, dataset: TextDataset, *, chunk: int = 2048) -> float | None:
+    """The share of `dataset`'s rows whose predicted label is the row's own (None for no rows), predicting at
+    most `chunk` texts at a time (their token ids are held together) in batches of 32."""
+    if not len(dataset):
+        return None
+    correct = 0
+    for start in range(0, len(dataset), chunk):
+        predictions = classifier.predict(dataset.texts[start : start + chunk], batch_size=32)
+        labels = dataset.labels[start : start + chunk]
+        correct += sum(p.label == dataset.label_names[y] for p, y in zip(predictions, labels, strict=True))
+    return correct / len(dataset)
 
 
 def _chunks(order: list[int], lengths: list[int], max_rows: int, token_budget: int) -> list[list[int]]:

@@ -45,7 +45,7 @@ def compare_precisions(
     """fp32 vs int8 on `dataset` (validation rows), both on `runtime` (torch or onnx): accuracy of each, the
     drop in points, and the speed-up of int8 at batch 32 on CPU. The row cap keeps this to seconds after a
     training job."""
-    from mlcore.inference import Classifier
+    from mlcore.inference import Classifier, accuracy
 
     rows = dataset.subset(range(min(len(dataset), max_rows)))
     result: dict[str, Any] = {"rows": len(rows), "runtime": runtime}
@@ -54,9 +54,7 @@ def compare_precisions(
             classifier = Classifier.load(
                 model_dir, device="cpu", precision=precision, runtime=runtime, onnx_dir=exports
             )
-            predictions = classifier.predict(rows.texts, batch_size=32) if len(rows) else []
-            correct = sum(p.label == rows.label_names[y] for p, y in zip(predictions, rows.labels, strict=True))
-            result[f"{precision}_accuracy"] = correct / len(rows) if len(rows) else None
+            result[f"{precision}_accuracy"] = accuracy(classifier, rows, chunk=max(len(rows), 1))
             texts = (rows.texts * (speed_texts // max(len(rows), 1) + 1))[:speed_texts] or ["a"] * speed_texts
             classifier.predict(texts[:8])  # warm-up
             start = time.perf_counter()

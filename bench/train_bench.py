@@ -453,20 +453,51 @@ def main(argv: list[str] | None = None) -> Path:
     infer_texts = splits["test"].texts[: rows["infer"]]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"train-{stamp}-{mode}-L{args.max_length}.json"
     keep = args.out / f"train-{stamp}-{mode}-L{args.max_length}-models" if args.keep_models else None
+    runs: dict[str, dict[str, Any] | None] = dict.fromkeys(RUN_NAMES)
+
+    def finished(name: str, run: dict[str, Any]) -> None:
+        """Measure the run's CPU inference, and write the JSON so far: a run cut short keeps what it has."""
+        say(f"[{name}] measuring CPU inference on {len(infer_texts)} test texts")
+        speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds)
+        run |= {
+            "recipe": "study" if name.startswith("baseline") else args.engine_recipe,
+            "train_samples_per_s": run["train_rows"] * run["epochs"] / run["train_seconds"],
+            "infer_samples_per_s": speed["cpu/samples_per_s_b32"],
+            "cpu_latency_ms_b1": speed.get("cpu/latency_ms_b1"),
+            "cpu_samples_per_s_b1": speed.get("cpu/samples_per_s_b1"),
+            "infer_rows": len(infer_texts),
+            "cpu_threads": speed.get("cpu/threads"),
+            "test_rows": len(splits["test"]),
+            "valid_rows": len(splits["valid"]),
+            "device": str(device),
+            "max_length": args.max_length,
+            "seed": args.seed,
+            "base_model": args.model,
+        }
+        if keep is None:
+            run.pop("model_dir")
+        runs[name] = run
+        write_result(path, mode, args.max_length, machine, bench_start, runs, complete=False)
+
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         models = keep or Path(tmp)
         source = fp32_source(source, Path(tmp))
-        runs: dict[str, dict[str, Any] | None] = dict.fromkeys(RUN_NAMES)
         common = {"max_length": args.max_length, "seed": args.seed, "device": str(device)}
 
         if not args.skip_baseline:
             study = StudyConfig(**common)
-            runs["baseline_teacher"] = run_baseline(
-                "teacher", splits, source, models / "baseline_teacher", study, args.progress_every
+            finished(
+                "baseline_teacher",
+                run_baseline("teacher", splits, source, models / "baseline_teacher", study, args.progress_every),
             )
-            runs["baseline_student"] = run_baseline(
-                "student", splits, models / "baseline_teacher", models / "baseline_student", study, args.progress_every
+            finished(
+                "baseline_student",
+                run_baseline(
+                    "student", splits, models / "baseline_teacher", models / "baseline_student", study,
+                    args.progress_every,
+                ),  # fmt: skip
             )
 
         recipe = RECIPES[args.engine_recipe]
@@ -483,57 +514,49 @@ def main(argv: list[str] | None = None) -> Path:
         student_config = engine_config(
             DistillConfig, student_recipe, args.engine_recipe, epochs=student_epochs, **base
         )
-        runs["engine_teacher"] = run_engine(
-            "teacher", splits, source, models / "engine_teacher", teacher_config, device, args.progress_every
+        finished(
+            "engine_teacher",
+            run_engine(
+                "teacher", splits, source, models / "engine_teacher", teacher_config, device, args.progress_every
+            ),
         )
-        runs["engine_student"] = run_engine(
-            "student",
-            splits,
-            str(models / "engine_teacher"),
-            models / "engine_student",
-            student_config,
-            device,
-            args.progress_every,
+        finished(
+            "engine_student",
+            run_engine(
+                "student", splits, str(models / "engine_teacher"), models / "engine_student", student_config, device,
+                args.progress_every,
+            ),  # fmt: skip
         )
 
-        for name, run in runs.items():
-            if run is None:
-                continue
-            say(f"[{name}] measuring CPU inference on {len(infer_texts)} test texts")
-            speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds)
-            run |= {
-                "recipe": "study" if name.startswith("baseline") else args.engine_recipe,
-                "train_samples_per_s": run["train_rows"] * run["epochs"] / run["train_seconds"],
-                "infer_samples_per_s": speed["cpu/samples_per_s_b32"],
-                "cpu_latency_ms_b1": speed.get("cpu/latency_ms_b1"),
-                "cpu_samples_per_s_b1": speed.get("cpu/samples_per_s_b1"),
-                "infer_rows": len(infer_texts),
-                "cpu_threads": speed.get("cpu/threads"),
-                "test_rows": len(splits["test"]),
-                "valid_rows": len(splits["valid"]),
-                "device": str(device),
-                "max_length": args.max_length,
-                "seed": args.seed,
-                "base_model": args.model,
-            }
-            if keep is None:
-                run.pop("model_dir")
-
-    result = {
-        "mode": mode,
-        "max_length": args.max_length,
-        "machine": machine | {"bench_seconds": time.perf_counter() - bench_start},
-        "runs": runs,
-        "ratios": ratios(runs),
-    }
+    result = write_result(path, mode, args.max_length, machine, bench_start, runs, complete=True)
     say("")
     say(table(runs))
     say("")
     say("ratios: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in result["ratios"].items()))
-    path = args.out / f"train-{stamp}-{mode}-L{args.max_length}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     say(str(path))
     return path
+
+
+def write_result(
+    path: Path,
+    mode: str,
+    max_length: int,
+    machine: dict[str, Any],
+    bench_start: float,
+    runs: dict[str, dict[str, Any] | None],
+    complete: bool,
+) -> dict[str, Any]:
+    """Write the JSON (after every run, `complete` false until the last) and return it."""
+    result = {
+        "mode": mode,
+        "max_length": max_length,
+        "complete": complete,
+        "machine": machine | {"bench_seconds": time.perf_counter() - bench_start},
+        "runs": runs,
+        "ratios": ratios(runs),
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
 
 
 def say(line: str) -> None:

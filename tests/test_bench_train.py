@@ -46,7 +46,8 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
     assert any(line.startswith("| engine_student |") for line in printed)
 
     result = json.loads(path.read_text())
-    assert set(result) == {"mode", "max_length", "machine", "runs", "ratios"}
+    assert set(result) == {"mode", "max_length", "complete", "machine", "runs", "ratios"}
+    assert result["complete"] is True
     assert result["mode"] == "custom" and result["max_length"] == 32
     assert {"cpu", "cores", "torch", "platform"} <= set(result["machine"])
     runs = result["runs"]
@@ -81,6 +82,32 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
     assert ratios["student_inference_speedup"] == pytest.approx(
         runs["engine_student"]["infer_samples_per_s"] / runs["engine_teacher"]["infer_samples_per_s"]
     )
+
+
+def test_a_run_cut_short_leaves_the_finished_runs_in_the_json(
+    bench_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A benchmark killed at a time limit (as on a lent GPU) keeps the figures of the runs it finished."""
+
+    def engine_dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_bench, "run_engine", engine_dies)
+    with pytest.raises(KeyboardInterrupt):
+        train_bench.main([
+            "--device", "cpu", "--max-length", "32", "--model", str(bench_files["model"]),
+            "--train-file", str(bench_files["train"]), "--test-file", str(bench_files["test"]),
+            "--train-rows", "64", "--valid-rows", "16", "--test-rows", "32", "--infer-rows", "16",
+            "--infer-seconds", "0.5", "--out", str(bench_files["out"]), "--progress-every", "0",
+        ])  # fmt: skip
+    (path,) = bench_files["out"].glob("train-*.json")
+    result = json.loads(path.read_text())
+    assert result["complete"] is False
+    runs = result["runs"]
+    assert runs["engine_teacher"] is None and runs["engine_student"] is None
+    for name in ("baseline_teacher", "baseline_student"):
+        assert runs[name]["train_rows"] == 64 and runs[name]["infer_samples_per_s"] > 0
+    assert result["ratios"]["train_speedup_teacher"] is None
 
 
 def test_quick_rows_shrink_with_max_length() -> None:

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (the `device` tool): the CUDA tests, then the full training benchmark in order of
+# what matters most, each step inside one overall deadline so that the figures come back before the call's limit.
+#
+#   bash bench/device_run.sh CARRY OUT [SECONDS]
+#
+# CARRY holds model/ (the bundled all-MiniLM-L6-v2 with fp16 weights, xz-compressed as model.safetensors.xz: the
+# fp32 file does not fit the 64 MiB a call may carry; the bench trains from an fp32 copy of it) and imdb/{train,test}.csv.xz (see bench/README.md,
+# "On a lent GPU"). OUT gets gpu.txt, cuda.txt, bench.log and one JSON per finished benchmark (a benchmark cut
+# short leaves a JSON with "complete": false holding the runs it finished). Try it on CPU first:
+#   DEVICE=cpu EXTRA="--train-rows 64 --valid-rows 16 --test-rows 32 --infer-rows 16" bash bench/device_run.sh ...
+set -u
+carry=$1
+out=$2
+deadline=$((SECONDS + ${3:-540}))
+py=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
+
+left() { echo $((deadline - SECONDS)); }
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+    nproc
+    $py -c "import torch, transformers, tokenizers, onnxruntime as o
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__,
+      'tokenizers', tokenizers.__version__, 'onnxruntime', o.__version__)"
+} >"$out/gpu.txt" 2>&1
+
+data=$(mktemp -d)
+cp -r "$carry/model" "$data/model"
+$py -c "import lzma, shutil
+for packed, plain in [('$carry/imdb/train.csv.xz', '$data/train.csv'), ('$carry/imdb/test.csv.xz', '$data/test.csv'),
+                      ('$carry/model/model.safetensors.xz', '$data/model/model.safetensors')]:
+    with lzma.open(packed) as src, open(plain, 'wb') as dst:
+        shutil.copyfileobj(src, dst)" || exit 1
+rm "$data/model/model.safetensors.xz"
+
+# tests/conftest.py needs Django, which that machine lacks; the CUDA tests need only tests/mlcore's fixtures.
+timeout 150 $py -m pytest -c /dev/null --rootdir . --confcutdir tests/mlcore -p no:cacheprovider -q -rs \
+    tests/mlcore/test_cuda.py >"$out/cuda.txt" 2>&1
+
+bench() {
+    local budget
+    budget=$(left)
+    if [ "$budget" -lt 60 ]; then
+        echo "skipped (only ${budget}s left): $*" >>"$out/bench.log"
+        return
+    fi
+    echo "=== $* (${budget}s left)" >>"$out/bench.log"
+    # shellcheck disable=SC2086  # EXTRA is a list of options
+    timeout "$budget" $py -m bench.train_bench --full --device "$device" --model "$data/model" \
+        --train-file "$data/train.csv" --test-file "$data/test.csv" --infer-seconds 5 --progress-every 15 \
+        --out "$out" ${EXTRA:-} "$@" >>"$out/bench.log" 2>&1
+    echo "=== exit $? after $((SECONDS))s" >>"$out/bench.log"
+}
+
+bench --engine-recipe study                                  # the GPU speed-up: same recipe as the baseline
+bench --engine-recipe best --skip-baseline                   # accuracy against the study's 0.8753 / 0.8731
+bench --engine-recipe best --skip-baseline --max-length 512  # what closes the gap if 128 tokens fall short
+bench --engine-recipe study --max-length 512                 # the speed-up where padding matters
+rm -rf "$data"

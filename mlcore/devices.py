@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -46,11 +47,22 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
+# Attention kernels for forward passes on CUDA: cuDNN's is left out because it builds a plan for every new
+# (batch, length) shape, which dynamic padding meets at every distinct batch length: on an H100 the first bf16
+# step at a new length took 0.13-2.8 s against 0.02 s once warm, while with flash / memory-efficient attention a
+# new length cost nothing and a warm step was as fast (bench/gpu_probe.py; bench/README.md).
+CUDA_ATTENTION = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision for a forward pass (and its loss); a no-op for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    """Mixed precision for a forward pass (and its loss), and on CUDA attention kernels that need no per-shape
+    plan; a no-op for fp32 on CPU."""
+    context = contextlib.ExitStack()
+    if device.type == "cuda":
+        context.enter_context(sdpa_kernel(list(CUDA_ATTENTION)))
+    if dtype is not None:
+        context.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+    return context
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

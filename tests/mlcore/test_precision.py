@@ -50,6 +50,21 @@ def test_the_autocast_context_runs_matmuls_in_bf16_and_fp32_is_left_alone():
         assert (a @ a).dtype is torch.float32
 
 
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # torch.autocast("cuda") on a machine without one
+@pytest.mark.parametrize("dtype", [torch.bfloat16, None])
+def test_forward_passes_on_cuda_leave_out_cudnn_attention_and_put_it_back_after(dtype):
+    """cuDNN attention plans every new batch length (up to seconds each on an H100); the context leaves it out
+    while it is open and restores the process's settings after. Only flags are set, so this runs without a GPU."""
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with autocast(CUDA, dtype):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with autocast(CPU, dtype):
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
 def test_bf16_training_on_cpu_gives_finite_metrics_that_differ_from_fp32(tiny_bert, sentiment, tmp_path):
     def losses(precision: str) -> list[float]:
         callback = RecordingCallback()

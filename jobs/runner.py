@@ -107,10 +107,14 @@ def _guarded(job: Job, work) -> None:
 
 def _train_and_register(job: Job, checkpoints: Path) -> None:
     data = services.load_dataset(job.dataset)
-    with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir,
+        tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-onnx-") as exports,
+    ):
         result = _train(job, data, output_dir, checkpoints)
         result.metrics |= _cpu_speed(output_dir, data.texts[:64])
-        result.metrics["int8"] = _int8_report(job, data, output_dir)
+        result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
+        _ship_export(job, output_dir, exports, services.serving_precision_for(result.metrics))
         record = services.register_model(job, result)
     services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
 
@@ -150,9 +154,10 @@ def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
     return train.finetune(data, job.base_model, output_dir, config, callback, checkpoint_dir=checkpoints)
 
 
-def _int8_report(job: Job, data: TextDataset, model_dir: str) -> dict:
+def _int8_report(job: Job, data: TextDataset, model_dir: str, exports: str) -> dict:
     """int8 vs fp32 on the job's own validation rows, on the runtime that will serve them: the record then
-    serves int8 if that costs at most DISTILLERY_INT8_MAX_DROP points (services.serving_precision_for)."""
+    serves int8 if that costs at most DISTILLERY_INT8_MAX_DROP points (services.serving_precision_for). On
+    ONNX Runtime the exports it measured are left in `exports`."""
     from mlcore.quantize import compare_precisions
     from mlcore.train import make_splits
 
@@ -161,10 +166,30 @@ def _int8_report(job: Job, data: TextDataset, model_dir: str) -> dict:
     config = config_from_dict(DistillConfig if job.kind == Job.Kind.DISTILL else TrainConfig, job.params)
     valid = make_splits(data, config)["valid"]
     try:
-        return compare_precisions(model_dir, valid if len(valid) else data, runtime=serving.runtime())
+        return compare_precisions(
+            model_dir, valid if len(valid) else data, runtime=serving.runtime(), onnx_dir=exports
+        )
     except Exception as exc:  # a model quantisation cannot handle still serves in fp32
         log.warning("int8 comparison failed for job %s", job.pk, exc_info=True)
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _ship_export(job: Job, model_dir: str, exports: str, precision: str) -> None:
+    """Store the ONNX export the record will be served at with the model, so that no web process exports or
+    quantises it again (mlcore.onnxrt.ship); without one (PyTorch serving, a failed export) they export it
+    on first use as before."""
+    from mlcore import onnxrt
+
+    from . import serving
+
+    if serving.runtime() != "onnx":
+        return
+    try:
+        shipped = onnxrt.ship(model_dir, [precision], exports)
+    except OSError:
+        log.warning("job %s could not ship its ONNX export; it will be exported where it is served", job.pk)
+        return
+    log.info("job %s ships %s", job.pk, ", ".join(shipped) or "no ONNX export")
 
 
 def _cpu_speed(model_dir: str, texts: list[str]) -> dict:

@@ -7,16 +7,21 @@ ONNX Runtime runs the whole graph in C++ without the GIL: 1.6 to 1.9 ms in int8,
 same logits as PyTorch fp32 to 1e-6); 32 reviews took 53 to 60 ms in int8 against PyTorch int8's 63 to 71.
 
 The export is written once, beside the model (`<folder>/.onnx/`) or where the caller says; later loads reuse
-it. Exporting goes through a fresh copy of the model, since the exporter leaves the module it traces changed.
-int8 is ONNX Runtime's dynamic quantisation with a scale per output channel, as `mlcore.quantize` does for
-PyTorch.
+it. A model folder may also ship its exports (`ship()`: the training worker does, so that no web process
+exports or quantises a new model again): `export()` uses a shipped file when the folder's sidecar
+(`onnx.json`) says it was made from the very weights beside it, and exports afresh otherwise. Exporting goes
+through a fresh copy of the model, since the exporter leaves the module it traces changed. int8 is ONNX
+Runtime's dynamic quantisation with a scale per output channel, as `mlcore.quantize` does for PyTorch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,6 +35,8 @@ from mlcore.loading import load_trained
 log = logging.getLogger(__name__)
 
 EXPORT_DIR = ".onnx"
+FILE_NAMES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
+SHIPPED_MANIFEST = "onnx.json"  # in a model folder that ships its exports: {"weights_sha256", "files"}
 OPSET = 17
 
 
@@ -56,12 +63,17 @@ def export(
 
     Files are written under a temporary name and renamed, so concurrent loaders never read half a file.
     """
+    if precision not in FILE_NAMES:
+        raise ValueError(f"no ONNX export for precision {precision!r}")
     folder = Path(folder) if folder is not None else Path(model_dir) / EXPORT_DIR
-    fp32 = folder / "model.onnx"
-    target = fp32 if precision == "fp32" else folder / f"model-{precision}.onnx"
+    target = folder / FILE_NAMES[precision]
     if target.exists():
         return target
+    ready = shipped(model_dir)
+    if precision in ready:
+        return ready[precision]
     folder.mkdir(parents=True, exist_ok=True)
+    fp32 = ready.get("fp32") or folder / FILE_NAMES["fp32"]
     if not fp32.exists():
         _export_fp32(Path(model_dir), fp32)
     if precision == "int8":
@@ -69,9 +81,53 @@ def export(
 
         with _staging(target) as tmp, _quiet_root_logger("pre-processing before quantization"):
             quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, per_channel=True)
-    elif precision != "fp32":
-        raise ValueError(f"no ONNX export for precision {precision!r}")
-    return target
+    return fp32 if precision == "fp32" else target
+
+
+def ship(model_dir: str | os.PathLike[str], precisions: list[str], folder: str | os.PathLike[str]) -> list[str]:
+    """Copy the exports at `precisions` from `folder` (where export() wrote them) into `model_dir`, with the
+    sidecar that ties them to its weights; returns the names of the files written (none if an export is
+    missing: shipping is an optimisation, and a folder without it is exported where it is served)."""
+    sources = {p: Path(folder) / FILE_NAMES[p] for p in precisions}
+    if not sources or not all(path.is_file() for path in sources.values()):
+        return []
+    model_dir = Path(model_dir)
+    names = [*(path.name for path in sources.values()), SHIPPED_MANIFEST]
+    manifest = {"weights_sha256": _weights_digest(model_dir), "files": {p: s.name for p, s in sources.items()}}
+    try:
+        for path in sources.values():
+            shutil.copyfile(path, model_dir / path.name)
+        (model_dir / SHIPPED_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    except BaseException:  # a full disk, say: leave the folder as it was, not half a file to store
+        for name in names:
+            (model_dir / name).unlink(missing_ok=True)
+        raise
+    return names
+
+
+def shipped(model_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """{precision: path} of the exports `model_dir` ships, if its sidecar names the weights beside it (a folder
+    whose weights were replaced after shipping ships nothing)."""
+    model_dir = Path(model_dir)
+    try:
+        manifest = json.loads((model_dir / SHIPPED_MANIFEST).read_text(encoding="utf-8"))
+        files = {p: model_dir / Path(name).name for p, name in manifest["files"].items() if p in FILE_NAMES}
+        if manifest["weights_sha256"] != _weights_digest(model_dir):
+            log.warning("%s ships ONNX exports of other weights; exporting afresh", model_dir)
+            return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return {p: path for p, path in files.items() if path.is_file()}
+
+
+def _weights_digest(model_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin")):
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

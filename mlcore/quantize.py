@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
@@ -41,15 +42,18 @@ def compare_precisions(
     max_rows: int = 2000,
     speed_texts: int = 64,
     runtime: str = "torch",
+    onnx_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """fp32 vs int8 on `dataset` (validation rows), both on `runtime` (torch or onnx): accuracy of each, the
     drop in points, and the speed-up of int8 at batch 32 on CPU. The row cap keeps this to seconds after a
-    training job."""
+    training job. ONNX exports go to `onnx_dir` (for the caller to ship, mlcore.onnxrt.ship) or, by default, to
+    a temporary folder: never beside the model, whose folder is stored as it is."""
     from mlcore.inference import Classifier, accuracy
 
     rows = dataset.subset(range(min(len(dataset), max_rows)))
     result: dict[str, Any] = {"rows": len(rows), "runtime": runtime}
-    with tempfile.TemporaryDirectory(prefix="distillery-onnx-") as exports:  # not beside the model: it is stored
+    with contextlib.ExitStack() as stack:
+        exports = onnx_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="distillery-onnx-"))
         for precision in ("fp32", "int8"):
             classifier = Classifier.load(
                 model_dir, device="cpu", precision=precision, runtime=runtime, onnx_dir=exports

@@ -7,7 +7,8 @@
 # CARRY holds model/ (the bundled all-MiniLM-L6-v2 with fp16 weights, xz-compressed as model.safetensors.xz: the
 # fp32 file does not fit the 64 MiB a call may carry; the bench trains from an fp32 copy of it) and imdb/{train,test}.csv.xz (see bench/README.md,
 # "On a lent GPU"). OUT gets gpu.txt, cuda.txt, bench.log and one JSON per finished benchmark (a benchmark cut
-# short leaves a JSON with "complete": false holding the runs it finished). Try it on CPU first:
+# short leaves a JSON with "complete": false holding the runs it finished). BENCHES="study128 study512" runs only
+# those. Try it on CPU first:
 #   DEVICE=cpu EXTRA="--train-rows 64 --valid-rows 16 --test-rows 32 --infer-rows 16" bash bench/device_run.sh ...
 set -u
 carry=$1
@@ -55,8 +56,14 @@ bench() {
     echo "=== exit $? after $((SECONDS))s" >>"$out/bench.log"
 }
 
-bench --engine-recipe study                                  # the GPU speed-up: same recipe as the baseline
-bench --engine-recipe best --skip-baseline                   # accuracy against the study's 0.8753 / 0.8731
-bench --engine-recipe best --skip-baseline --max-length 512  # what closes the gap if 128 tokens fall short
-bench --engine-recipe study --max-length 512                 # the speed-up where padding matters
+# BENCHES picks and orders them (default all four, in this order).
+for name in ${BENCHES:-study128 best128 best512 study512}; do
+    case $name in
+        study128) bench --engine-recipe study ;;                                 # the GPU speed-up, same recipe
+        best128) bench --engine-recipe best --skip-baseline ;;                   # accuracy vs 0.8753 / 0.8731
+        best512) bench --engine-recipe best --skip-baseline --max-length 512 ;;  # longer texts
+        study512) bench --engine-recipe study --max-length 512 ;;                # the speed-up where padding pays
+        *) echo "unknown benchmark $name (study128, best128, best512, study512)" >>"$out/bench.log" ;;
+    esac
+done
 rm -rf "$data"

@@ -4,11 +4,12 @@
 #
 #   bash bench/device_run.sh CARRY OUT [SECONDS]
 #
-# CARRY holds model/ (the bundled all-MiniLM-L6-v2 with fp16 weights, xz-compressed as model.safetensors.xz: the
-# fp32 file does not fit the 64 MiB a call may carry; the bench trains from an fp32 copy of it) and imdb/{train,test}.csv.xz (see bench/README.md,
-# "On a lent GPU"). OUT gets gpu.txt, cuda.txt, bench.log and one JSON per finished benchmark (a benchmark cut
-# short leaves a JSON with "complete": false holding the runs it finished). BENCHES="study128 study512" runs only
-# those. Try it on CPU first:
+# CARRY holds model/ (the bundled all-MiniLM-L6-v2 with fp16 weights, xz-compressed as model.safetensors.xz:
+# the fp32 file does not fit the 64 MiB a call may carry; the bench trains from an fp32 copy of it) and
+# imdb/{train,test}.csv.xz (see bench/README.md, "On a lent GPU"). OUT gets gpu.txt, cuda.txt, probe.json
+# (bench/gpu_probe.py), bench.log and one JSON per finished benchmark (one cut short leaves a JSON with
+# "complete": false holding the runs it finished): 8 files at most, what a call brings back. BENCHES="study128
+# study512" runs only those. Try it on CPU first:
 #   DEVICE=cpu EXTRA="--train-rows 64 --valid-rows 16 --test-rows 32 --infer-rows 16" bash bench/device_run.sh ...
 set -u
 carry=$1
@@ -40,6 +41,11 @@ rm "$data/model/model.safetensors.xz"
 # tests/conftest.py needs Django, which that machine lacks; the CUDA tests need only tests/mlcore's fixtures.
 timeout 150 $py -m pytest -c /dev/null --rootdir . --confcutdir tests/mlcore -p no:cacheprovider -q -rs \
     tests/mlcore/test_cuda.py >"$out/cuda.txt" 2>&1
+
+# Where a GPU training step's time goes, and whether the engine's forward context pays for new lengths (25 s).
+if [ "$device" = cuda ]; then
+    timeout 90 $py -m bench.gpu_probe --out "$out/probe.json" >/dev/null 2>>"$out/bench.log"
+fi
 
 bench() {
     local budget

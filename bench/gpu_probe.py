@@ -4,7 +4,8 @@
 
 Times one optimiser step (forward, backward, fused AdamW, one host sync as the engine's loop does) at batch 64 and
 128 tokens in fp32, TF32 and bf16 autocast; the cost of the first step at each new sequence length (what
-dynamic padding pays while shapes are new), with and without cuDNN attention; and forward-only time. The full
+dynamic padding pays while shapes are new), with and without cuDNN attention and in the engine's own forward
+context (mlcore.devices.autocast, which leaves cuDNN attention out); and forward-only time. The full
 benchmark showed the engine's first minute on a GPU running at half its later speed; this says why.
 """
 
@@ -40,12 +41,21 @@ def batch(device: torch.device, size: int, length: int, padded_from: int | None 
 
 
 def step_timer(model: torch.nn.Module, mode: str) -> Any:
+    """mode: fp32 / tf32 (set by the caller), bf16 (torch.autocast), or bf16_mlcore (mlcore.devices.autocast, as
+    the engine's loop runs its forward passes)."""
+    from mlcore.devices import autocast
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    dtype = torch.bfloat16 if mode == "bf16" else None
+    dtype = torch.bfloat16 if mode.startswith("bf16") else None
+
+    def context(device: torch.device) -> Any:
+        if mode == "bf16_mlcore":
+            return autocast(device, dtype)
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
     def step(b: dict[str, torch.Tensor]) -> float:
         start = time.perf_counter()
-        with torch.autocast(b["input_ids"].device.type, dtype=dtype, enabled=dtype is not None):
+        with context(b["input_ids"].device):
             loss = model(**b).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,6 +118,8 @@ def main(argv: list[str]) -> None:
     result["step_b64_L128"] = modes
     result["step_b256_L128_bf16"] = steady(step_timer(model, "bf16"), batch(device, 256, 128), 20)
 
+    # The engine's own context first, while the process still allows cuDNN attention.
+    result["new_lengths_bf16_mlcore"] = new_shapes(step_timer(model, "bf16_mlcore"), device, [97, 98, 99, 100])
     bf16 = step_timer(model, "bf16")
     result["new_lengths_bf16"] = new_shapes(bf16, device, [101, 102, 103, 104, 109, 117])
     result["new_lengths_bf16_multiple_of_8"] = new_shapes(bf16, device, [112, 120, 96])

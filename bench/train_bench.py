@@ -18,11 +18,13 @@ JSON file (bench/runs/ by default) whose path is the last line printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -88,6 +90,7 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "best": {"teacher": _BEST, "student": {**_BEST, "alpha": 0.5, "temperature": 2.0}},
 }
 BEST_FULL_EPOCHS = 2
+PAIRED_ROUNDS = 3  # interleaved CPU inference rounds per model at the end (paired_inference)
 STUDENT_EXTRA_EPOCHS = {"study": 0, "best": 1}
 
 
@@ -329,12 +332,43 @@ def cpu_speed(model_dir: Path, texts: list[str], seconds: float) -> dict[str, fl
     """CPU inference at batch 1 and 32 with os.cpu_count() threads, the same way for every model."""
     from mlcore.evaluate import measure_cpu_speed
 
+    with all_cpu_threads():
+        return measure_cpu_speed(model_dir, texts, batch_sizes=(1, 32), max_seconds=seconds)
+
+
+@contextlib.contextmanager
+def all_cpu_threads():
+    """torch on os.cpu_count() threads inside the block, as every CPU inference here is measured."""
     threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     try:
-        return measure_cpu_speed(model_dir, texts, batch_sizes=(1, 32), max_seconds=seconds)
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+def paired_inference(runs: dict[str, dict[str, Any] | None], texts: list[str], seconds: float) -> None:
+    """Re-measure every finished model's CPU samples/s at batch 32 in interleaved rounds (A B C D, A B C D, ...)
+    and make each one's infer_samples_per_s the median of its rounds (the single measurement after training is
+    kept as infer_samples_per_s_first). On a noisy machine a slow minute then hits every model alike instead of
+    whichever was measured in it: on the GPU machine's 16-core host two copies of one architecture, measured
+    minutes apart, differed by 25%."""
+    from mlcore.evaluate import measure_cpu_speed
+
+    done = {name: run for name, run in runs.items() if run is not None}
+    rounds: dict[str, list[float]] = {name: [] for name in done}
+    with all_cpu_threads():
+        for k in range(PAIRED_ROUNDS):
+            say(f"bench: CPU inference round {k + 1}/{PAIRED_ROUNDS}, {', '.join(done)}")
+            for name, run in done.items():
+                speed = measure_cpu_speed(
+                    run["model_dir"], texts, batch_sizes=(32,), max_seconds=seconds / PAIRED_ROUNDS
+                )
+                rounds[name].append(speed["cpu/samples_per_s_b32"])
+    for name, run in done.items():
+        run["infer_samples_per_s_first"] = run["infer_samples_per_s"]
+        run["infer_samples_per_s_rounds"] = rounds[name]
+        run["infer_samples_per_s"] = statistics.median(rounds[name])
 
 
 def fp32_source(source: str, workdir: Path) -> str:
@@ -476,8 +510,6 @@ def main(argv: list[str] | None = None) -> Path:
             "seed": args.seed,
             "base_model": args.model,
         }
-        if keep is None:
-            run.pop("model_dir")
         runs[name] = run
         write_result(path, mode, args.max_length, machine, bench_start, runs, complete=False)
 
@@ -528,6 +560,10 @@ def main(argv: list[str] | None = None) -> Path:
             ),  # fmt: skip
         )
 
+        paired_inference(runs, infer_texts, args.infer_seconds)
+        for run in runs.values():
+            if run is not None and keep is None:
+                run.pop("model_dir")
     result = write_result(path, mode, args.max_length, machine, bench_start, runs, complete=True)
     say("")
     say(table(runs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,11 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
         assert run["train_rows"] == 64 and run["test_rows"] == 32 and run["valid_rows"] == 16
         assert run["epochs"] == 1 and run["max_length"] == 32 and run["device"] == "cpu"
         assert run["train_samples_per_s"] == pytest.approx(64 / run["train_seconds"])
+        # CPU throughput: the median of interleaved rounds at the end, beside the one taken after training
+        rounds = run["infer_samples_per_s_rounds"]
+        assert len(rounds) == train_bench.PAIRED_ROUNDS and all(r > 0 for r in rounds)
+        assert run["infer_samples_per_s"] == statistics.median(rounds) and run["infer_samples_per_s_first"] > 0
+        assert "model_dir" not in run
     for kind in ("baseline", "engine"):
         assert 0 < runs[f"{kind}_student"]["params"] < runs[f"{kind}_teacher"]["params"]
     assert runs["baseline_teacher"]["params"] == runs["engine_teacher"]["params"]

@@ -106,7 +106,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--valid-rows", type=int, help="validation rows held out of the train file's prefix")
     p.add_argument("--test-rows", type=int, help="rows from the start of the test file")
     p.add_argument("--infer-rows", type=int, help="test texts for the CPU inference measurement")
-    p.add_argument("--infer-seconds", type=float, default=20.0, help="CPU timing budget per model (default 20)")
+    p.add_argument(
+        "--infer-seconds",
+        type=float,
+        default=20.0,
+        help="CPU timing budget per model: half after its training, half in the rounds at the end (default 20)",
+    )
     p.add_argument(
         "--engine-recipe",
         choices=sorted(RECIPES),
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> Path:
     def finished(name: str, run: dict[str, Any]) -> None:
         """Measure the run's CPU inference, and write the JSON so far: a run cut short keeps what it has."""
         say(f"[{name}] measuring CPU inference on {len(infer_texts)} test texts")
-        speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds)
+        speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds / 2)
         run |= {
             "recipe": "study" if name.startswith("baseline") else args.engine_recipe,
             "train_samples_per_s": run["train_rows"] * run["epochs"] / run["train_seconds"],
@@ -560,7 +565,7 @@ def main(argv: list[str] | None = None) -> Path:
             ),  # fmt: skip
         )
 
-        paired_inference(runs, infer_texts, args.infer_seconds)
+        paired_inference(runs, infer_texts, args.infer_seconds / 2)
         for run in runs.values():
             if run is not None and keep is None:
                 run.pop("model_dir")

@@ -176,14 +176,10 @@ def _int8_report(job: Job, data: TextDataset, model_dir: str, exports: str) -> d
 
 def _ship_export(job: Job, model_dir: str, exports: str, precision: str) -> None:
     """Store the ONNX export the record will be served at with the model, so that no web process exports or
-    quantises it again (mlcore.onnxrt.ship); without one (PyTorch serving, a failed export) they export it
-    on first use as before."""
+    quantises it again (mlcore.onnxrt.ship); without one (PyTorch serving writes none, or the export failed)
+    they export it on first use as before."""
     from mlcore import onnxrt
 
-    from . import serving
-
-    if serving.runtime() != "onnx":
-        return
     try:
         shipped = onnxrt.ship(model_dir, [precision], exports)
     except OSError:

@@ -2,7 +2,8 @@
 longest row.
 
 A batch is a dict: "labels" (LongTensor) plus one dict of model inputs per tokenizer, "inputs" for the model
-being trained and "teacher_inputs" for a teacher whose tokenizer differs from its student's. Training batches
+being trained and "teacher_inputs" for a teacher whose tokenizer differs from its student's; a training batch
+also carries "index", its rows' positions in the training split. Training batches
 come from TrainBatches (length-grouped, reproducible per epoch, see mlcore.sampling); evaluation batches from a
 DataLoader that runs shortest rows first.
 """
@@ -96,7 +97,8 @@ class TrainBatches:
     """The training rows as batches, epoch by epoch; len() is the number of batches per epoch.
 
     epoch(e, start) yields epoch e's batches from batch index `start` on, which is how a resumed run picks up
-    where its checkpoint left off. With pin_memory (CUDA) each batch comes back page-locked.
+    where its checkpoint left off; by_length(n) every row once, shortest first, for a pass that does not train.
+    Each batch's "index" holds its rows' positions. With pin_memory (CUDA) each batch comes back page-locked.
     """
 
     def __init__(
@@ -128,8 +130,17 @@ class TrainBatches:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         for indices in self.order(epoch)[start:]:
-            batch = self.collate([self.rows[i] for i in indices])
-            yield pin(batch) if self.pin_memory else batch
+            yield self._batch(indices)
+
+    def by_length(self, batch_size: int) -> Iterator[Batch]:
+        order = sorted(range(len(self.rows)), key=self.lengths.__getitem__)
+        for begin in range(0, len(order), batch_size):
+            yield self._batch(order[begin : begin + batch_size])
+
+    def _batch(self, indices: list[int]) -> Batch:
+        batch = self.collate([self.rows[i] for i in indices])
+        batch["index"] = torch.tensor(indices, dtype=torch.long)
+        return pin(batch) if self.pin_memory else batch
 
 
 def make_loader(rows: EncodedRows, pad_ids: dict[str, int], batch_size: int, *, pin_memory: bool = False) -> DataLoader:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -51,7 +51,6 @@ def classification_report(y_true: list[int], y_pred: list[int], label_names: lis
     }
 
 
-@torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
     batches: Iterable[Batch],
@@ -66,24 +65,61 @@ def evaluate(
     inputs_key picks the encodings to feed: a teacher with its own tokenizer reads "teacher_inputs".
     precision is the training config's, so that a model is validated in the precision it trains in.
     """
+    total_loss, y_true, y_pred = 0.0, [], []
+    for batch, logits in forward(model, batches, device, inputs_key, should_stop, precision):
+        loss = F.cross_entropy(logits, batch["labels"], reduction="sum")
+        y_pred += logits.argmax(dim=-1).tolist()  # waits for the device; the rest is ready by then
+        y_true += batch["labels"].tolist()
+        total_loss += loss.item()
+    return total_loss / max(len(y_true), 1), y_true, y_pred
+
+
+def logits_by_row(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    rows: int,
+    device: torch.device,
+    *,
+    inputs_key: str = "inputs",
+    should_stop: Callable[[], bool] = lambda: False,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """The model's fp32 logits for `rows` rows, on `device`: row i's at position i, placed by each batch's
+    "index" (training batches carry one). Nothing is copied back to the host."""
+    table: torch.Tensor | None = None
+    for batch, logits in forward(model, batches, device, inputs_key, should_stop, precision):
+        if table is None:
+            table = logits.new_zeros(rows, logits.shape[-1])
+        table[batch["index"]] = logits
+    if table is None:
+        raise ValueError("no rows to compute logits for")
+    return table
+
+
+@torch.no_grad()
+def forward(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    inputs_key: str,
+    should_stop: Callable[[], bool],
+    precision: str,
+) -> Iterator[tuple[Batch, torch.Tensor]]:
+    """Each batch, moved to `device`, with the model's fp32 logits for it: in eval mode, without gradients,
+    under the precision's autocast; should_stop is polled before every batch."""
     amp = autocast_dtype(device, precision)
     was_training = model.training
     model.eval()
-    total_loss, y_true, y_pred = 0.0, [], []
     try:
-        for batch in batches:
+        for done, batch in enumerate(batches):
             if should_stop():
-                raise Cancelled("cancelled during evaluation")
-            y_true += batch["labels"].tolist()  # still on the host
+                raise Cancelled(f"cancelled after {done} of its batches in an inference pass")
             batch = to_device(batch, device)
             with autocast(device, amp):
                 logits = model(**batch[inputs_key]).logits.float()
-            loss = F.cross_entropy(logits, batch["labels"], reduction="sum")
-            y_pred += logits.argmax(dim=-1).tolist()  # waits for the device; the loss is ready by then
-            total_loss += loss.item()
+            yield batch, logits
     finally:
         model.train(was_training)
-    return total_loss / max(len(y_true), 1), y_true, y_pred
 
 
 def score_split(

@@ -126,8 +126,8 @@ def distill(
     info = begin_info(splits, loaders, config, device, num_parameters, resume_from)
     callback.on_train_begin(info | {"teacher_num_parameters": sum(p.numel() for p in teacher.parameters())})
 
-    # Teacher logits: one inference pass over the training rows, shortest first, instead of a teacher forward
-    # in every step. The teacher is frozen and in eval mode, so every epoch reads the same values, and the pass
+    # Teacher logits: one pass over the training rows in inference mode, shortest first, instead of a teacher
+    # forward in every step. The teacher is frozen and in eval mode, so every epoch reads the same values, and the pass
     # pads little; on a GPU, where a small batch's cost is mostly kernel launches, it also runs 4x the batch.
     # The hidden-state loss reads the teacher's layers, too many to keep, so it runs the teacher every step.
     if not with_hidden:

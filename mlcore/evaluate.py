@@ -96,7 +96,7 @@ def logits_by_row(
     return table
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forward(
     model: torch.nn.Module,
     batches: Iterable[Batch],
@@ -105,7 +105,7 @@ def forward(
     should_stop: Callable[[], bool],
     precision: str,
 ) -> Iterator[tuple[Batch, torch.Tensor]]:
-    """Each batch, moved to `device`, with the model's fp32 logits for it: in eval mode, without gradients,
+    """Each batch, moved to `device`, with the model's fp32 logits for it: in eval mode, in inference mode,
     under the precision's autocast; should_stop is polled before every batch."""
     amp = autocast_dtype(device, precision)
     was_training = model.training

@@ -127,9 +127,10 @@ def distill(
     callback.on_train_begin(info | {"teacher_num_parameters": sum(p.numel() for p in teacher.parameters())})
 
     # Teacher logits: one pass over the training rows in inference mode, shortest first, instead of a teacher
-    # forward in every step. The teacher is frozen and in eval mode, so every epoch reads the same values, and the pass
-    # pads little; on a GPU, where a small batch's cost is mostly kernel launches, it also runs 4x the batch.
-    # The hidden-state loss reads the teacher's layers, too many to keep, so it runs the teacher every step.
+    # forward in every step. The teacher is frozen and in eval mode, so every epoch reads the same values, and
+    # the pass pads little; on a GPU, where a small batch's cost is mostly kernel launches, it runs 4x the
+    # batch. The hidden-state loss reads the teacher's layers, too many to keep, so it runs the teacher in
+    # every step.
     if not with_hidden:
         pass_batch = config.batch_size * (4 if device.type == "cuda" else 1)
         teacher_logits = logits_by_row(

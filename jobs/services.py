@@ -356,9 +356,15 @@ def set_progress(job_id: int, progress: float) -> None:
 
 def record_metric(job: Job, *, seq: int, step: int, kind: str, values: dict) -> MetricPoint:
     """Save a metric point, then push it to every open browser on the job."""
-    point = MetricPoint.objects.create(job=job, seq=seq, step=step, kind=kind, values=values)
-    _group_send(job_group(job.pk), point.to_event())
+    point = MetricPoint(job=job, seq=seq, step=step, kind=kind, values=values)
+    record_metrics(job, [point])
     return point
+
+
+def record_metrics(job: Job, points: list[MetricPoint]) -> None:
+    """Save the job's metric points in one INSERT, then push each, in order, to every open browser on it."""
+    MetricPoint.objects.bulk_create(points)
+    _group_send(job_group(job.pk), *(point.to_event() for point in points))
 
 
 # --- models -----------------------------------------------------------------------------------------
@@ -523,11 +529,17 @@ def broadcast_status(job: Job) -> None:
     _group_send(user_jobs_group(job.owner_id), event)
 
 
-def _group_send(group: str, event: dict) -> None:
+def _group_send(group: str, *events: dict) -> None:
+    """Send the events to the group, in order, in one trip into async code (each trip costs about 0.5 ms)."""
     layer = get_channel_layer()
     if layer is None:
         return
+
+    async def send_all() -> None:
+        for event in events:
+            await layer.group_send(group, {"type": "job.event", "event": event})
+
     try:
-        async_to_sync(layer.group_send)(group, {"type": "job.event", "event": event})
-    except Exception:  # the row is saved; a Redis hiccup must not fail the job
+        async_to_sync(send_all)()
+    except Exception:  # the rows are saved; a Redis hiccup must not fail the job
         log.warning("could not broadcast to %s", group, exc_info=True)

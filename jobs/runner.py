@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 class JobCallback(Callback):
     """Turns mlcore's reports into MetricPoints, progress and cancel, without making training wait for them.
 
-    Saving a point, sending it to the job's group and updating progress took about 3 ms a batch here (an
-    INSERT, a channels-redis send, an UPDATE, and a SELECT for the cancel flag): a sixth of a MiniLM step on a
-    GPU. So the training thread only queues each report; a writer thread of this callback saves them in order
-    (several per INSERT when it falls behind), then sends them, and every CANCEL_POLL_SECONDS records the
-    latest progress and reads the cancel flag, which should_stop() then reads from memory. Use it through
+    Saving a point, sending it to the job's group, updating progress and reading the cancel flag (an INSERT, a
+    channels-redis send, an UPDATE and a SELECT) cost the training thread 3-6 ms a batch here, a sixth or more
+    of a MiniLM step on a GPU (bench/job_callback.py). So the training thread only queues each report; a
+    writer thread of this callback saves them in order (several per INSERT when it falls behind), then sends
+    them, and every CANCEL_POLL_SECONDS records the latest progress and reads the cancel flag, which
+    should_stop() then reads from memory. After a checkpoint the training thread waits until every point
+    before it is saved, so a job resumed from that checkpoint has no hole in its curves. Use it through
     job_callback(), which waits for everything reported to be saved before the job is marked finished.
     """
 
@@ -57,6 +59,12 @@ class JobCallback(Callback):
         values = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         self._reports.put((kind, step, values, None))
 
+    def on_checkpoint(self, step: int, path: str) -> None:
+        saved = threading.Event()
+        self._reports.put(saved)
+        while not saved.wait(1):
+            self._raise_if_failed()  # the writer stopped: nothing will set it
+
     def should_stop(self) -> bool:
         self._raise_if_failed()
         return self.cancel_seen.is_set()
@@ -80,8 +88,10 @@ class JobCallback(Callback):
             while True:
                 reports = self._take()
                 closing = _CLOSE in reports
-                latest = self._save([r for r in reports if r is not _CLOSE])
+                latest = self._save([r for r in reports if isinstance(r, tuple)])
                 progress = latest if latest is not None else progress
+                for flushed in (r for r in reports if isinstance(r, threading.Event)):
+                    flushed.set()
                 if closing or time.monotonic() - last_poll >= self.CANCEL_POLL_SECONDS:
                     last_poll = time.monotonic()
                     if progress is not None:

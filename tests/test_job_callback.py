@@ -56,6 +56,23 @@ def test_reports_return_while_the_database_is_held_and_are_all_saved_in_order_on
     assert job.progress == pytest.approx(0.5)
 
 
+def test_after_a_checkpoint_training_goes_on_only_once_every_earlier_point_is_saved(job, monkeypatch):
+    events: list[str] = []
+    original = services.record_metrics
+
+    def logged(job, points):
+        original(job, points)
+        events.append(f"saved up to seq {points[-1].seq}")
+
+    monkeypatch.setattr(services, "record_metrics", logged)
+    with runner.job_callback(job) as callback:
+        for step in range(1, 4):
+            callback.on_batch_end(step, 10, {"train/loss": 0.5})
+        callback.on_checkpoint(3, "/checkpoints/checkpoint.pt")
+        events.append("training goes on")
+    assert events[-1] == "training goes on" and events[-2] == "saved up to seq 3"
+
+
 def test_a_resumed_job_continues_the_seq_of_the_points_it_has(job):
     services.record_metric(job, seq=1, step=1, kind="train", values={})
     services.record_metric(job, seq=2, step=2, kind="train", values={})

@@ -5,7 +5,8 @@
 Times one optimiser step (forward, backward, fused AdamW, one host sync as the engine's loop does) at batch 64 and
 128 tokens in fp32, TF32 and bf16 autocast; the cost of the first step at each new sequence length (what
 dynamic padding pays while shapes are new), with and without cuDNN attention and in the engine's own forward
-context (mlcore.devices.autocast, which leaves cuDNN attention out); and forward-only time. The full
+context (mlcore.devices.autocast, which leaves cuDNN attention out); forward-only time; the engine's own loop
+(mlcore.loop.fit, batch 64) beside the bare step; and the distillation teacher pass at 4x the batch. The full
 benchmark showed the engine's first minute on a GPU running at half its later speed; this says why.
 """
 
@@ -81,6 +82,50 @@ def new_shapes(step: Any, device: torch.device, lengths: list[int]) -> list[dict
     return out
 
 
+def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40) -> dict[str, float]:
+    """mlcore.loop.fit over `batches` batches of 64 rows of 128 tokens (pinned on CUDA), as the engine trains:
+    the median milliseconds between two on_batch_end calls, to set beside the bare step above."""
+    from mlcore.batching import EncodedRows, TrainBatches
+    from mlcore.callbacks import Callback
+    from mlcore.config import TrainConfig
+    from mlcore.loop import classify_step, fit
+
+    class Clock(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
+            self.times.append(time.perf_counter())
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (64 * batches, 128), generator=generator).tolist()
+    rows = EncodedRows([i % 2 for i in range(len(ids))], inputs=[{"input_ids": row} for row in ids])
+    train = TrainBatches(rows, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
+    valid = torch.utils.data.DataLoader(EncodedRows([], inputs=[]), batch_size=64)
+    clock = Clock()
+    config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-5, device=str(device))
+    fit(model, classify_step, train, valid, config, device, clock)
+    gaps = [(b - a) * 1000 for a, b in zip(clock.times[5:], clock.times[6:], strict=False)]
+    return {"median_ms": statistics.median(gaps), "min_ms": min(gaps)}
+
+
+def teacher_pass(model: torch.nn.Module, device: torch.device, rows: int = 64 * 40) -> dict[str, float]:
+    """Seconds for mlcore's teacher pass (logits of every row, 4x the batch) against a forward per batch of 64."""
+    from mlcore.batching import EncodedRows, TrainBatches
+    from mlcore.evaluate import logits_by_row
+
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 30000, (rows, 128), generator=generator).tolist()
+    encoded = EncodedRows([0] * rows, inputs=[{"input_ids": row} for row in ids])
+    train = TrainBatches(encoded, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
+    out = {}
+    for name, batch in (("batch_256_s", 256), ("batch_64_s", 64), ("batch_256_again_s", 256)):
+        start = time.perf_counter()
+        logits_by_row(model, train.by_length(batch), rows, device, precision="auto").sum().item()
+        out[name] = time.perf_counter() - start
+    return out
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", type=Path)
@@ -117,6 +162,8 @@ def main(argv: list[str]) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     result["step_b64_L128"] = modes
     result["step_b256_L128_bf16"] = steady(step_timer(model, "bf16"), batch(device, 256, 128), 20)
+    result["engine_fit_b64_L128"] = engine_loop(model, device)  # precision auto: bf16 on CUDA
+    result["teacher_pass_2560_rows_L128"] = teacher_pass(model, device)
 
     # The engine's own context first, while the process still allows cuDNN attention.
     result["new_lengths_bf16_mlcore"] = new_shapes(step_timer(model, "bf16_mlcore"), device, [97, 98, 99, 100])

@@ -32,10 +32,11 @@ class JobCallback(Callback):
     channels-redis send, an UPDATE and a SELECT) cost the training thread 3-6 ms a batch here, a sixth or more
     of a MiniLM step on a GPU (bench/job_callback.py). So the training thread only queues each report; a
     writer thread of this callback saves them in order (several per INSERT when it falls behind), then sends
-    them, and every CANCEL_POLL_SECONDS records the latest progress and reads the cancel flag, which
-    should_stop() then reads from memory. After a checkpoint the training thread waits until every point
-    before it is saved, so a job resumed from that checkpoint has no hole in its curves. Use it through
-    job_callback(), which waits for everything reported to be saved before the job is marked finished.
+    them, and every CANCEL_POLL_SECONDS records the latest progress, reads the cancel flag (which should_stop()
+    then reads from memory) and sends the job's status to its pages when its percentage moved. After a
+    checkpoint the training thread waits until every point before it is saved, so a job resumed from that
+    checkpoint has no hole in its curves. Use it through job_callback(), which waits for everything reported to
+    be saved before the job is marked finished.
     """
 
     CANCEL_POLL_SECONDS = 0.1
@@ -83,7 +84,7 @@ class JobCallback(Callback):
     def _write(self) -> None:
         from django.db import connection
 
-        last_poll, progress = -math.inf, None
+        last_poll, progress, sent_percent = -math.inf, None, None
         try:
             while True:
                 reports = self._take()
@@ -94,18 +95,28 @@ class JobCallback(Callback):
                     flushed.set()
                 if closing or time.monotonic() - last_poll >= self.CANCEL_POLL_SECONDS:
                     last_poll = time.monotonic()
-                    if progress is not None:
-                        services.set_progress(self.job.pk, progress)
-                        progress = None
+                    sent_percent = self._poll(progress, sent_percent)
+                    progress = None
                     if closing:
                         return
-                    if services.cancel_requested(self.job.pk):
-                        self.cancel_seen.set()
         except Exception as exc:  # the training thread raises it at its next report
             log.exception("job %s: could not record metrics", self.job.pk)
             self.error = exc
         finally:
             connection.close()
+
+    def _poll(self, progress: float | None, sent_percent: int | None) -> int:
+        """Record the latest progress, read the cancel flag, and send the job's status to its pages when its
+        whole percentage moved (a live progress bar in at most 100 messages); the percentage sent."""
+        if progress is not None:
+            services.set_progress(self.job.pk, progress)
+        job = Job.objects.get(pk=self.job.pk)
+        if job.cancel_requested:
+            self.cancel_seen.set()
+        percent = int(job.progress * 100)
+        if percent != sent_percent:
+            services.broadcast_status(job)
+        return percent
 
     def _take(self) -> list:
         """The reports waiting, after blocking up to CANCEL_POLL_SECONDS for the first."""

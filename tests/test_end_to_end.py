@@ -35,6 +35,9 @@ def _check_metric_stream(api, job: dict, messages: list[dict]) -> list[dict]:
     train = [m for m in metrics if m["kind"] == "train"]
     assert {"train/loss", "train/accuracy", "lr"} <= set(train[0]["values"])
     assert [m["kind"] for m in metrics][-1] == "test"
+    # While it runs, the job's pages get its progress: rising, one message per whole percent at most.
+    running = [m["progress"] for m in messages if m["type"] == "status" and m["status"] == "running"]
+    assert running[-1] == 1.0 and running == sorted(running) and len(running) <= 101
     # The last status event carries the times the job page shows, the same as the API's.
     final = messages[-1]
     started, finished = (datetime.fromisoformat(final[key]) for key in ("started_at", "finished_at"))

@@ -73,6 +73,19 @@ def test_after_a_checkpoint_training_goes_on_only_once_every_earlier_point_is_sa
     assert events[-1] == "training goes on" and events[-2] == "saved up to seq 3"
 
 
+def test_the_jobs_pages_get_its_status_each_time_its_whole_percentage_moves(job, monkeypatch):
+    sent: list[tuple[str, float]] = []
+    monkeypatch.setattr(services, "broadcast_status", lambda job: sent.append((job.status, job.progress)))
+    with runner.job_callback(job) as callback:
+        for step in range(1, 101):
+            callback.on_batch_end(step, 1000, {"train/loss": 0.5})
+    assert sent[-1] == ("running", pytest.approx(0.1))  # the last progress, sent when the writer closed
+    percents = [int(progress * 100) for _, progress in sent]
+    assert percents == sorted(set(percents))  # at most one message per whole percent, in order
+    job.refresh_from_db()
+    assert job.progress == pytest.approx(0.1)
+
+
 def test_a_resumed_job_continues_the_seq_of_the_points_it_has(job):
     services.record_metric(job, seq=1, step=1, kind="train", values={})
     services.record_metric(job, seq=2, step=2, kind="train", values={})

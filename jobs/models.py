@@ -76,6 +76,9 @@ class Job(models.Model):
     output_file = models.FileField(upload_to="classify/output/%Y/%m/", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0, help_text="Fraction of training steps done, 0..1.")
+    phase = models.CharField(
+        max_length=60, blank=True, help_text="What a running job is doing now (tokenising, training, testing, ...)."
+    )
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=64, blank=True)
@@ -111,6 +114,7 @@ class Job(models.Model):
             "kind": self.kind,
             "status": self.status,
             "progress": round(self.progress, 4),
+            "phase": self.phase,
             "error": self.error,
             "cancel_requested": self.cancel_requested,
             "result_model": self.result_model_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import queue
@@ -26,17 +27,17 @@ log = logging.getLogger(__name__)
 
 
 class JobCallback(Callback):
-    """Turns mlcore's reports into MetricPoints, progress and cancel, without making training wait for them.
+    """Turns mlcore's reports into MetricPoints, progress, phase and cancel, without making training wait.
 
     Saving a point, sending it to the job's group, updating progress and reading the cancel flag (an INSERT, a
     channels-redis send, an UPDATE and a SELECT) cost the training thread 3-6 ms a batch here, a sixth or more
     of a MiniLM step on a GPU (bench/job_callback.py). So the training thread only queues each report; a
-    writer thread of this callback saves them in order (several per INSERT when it falls behind), then sends
-    them, and every CANCEL_POLL_SECONDS records the latest progress, reads the cancel flag (which should_stop()
-    then reads from memory) and sends the job's status to its pages when its percentage moved. After a
-    checkpoint the training thread waits until every point before it is saved, so a job resumed from that
-    checkpoint has no hole in its curves. Use it through job_callback(), which waits for everything reported to
-    be saved before the job is marked finished.
+    writer thread of this callback handles them in order: points saved (several per INSERT when it falls
+    behind) before they are sent, phase changes recorded and sent; and every CANCEL_POLL_SECONDS it records
+    the latest progress, reads the cancel flag (which should_stop() then reads from memory) and sends the job's
+    status to its pages when its percentage moved. After a checkpoint the training thread waits until every
+    point before it is saved, so a job resumed from that checkpoint has no hole in its curves. Use it through
+    job_callback(), which waits for everything reported to be saved before the job is marked finished.
     """
 
     CANCEL_POLL_SECONDS = 0.1
@@ -51,14 +52,17 @@ class JobCallback(Callback):
         self._writer = threading.Thread(target=self._write, name=f"distillery-metrics-{job.pk}", daemon=True)
         self._writer.start()
 
+    def on_phase(self, phase: str) -> None:
+        self._reports.put(_NewPhase(str(phase)))
+
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
         self._raise_if_failed()
-        self._reports.put((MetricPoint.Kind.TRAIN, step, metrics, step / max(total_steps, 1)))
+        self._reports.put(_Point(MetricPoint.Kind.TRAIN, step, metrics, step / max(total_steps, 1)))
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
         kind = MetricPoint.Kind.TEST if split == "test" else MetricPoint.Kind.VAL
         values = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        self._reports.put((kind, step, values, None))
+        self._reports.put(_Point(kind, step, values, None))
 
     def on_checkpoint(self, step: int, path: str) -> None:
         saved = threading.Event()
@@ -87,12 +91,20 @@ class JobCallback(Callback):
         last_poll, progress, sent_percent = -math.inf, None, None
         try:
             while True:
-                reports = self._take()
-                closing = _CLOSE in reports
-                latest = self._save([r for r in reports if isinstance(r, tuple)])
-                progress = latest if latest is not None else progress
-                for flushed in (r for r in reports if isinstance(r, threading.Event)):
-                    flushed.set()
+                closing, points = False, []
+                for report in self._take():
+                    if isinstance(report, _Point):
+                        points.append(report)
+                        continue
+                    progress = self._save(points, progress)  # the points before it go first
+                    points = []
+                    if isinstance(report, _NewPhase):
+                        services.set_phase(self.job.pk, report.phase)
+                    elif isinstance(report, threading.Event):
+                        report.set()
+                    else:
+                        closing = True
+                progress = self._save(points, progress)
                 if closing or time.monotonic() - last_poll >= self.CANCEL_POLL_SECONDS:
                     last_poll = time.monotonic()
                     sent_percent = self._poll(progress, sent_percent)
@@ -130,17 +142,30 @@ class JobCallback(Callback):
             except queue.Empty:
                 return reports
 
-    def _save(self, reports: list) -> float | None:
-        """Save and send the reports' points; the progress of the last one that has any."""
-        if not reports:
-            return None
-        points = []
-        for kind, step, metrics, _ in reports:
+    def _save(self, points: list[_Point], progress: float | None) -> float | None:
+        """Save and send the points; the progress of the last one that has any, else `progress`."""
+        if not points:
+            return progress
+        rows = []
+        for point in points:
             self.seq += 1
-            values = {key: _plain(value) for key, value in metrics.items()}
-            points.append(MetricPoint(job=self.job, seq=self.seq, step=step, kind=kind, values=values))
-        services.record_metrics(self.job, points)
-        return next((p for *_, p in reversed(reports) if p is not None), None)
+            values = {key: _plain(value) for key, value in point.values.items()}
+            rows.append(MetricPoint(job=self.job, seq=self.seq, step=point.step, kind=point.kind, values=values))
+        services.record_metrics(self.job, rows)
+        return next((p.progress for p in reversed(points) if p.progress is not None), progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Point:
+    kind: str
+    step: int
+    values: dict
+    progress: float | None  # of the training steps, for a training batch's point
+
+
+@dataclasses.dataclass(frozen=True)
+class _NewPhase:
+    phase: str
 
 
 _CLOSE = object()
@@ -225,8 +250,11 @@ def _train_and_register(job: Job, checkpoints: Path) -> None:
         tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-onnx-") as exports,
     ):
         result = _train(job, data, output_dir, checkpoints)
+        services.set_phase(job.pk, "measuring CPU speed")
         result.metrics |= _cpu_speed(output_dir, data.texts[:64])
+        services.set_phase(job.pk, "comparing int8 with fp32")
         result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
+        services.set_phase(job.pk, "storing the model")
         _ship_export(job, output_dir, exports, services.serving_precision_for(result.metrics))
         record = services.register_model(job, result)
     services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)

@@ -344,6 +344,7 @@ def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRec
         error=error[:5000],
         result_model=result_model,
         finished_at=timezone.now(),
+        phase="",
         progress=1.0 if status == Job.Status.SUCCEEDED else F("progress"),
     )
     job.refresh_from_db()
@@ -352,6 +353,12 @@ def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRec
 
 def set_progress(job_id: int, progress: float) -> None:
     Job.objects.filter(pk=job_id).update(progress=progress)
+
+
+def set_phase(job_id: int, phase: str) -> None:
+    """Record what a running job is doing now and tell its pages."""
+    if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(phase=phase):
+        broadcast_status(Job.objects.get(pk=job_id))
 
 
 def record_metric(job: Job, *, seq: int, step: int, kind: str, values: dict) -> MetricPoint:

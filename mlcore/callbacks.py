@@ -6,7 +6,20 @@ distill(). Metric keys are short and namespaced: "train/loss", "val/accuracy", "
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
+
+
+class Phase(StrEnum):
+    """What a run is doing, as on_phase reports it: the stretches between batches can take minutes on a CPU."""
+
+    LOADING = "loading the model"
+    TOKENISING = "tokenising"
+    TEACHER_LOGITS = "computing the teacher's logits"
+    TRAINING = "training"
+    VALIDATING = "validating"
+    TESTING = "testing"
+    SAVING = "saving the model"
 
 
 class Cancelled(Exception):
@@ -23,6 +36,10 @@ class Callback:
         resumed_from_step: the step of the checkpoint this run continues from (0 when it starts fresh; the
         first on_batch_end is then for step resumed_from_step + 1). distill adds teacher_num_parameters.
         """
+
+    def on_phase(self, phase: Phase) -> None:
+        """When a run starts a stretch of work, in this order: LOADING, TOKENISING, TEACHER_LOGITS (distillation's
+        pass before training), then TRAINING and VALIDATING for each epoch, TESTING, SAVING."""
 
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
         """After each optimiser step; `step` counts from 1 to total_steps across all epochs.

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import Batch, split_loaders
-from mlcore.callbacks import Callback
+from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset, relabel, unknown_labels
@@ -59,6 +59,7 @@ def distill(
     use_all_cpu_threads(device)
 
     # Teacher: its label names fix the label ids; the dataset is mapped onto them by name.
+    callback.on_phase(Phase.LOADING)
     teacher, teacher_tokenizer, label_names, _ = load_trained(teacher_dir)
     dataset = align_labels(dataset, label_names)
 
@@ -92,6 +93,7 @@ def distill(
     if not same_tokenizer(tokenizer, teacher_tokenizer):
         tokenizers["teacher_inputs"] = teacher_tokenizer
     teacher_key = "teacher_inputs" if "teacher_inputs" in tokenizers else "inputs"
+    callback.on_phase(Phase.TOKENISING)
     loaders = split_loaders(splits, tokenizers, **loader_options(config, device))
 
     # Hidden states are asked for only when the loss reads them: returning them costs memory for every layer.
@@ -132,6 +134,7 @@ def distill(
     # batch. The hidden-state loss reads the teacher's layers, too many to keep, so it runs the teacher in
     # every step.
     if not with_hidden:
+        callback.on_phase(Phase.TEACHER_LOGITS)
         pass_batch = config.batch_size * (4 if device.type == "cuda" else 1)
         teacher_logits = logits_by_row(
             teacher, loaders["train"].by_length(pass_batch), len(splits["train"]), device,
@@ -174,6 +177,7 @@ def distill(
         "steps": fitted.steps,
         "metrics": metrics,
     }
+    callback.on_phase(Phase.SAVING)
     save_model(output_dir, student, tokenizer, manifest)
     checkpoints.discard()
     size = folder_size(output_dir)

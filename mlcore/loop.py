@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from mlcore.batching import Batch, TrainBatches
-from mlcore.callbacks import Callback, Cancelled
+from mlcore.callbacks import Callback, Cancelled, Phase
 from mlcore.checkpoint import Checkpoints, restore_rng, rng_state
 from mlcore.config import TrainConfig
 from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, use_all_cpu_threads
@@ -82,6 +82,7 @@ def fit(
 
     model.train()
     for epoch in range(start_epoch, config.epochs):
+        callback.on_phase(Phase.TRAINING)
         i = start_batch if epoch == start_epoch else 0
         batches = _on_device(train_batches.epoch(epoch, start=i), device)
         upcoming = next(batches, None)
@@ -129,6 +130,7 @@ def fit(
                 callback.on_checkpoint(step, str(checkpoints.save(state)))
 
         if len(valid_loader.dataset):  # type: ignore[arg-type]
+            callback.on_phase(Phase.VALIDATING)
             loss_value, y_true, y_pred = evaluate(
                 model, valid_loader, device, should_stop=callback.should_stop, precision=config.precision
             )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlcore.callbacks import Callback
+from mlcore.callbacks import Callback, Phase
 
 _POSITIVE = ("good", "great", "excellent", "wonderful", "amazing", "brilliant", "loved", "enjoyed", "fun", "beautiful")
 _NEGATIVE = ("bad", "awful", "terrible", "boring", "hated", "worst", "dull", "poor", "waste", "disappointing")
@@ -90,6 +90,10 @@ class RecordingCallback(Callback):
         self.batches: list[tuple[int, int, dict[str, float]]] = []
         self.evaluations: list[tuple[str, int, dict[str, float]]] = []
         self.checkpoints: list[tuple[int, str]] = []
+        self.phases: list[Phase] = []
+
+    def on_phase(self, phase: Phase) -> None:
+        self.phases.append(phase)
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
         self.info = info

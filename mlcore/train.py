@@ -11,7 +11,7 @@ import torch
 
 from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import split_loaders
-from mlcore.callbacks import Callback
+from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
 from mlcore.data import DataError, TextDataset, relabel, split_dataset, stratified_order, unknown_labels
@@ -84,9 +84,11 @@ def finetune(
 
     # Model: seeded first, because the new classification head is drawn from torch's RNG.
     torch.manual_seed(config.seed)
+    callback.on_phase(Phase.LOADING)
     model, tokenizer = load_for_training(base_model, dataset.label_names)
     check_max_length(model, config.max_length)
     model.to(device)
+    callback.on_phase(Phase.TOKENISING)
     loaders = split_loaders(splits, {"inputs": tokenizer}, **loader_options(config, device))
     num_parameters = sum(p.numel() for p in model.parameters())
     callback.on_train_begin(begin_info(splits, loaders, config, device, num_parameters, resume_from))
@@ -114,6 +116,7 @@ def finetune(
         "steps": fitted.steps,
         "metrics": metrics,
     }
+    callback.on_phase(Phase.SAVING)
     save_model(output_dir, model, tokenizer, manifest)
     checkpoints.discard()
     size = folder_size(output_dir)
@@ -192,6 +195,7 @@ def evaluate_test_split(
     if not len(loader.dataset):  # type: ignore[arg-type]
         return {}
     precision = config.precision if config is not None else "fp32"
+    callback.on_phase(Phase.TESTING)
     metrics = score_split(model, loader, label_names, device, should_stop=callback.should_stop, precision=precision)
     callback.on_evaluate("test", step, {k: v for k, v in metrics.items() if k != "test/report"})
     return metrics

@@ -99,6 +99,12 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert job["status"] == "succeeded", job["error"]
     metrics = _check_metric_stream(api, job, messages)
     assert {"train/soft_loss", "train/hard_loss"} <= set(metrics[0]["values"])
+    # The job's pages heard what it was doing between batches, in order, and nothing once it ended.
+    phases = [m["phase"] for m in messages if m["type"] == "status" and m["phase"]]
+    expected = ["loading the model", "tokenising", "computing the teacher's logits", "training", "validating",
+                "testing", "saving the model", "measuring CPU speed", "comparing int8 with fp32",
+                "storing the model"]  # fmt: skip
+    assert list(dict.fromkeys(phases)) == expected and messages[-1]["phase"] == ""
     student = ModelRecord.objects.get(pk=job["result_model"])
     assert student.kind == "distill" and student.teacher_id == teacher.pk
     assert student.num_parameters < teacher.num_parameters

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs import runner, services
 from jobs.models import Job, MetricPoint
+from mlcore.callbacks import Phase
 
 from .conftest import csv_bytes
 
@@ -84,6 +85,21 @@ def test_the_jobs_pages_get_its_status_each_time_its_whole_percentage_moves(job,
     assert percents == sorted(set(percents))  # at most one message per whole percent, in order
     job.refresh_from_db()
     assert job.progress == pytest.approx(0.1)
+
+
+def test_a_phase_is_recorded_and_sent_after_the_points_reported_before_it(job, monkeypatch):
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        services, "broadcast_status", lambda job: sent.append((job.phase, job.metrics.count()))
+    )  # fmt: skip
+    with runner.job_callback(job) as callback:
+        callback.on_batch_end(1, 10, {"train/loss": 0.5})
+        callback.on_phase(Phase.VALIDATING)
+    assert sent[0] == ("validating", 1)
+    job.refresh_from_db()
+    assert job.phase == "validating"
+    services.finish_job(job, Job.Status.SUCCEEDED)
+    assert job.phase == ""
 
 
 def test_a_resumed_job_continues_the_seq_of_the_points_it_has(job):

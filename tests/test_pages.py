@@ -41,7 +41,7 @@ def dataset(user, sentiment_csv):
 def job(user, dataset):
     job = Job.objects.create(
         owner=user, kind=Job.Kind.FINETUNE, dataset=dataset, base_model="tiny", params={"batch_size": 16},
-        status=Job.Status.RUNNING, progress=0.25,
+        status=Job.Status.RUNNING, progress=0.25, phase="tokenising",
     )
     MetricPoint.objects.create(job=job, seq=1, step=1, kind="train", values={"train/loss": 0.7, "lr": 1e-3})
     return job
@@ -104,6 +104,7 @@ def test_the_job_page_carries_the_live_endpoints(logged_in, job):
     assert f'data-ws-path="/ws/jobs/{job.pk}/"' in html
     assert f'action="/jobs/{job.pk}/cancel/"' in html
     assert "vendor/chart.umd.min.js" in html and "js/job.js" in html
+    assert '<span id="job-phase" class="muted small">tokenising</span>' in html
 
 
 def test_the_model_page_embeds_its_metrics(logged_in, record):

@@ -51,12 +51,12 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "error",
+            "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "phase", "error",
             "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
             "model", "input_filename", "output",
         ]
         read_only_fields = [
-            "status", "progress", "error", "cancel_requested", "result_model", "worker",
+            "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
             "created_at", "started_at", "finished_at", "model", "input_filename",
         ]
 

@@ -40,6 +40,9 @@
       msg.progress
     );
 
+    var phase = document.getElementById("job-phase");
+    if (phase) phase.textContent = status === "running" && msg.phase ? msg.phase : "";
+
     setTime("job-started", msg.started_at);
     setTime("job-finished", msg.finished_at);
 

@@ -22,9 +22,11 @@
     notice.hidden = false;
   }
 
-  function updateRow(row, status, progress) {
+  function updateRow(row, status, progress, phase) {
     var previous = row.getAttribute("data-status");
     row.setAttribute("data-status", status);
+    var cell = row.querySelector(".job-progress");
+    if (cell) cell.title = status === "running" && phase ? phase : "";
 
     live.setStatus(
       row.querySelector(".job-status .badge"),
@@ -44,7 +46,7 @@
       showNotice();
       return;
     }
-    var previous = updateRow(row, msg.status, msg.progress);
+    var previous = updateRow(row, msg.status, msg.progress, msg.phase);
     if (msg.status === "succeeded" && previous !== "succeeded" && msg.result_model) {
       newModels += 1;
       showNotice();

@@ -56,7 +56,7 @@ class JobCallback(Callback):
         self._reports.put(_NewPhase(str(phase)))
 
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
-        self._raise_if_failed()
+        self.raise_if_failed()
         self._reports.put(_Point(MetricPoint.Kind.TRAIN, step, metrics, step / max(total_steps, 1)))
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
@@ -68,10 +68,10 @@ class JobCallback(Callback):
         saved = threading.Event()
         self._reports.put(saved)
         while not saved.wait(1):
-            self._raise_if_failed()  # the writer stopped: nothing will set it
+            self.raise_if_failed()  # the writer stopped: nothing will set it
 
     def should_stop(self) -> bool:
-        self._raise_if_failed()
+        self.raise_if_failed()
         return self.cancel_seen.is_set()
 
     def close(self, timeout: float = 60) -> None:
@@ -81,7 +81,8 @@ class JobCallback(Callback):
         if self._writer.is_alive():
             log.warning("job %s: metrics still being written after %s s", self.job.pk, timeout)
 
-    def _raise_if_failed(self) -> None:
+    def raise_if_failed(self) -> None:
+        """Raise what stopped the writer, if anything did."""
         if self.error is not None:
             raise RuntimeError(f"could not record the job's metrics: {self.error}") from self.error
 
@@ -182,7 +183,7 @@ def job_callback(job: Job):
         callback.close()
         raise
     callback.close()
-    callback._raise_if_failed()
+    callback.raise_if_failed()
 
 
 def _plain(value):

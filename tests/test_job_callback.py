@@ -95,7 +95,7 @@ def test_a_phase_is_recorded_and_sent_after_the_points_reported_before_it(job, m
     with runner.job_callback(job) as callback:
         callback.on_batch_end(1, 10, {"train/loss": 0.5})
         callback.on_phase(Phase.VALIDATING)
-    assert sent[0] == ("validating", 1)
+    assert [s for s in sent if s[0]][0] == ("validating", 1)  # progress messages may come first, without a phase
     job.refresh_from_db()
     assert job.phase == "validating"
     services.finish_job(job, Job.Status.SUCCEEDED)

@@ -66,7 +66,7 @@ def evaluate(
     precision is the training config's, so that a model is validated in the precision it trains in.
     """
     total_loss, y_true, y_pred = 0.0, [], []
-    for batch, logits in forward(model, batches, device, inputs_key, should_stop, precision):
+    for batch, logits in inference_pass(model, batches, device, inputs_key, should_stop, precision):
         loss = F.cross_entropy(logits, batch["labels"], reduction="sum")
         y_pred += logits.argmax(dim=-1).tolist()  # waits for the device; the rest is ready by then
         y_true += batch["labels"].tolist()
@@ -87,7 +87,7 @@ def logits_by_row(
     """The model's fp32 logits for `rows` rows, on `device`: row i's at position i, placed by each batch's
     "index" (training batches carry one). Nothing is copied back to the host."""
     table: torch.Tensor | None = None
-    for batch, logits in forward(model, batches, device, inputs_key, should_stop, precision):
+    for batch, logits in inference_pass(model, batches, device, inputs_key, should_stop, precision):
         if table is None:
             table = logits.new_zeros(rows, logits.shape[-1])
         table[batch["index"]] = logits
@@ -97,7 +97,7 @@ def logits_by_row(
 
 
 @torch.inference_mode()
-def forward(
+def inference_pass(
     model: torch.nn.Module,
     batches: Iterable[Batch],
     device: torch.device,

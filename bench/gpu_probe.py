@@ -103,10 +103,19 @@ def new_shapes(step: Any, device: torch.device, lengths: list[int]) -> list[dict
     return out
 
 
+def random_rows(n: int, device: torch.device, seed: int) -> Any:
+    """n rows of 128 random token ids (labels alternating) as the engine's training batches of 64."""
+    from mlcore.batching import EncodedRows, TrainBatches
+
+    ids = torch.randint(1000, 30000, (n, 128), generator=torch.Generator().manual_seed(seed)).tolist()
+    rows = EncodedRows([i % 2 for i in range(n)], inputs=[{"input_ids": row} for row in ids])
+    return TrainBatches(rows, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
+
+
 def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40) -> dict[str, float]:
     """mlcore.loop.fit over `batches` batches of 64 rows of 128 tokens (pinned on CUDA), as the engine trains:
     the median milliseconds between two on_batch_end calls, to set beside the bare step above."""
-    from mlcore.batching import EncodedRows, TrainBatches
+    from mlcore.batching import EncodedRows
     from mlcore.callbacks import Callback
     from mlcore.config import TrainConfig
     from mlcore.loop import classify_step, fit
@@ -118,10 +127,7 @@ def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40)
         def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
             self.times.append(time.perf_counter())
 
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, 30000, (64 * batches, 128), generator=generator).tolist()
-    rows = EncodedRows([i % 2 for i in range(len(ids))], inputs=[{"input_ids": row} for row in ids])
-    train = TrainBatches(rows, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
+    train = random_rows(64 * batches, device, seed=0)
     valid = torch.utils.data.DataLoader(EncodedRows([], inputs=[]), batch_size=64)
     clock = Clock()
     config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-5, device=str(device))
@@ -132,13 +138,9 @@ def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40)
 
 def teacher_pass(model: torch.nn.Module, device: torch.device, rows: int = 64 * 40) -> dict[str, float]:
     """Seconds for mlcore's teacher pass (logits of every row, 4x the batch) against a forward per batch of 64."""
-    from mlcore.batching import EncodedRows, TrainBatches
     from mlcore.evaluate import logits_by_row
 
-    generator = torch.Generator().manual_seed(1)
-    ids = torch.randint(1000, 30000, (rows, 128), generator=generator).tolist()
-    encoded = EncodedRows([0] * rows, inputs=[{"input_ids": row} for row in ids])
-    train = TrainBatches(encoded, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
+    train = random_rows(rows, device, seed=1)
     out = {}
     for name, batch in (("batch_256_s", 256), ("batch_64_s", 64), ("batch_256_again_s", 256)):
         start = time.perf_counter()

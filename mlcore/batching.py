@@ -58,7 +58,14 @@ class EncodedRows(Dataset[dict[str, Any]]):
 
 
 class Collator:
-    """Pads each encoding of a batch to the batch's longest row; pad_ids maps encoding name to pad token id."""
+    """Pads each encoding of a batch to the batch's longest row; pad_ids maps encoding name to pad token id.
+
+    An encoding whose rows all have the same length (most batches of long texts once grouped by length) goes
+    without an attention mask: to a transformers model no mask means every token counts, which is what an
+    all-ones mask says, with the same numbers. With a mask the model would check on every forward pass whether
+    it is all ones (`mask.all()` in transformers' masking_utils), and that check makes the host wait for the
+    GPU; the collator knows the answer for free from the row lengths.
+    """
 
     def __init__(self, pad_ids: dict[str, int]) -> None:
         self.pad_ids = pad_ids
@@ -66,7 +73,10 @@ class Collator:
     def __call__(self, rows: list[dict[str, Any]]) -> Batch:
         batch: Batch = {"labels": torch.tensor([r["labels"] for r in rows], dtype=torch.long)}
         for name, pad_id in self.pad_ids.items():
-            batch[name] = pad([r[name] for r in rows], pad_id)
+            encodings = [r[name] for r in rows]
+            batch[name] = pad(encodings, pad_id)
+            if len({len(e["input_ids"]) for e in encodings}) == 1:
+                del batch[name]["attention_mask"]
         return batch
 
 

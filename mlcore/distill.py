@@ -118,7 +118,7 @@ def distill(
             hidden = hidden_state_loss(
                 [out.hidden_states[j + 1] for j in range(len(kept))],
                 [teacher_hidden[i + 1] for i in kept],
-                batch["inputs"]["attention_mask"],
+                batch["inputs"].get("attention_mask"),
             )
             total = total + config.hidden_loss_weight * hidden
             extra["train/hidden_loss"] = hidden

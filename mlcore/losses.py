@@ -27,17 +27,20 @@ def distillation_loss(
 
 
 def hidden_state_loss(
-    student_states: Sequence[Tensor], teacher_states: Sequence[Tensor], attention_mask: Tensor
+    student_states: Sequence[Tensor], teacher_states: Sequence[Tensor], attention_mask: Tensor | None
 ) -> Tensor:
     """Mean over layer pairs of the mean squared error per hidden unit over the real (unpadded) tokens.
 
     student_states[j] and teacher_states[j] are (batch, tokens, hidden) outputs of paired layers; a derived
     student's layer j is paired with the teacher layer it was copied from, which it starts out equal to. Padding
     is left out: its hidden states are whatever attention makes of pad tokens, and no prediction reads them.
+    attention_mask None (a batch without padding) counts every token.
     Computed in fp32 whatever the autocast dtype, since squared differences of bf16 values lose most digits.
     """
     if len(student_states) != len(teacher_states) or not student_states:
         raise ValueError(f"need paired layers, got {len(student_states)} student and {len(teacher_states)} teacher")
+    if attention_mask is None:
+        attention_mask = student_states[0].new_ones(student_states[0].shape[:2])
     mask = attention_mask.unsqueeze(-1).float()
     denominator = mask.sum() * student_states[0].shape[-1]
     per_layer = [

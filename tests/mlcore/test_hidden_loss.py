@@ -24,6 +24,14 @@ def test_the_loss_matches_a_hand_computed_value_and_ignores_padding():
     assert hidden_state_loss(student, teacher, mask).item() == pytest.approx((3.5 + 1.0) / 2)
 
 
+def test_no_mask_counts_every_token_as_an_all_ones_mask_does():
+    student = [torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))]
+    teacher = [torch.zeros(2, 3, 4)]
+    expected = (student[0] ** 2).mean()
+    assert hidden_state_loss(student, teacher, None).item() == pytest.approx(expected.item())
+    assert hidden_state_loss(student, teacher, torch.ones(2, 3)).item() == pytest.approx(expected.item())
+
+
 def test_gradients_reach_the_student_only_through_real_tokens():
     mask = torch.tensor([[1, 0]])
     student = torch.zeros(1, 2, 2, requires_grad=True)

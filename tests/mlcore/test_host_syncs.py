@@ -1,4 +1,5 @@
-"""The training loop waits for the device once per batch: every batch metric comes back in one transfer."""
+"""The training loop waits for the device once per batch: every batch metric comes back in one transfer, and a
+batch without padding makes the model check no attention mask."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 from mlcore.config import DistillConfig, TrainConfig
+from mlcore.data import TextDataset
 from mlcore.distill import distill
-from mlcore.testing import RecordingCallback
+from mlcore.testing import RecordingCallback, sentiment_rows
 from mlcore.train import finetune
 
 from .conftest import TINY_TRAINING
@@ -18,20 +20,25 @@ from .conftest import TINY_TRAINING
 SYNCING = ("item", "tolist", "__float__", "__int__", "__bool__")
 
 
-@pytest.fixture
-def mlcore_syncs(monkeypatch):
-    """Counts syncing calls made from mlcore's training loop (not from transformers' internals)."""
+def count_syncs(monkeypatch, modules: tuple[str, ...]) -> list[str]:
+    """The syncing calls made from code in `modules`, recorded as they happen."""
     calls: list[str] = []
     for name in SYNCING:
         original = getattr(torch.Tensor, name)
 
         def counting(self, *args, _original=original, _name=name, **kwargs):
-            if sys._getframe(1).f_globals.get("__name__") in ("mlcore.loop", "mlcore.distill", "mlcore.losses"):
+            if sys._getframe(1).f_globals.get("__name__") in modules:
                 calls.append(_name)
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
     return calls
+
+
+@pytest.fixture
+def mlcore_syncs(monkeypatch):
+    """Counts syncing calls made from mlcore's training loop (not from transformers' internals)."""
+    return count_syncs(monkeypatch, ("mlcore.loop", "mlcore.distill", "mlcore.losses"))
 
 
 # No validation or test split: only training batches run, so every counted call is the loop's.
@@ -51,3 +58,17 @@ def test_distillation_fetches_its_loss_parts_in_the_same_single_call(finetuned, 
     assert len(callback.batches) == 10
     assert {"train/soft_loss", "train/hard_loss"} <= set(callback.batches[0][2])
     assert mlcore_syncs == ["tolist"] * 10
+
+
+def test_batches_without_padding_spare_the_models_mask_check(tiny_bert, tmp_path, monkeypatch):
+    # transformers asks `mask.all()` in every forward pass that gets an attention mask (masking_utils), which
+    # waits for a GPU. Each review here is said twice: 12-22 tokens, so at max_length 8 no batch has padding.
+    reviews = TextDataset.from_rows([(f"{text} {text}", label) for text, label in sentiment_rows(160, seed=0)])
+    mask_checks = count_syncs(monkeypatch, ("transformers.masking_utils",))
+    finetune(reviews, str(tiny_bert), tmp_path / "padded", TrainConfig(**NO_EVAL), RecordingCallback())
+    assert 0 < len(mask_checks) <= 10  # at max_length 32 some batches need padding, and only they are checked
+    mask_checks.clear()
+    callback = RecordingCallback()
+    finetune(reviews, str(tiny_bert), tmp_path / "cut", TrainConfig(**{**NO_EVAL, "max_length": 8}), callback)
+    assert len(callback.batches) == 10
+    assert mask_checks == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from mlcore.batching import pad, pad_arrays, split_loaders
+from mlcore.batching import Collator, pad, pad_arrays, split_loaders
 from mlcore.data import TextDataset
 from mlcore.testing import DEFAULT_WORDS
 
@@ -33,10 +33,31 @@ def test_each_batch_is_padded_to_its_own_longest_row_with_a_matching_attention_m
     batches = train_batches(tiny_bert, group=True)
     for batch in batches.epoch(0):
         inputs = batch["inputs"]
+        if "attention_mask" not in inputs:  # every row as long as the batch: nothing to mask
+            assert (inputs["input_ids"] != 0).all()
+            continue
         real = inputs["attention_mask"].sum(dim=1)
         assert inputs["input_ids"].shape[1] == int(real.max())
         # Padding (id 0 in the tiny BERT's vocabulary) sits exactly where the mask is 0.
         assert torch.equal(inputs["input_ids"] != 0, inputs["attention_mask"].bool())
+        assert not inputs["attention_mask"].all()
+
+
+def test_a_batch_without_padding_gives_the_model_no_mask_and_the_same_logits(tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    collate = Collator({"inputs": tokenizer.pad_token_id})
+    rows = [{"labels": 0, "inputs": {"input_ids": [2, 10 + i, 11, 12, 3]}} for i in range(4)]
+    assert set(collate(rows)["inputs"]) == {"input_ids"}
+    assert set(collate([*rows, {"labels": 1, "inputs": {"input_ids": [2, 3]}}])["inputs"]) == {
+        "input_ids", "attention_mask",
+    }  # fmt: skip
+    batch = collate(rows)
+    ids = batch["inputs"]["input_ids"]
+    with torch.no_grad():
+        unmasked = model(input_ids=ids).logits
+        masked = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    assert torch.equal(unmasked, masked)
 
 
 def test_pad_right_pads_every_key_to_the_longest_row() -> None:

@@ -5,7 +5,8 @@ ExponentialLR(0.96) stepped every 10 batches, 1 epoch; distillation alpha 0.5 at
 with every other layer kept, without a hidden-state loss. The options that beat the study on IMDB (head_tail
 truncation, the linear schedule with warm-up, a hidden-state loss, ...) are opt-in, so a job that names none of
 them trains the way the study did. The speed settings are on by default: group_by_length changes which rows
-share a batch (not the rows seen per epoch), and precision "auto" is fp32 on CPU, bf16 only on a CUDA GPU.
+share a batch (not the rows seen per epoch), precision "auto" is fp32 on CPU, bf16 only on a CUDA GPU, and
+cuda_graphs acts on a CUDA GPU only.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class TrainConfig:
         default="auto",
         metadata=_help("'auto' (bf16 autocast on a CUDA GPU that supports it, else fp32), 'fp32' or 'bf16'."),
     )  # autocast mode
+    cuda_graphs: bool = field(
+        default=True,
+        metadata=_help(
+            "On a CUDA GPU, replay the training passes of batches without padding from CUDA graphs, one per "
+            "repeated batch shape (a small model's step is bound by kernel launches); ignored on CPU."
+        ),
+    )  # on/off
     truncation: str = field(
         default="head",
         metadata=_help(

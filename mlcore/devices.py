@@ -61,7 +61,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if device.type == "cuda":
         context.enter_context(sdpa_kernel(list(CUDA_ATTENTION)))
     if dtype is not None:
-        context.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+        # No cast cache on CUDA: CUDA graphs cannot record with it (mlcore.graphs), and a BERT forward pass uses
+        # each weight once, so the cache saves no cast there.
+        context.enter_context(torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=device.type != "cuda"))
     return context
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from mlcore.artifacts import folder_size, save_model
@@ -100,7 +100,7 @@ def distill(
     with_hidden = config.hidden_loss_weight > 0
     teacher_logits: Tensor | None = None  # one row per training row, once computed (below)
 
-    def step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def step(model: Any, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         if teacher_logits is not None:
             teacher_out_logits, teacher_hidden = teacher_logits[batch["index"]], None
         else:
@@ -189,6 +189,7 @@ def distill(
         size_bytes=size,
         steps=fitted.steps,
         train_rows=len(splits["train"]),
+        graphed_steps=fitted.graphed_steps,
     )
 
 

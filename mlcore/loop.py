@@ -21,13 +21,15 @@ from mlcore.checkpoint import Checkpoints, restore_rng, rng_state
 from mlcore.config import TrainConfig
 from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, use_all_cpu_threads
 from mlcore.evaluate import evaluate
+from mlcore.graphs import GraphedModel
 from mlcore.optim import make_optimizer, make_scheduler
 
 __all__ = ["FitResult", "StepFn", "classify_step", "fit", "resolve_device", "use_all_cpu_threads"]
 
 # One optimisation step's forward pass: (loss to minimise, logits for accuracy, extra metrics to report as
-# 0-d tensors, left on the device so that the loop fetches everything in one go).
-StepFn = Callable[[nn.Module, Batch], tuple[Tensor, Tensor, dict[str, Tensor]]]
+# 0-d tensors, left on the device so that the loop fetches everything in one go). Its first argument is called
+# like the model (model(**inputs, **options)): the model itself, or on CUDA a mlcore.graphs.GraphedModel of it.
+StepFn = Callable[[Any, Batch], tuple[Tensor, Tensor, dict[str, Tensor]]]
 
 
 @dataclass
@@ -36,9 +38,10 @@ class FitResult:
     avg_loss: float  # mean of the batch losses, as the study reports it
     avg_accuracy: float  # mean of the batch accuracies
     val_metrics: dict[str, float]  # the last epoch's validation metrics; empty without a validation split
+    graphed_steps: int = 0  # steps whose forward and backward passes were replayed from a CUDA graph
 
 
-def classify_step(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+def classify_step(model: Any, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Plain fine-tuning: cross-entropy against the labels."""
     logits = model(**batch["inputs"]).logits
     return nn.functional.cross_entropy(logits.float(), batch["labels"]), logits, {}
@@ -67,6 +70,7 @@ def fit(
     per_epoch = len(train_batches)
     total_steps = config.epochs * per_epoch
     optimizer = make_optimizer(model, config, device)
+    runner = _runner(model, config, device)
     scheduler, schedule_every = make_scheduler(optimizer, config, total_steps)
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
     start_epoch, start_batch = 0, 0
@@ -92,7 +96,7 @@ def fit(
             batch, i = upcoming, i + 1
             lr = optimizer.param_groups[0]["lr"]
             with autocast(device, amp):
-                loss, logits, extra = step_fn(model, batch)
+                loss, logits, extra = step_fn(runner, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -138,7 +142,13 @@ def fit(
             val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
             callback.on_evaluate("val", step, dict(val_metrics))
 
-    return FitResult(step, loss_sum / max(step, 1), accuracy_sum / max(step, 1), val_metrics)
+    graphed = runner.replays if isinstance(runner, GraphedModel) else 0
+    return FitResult(step, loss_sum / max(step, 1), accuracy_sum / max(step, 1), val_metrics, graphed)
+
+
+def _runner(model: nn.Module, config: TrainConfig, device: torch.device) -> Any:
+    """What the step function calls: on CUDA (unless config.cuda_graphs is off) a GraphedModel of `model`."""
+    return GraphedModel(model) if config.cuda_graphs and device.type == "cuda" else model
 
 
 def _on_device(batches: Iterator[Batch], device: torch.device) -> Iterator[Batch]:

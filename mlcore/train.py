@@ -43,6 +43,7 @@ class TrainResult:
     size_bytes: int  # everything in output_dir
     steps: int
     train_rows: int
+    graphed_steps: int = 0  # steps replayed from CUDA graphs (mlcore.graphs); 0 on CPU
 
 
 def finetune(
@@ -128,6 +129,7 @@ def finetune(
         size_bytes=size,
         steps=fitted.steps,
         train_rows=len(splits["train"]),
+        graphed_steps=fitted.graphed_steps,
     )
 
 

@@ -59,6 +59,13 @@ def sentiment() -> TextDataset:
 
 
 @pytest.fixture(scope="session")
+def long_reviews() -> TextDataset:
+    """sentiment_rows with every review said three times: 17-32 tokens, so at max_length 16 every batch is cut to
+    16 tokens and needs no padding, and the first saying, sentiment words included, is always kept."""
+    return TextDataset.from_rows([(f"{text} {text} {text}", label) for text, label in sentiment_rows(160, seed=0)])
+
+
+@pytest.fixture(scope="session")
 def finetuned(tiny_bert: Path, sentiment: TextDataset, tmp_path_factory: pytest.TempPathFactory) -> Run:
     from mlcore.train import finetune
 

@@ -65,3 +65,14 @@ def test_a_gpu_run_resumes_from_its_checkpoint_at_the_right_step(tiny_bert, sent
     result = finetune(sentiment, str(tiny_bert), tmp_path / "out", config, callback)
     assert callback.info["resumed_from_step"] == 4
     assert callback.batches[0][0] == 5 and result.steps == 16
+
+
+def test_batches_without_padding_train_from_cuda_graphs(tiny_bert, long_reviews, tmp_path):
+    config = {**ON_GPU, "max_length": 16}  # long_reviews: every batch (16, 16), without padding
+    teacher = finetune(long_reviews, str(tiny_bert), tmp_path / "teacher", TrainConfig(**config), RecordingCallback())
+    assert (teacher.steps, teacher.graphed_steps) == (64, 62)  # recorded at the shape's third call
+    assert teacher.metrics["test/accuracy"] > 0.6  # the optimiser updated the weights the graphs read
+
+    student = distill(long_reviews, teacher.output_dir, tmp_path / "student", DistillConfig(**config))
+    assert student.graphed_steps == 62
+    assert student.metrics["test/accuracy"] > 0.6

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from mlcore.config import DistillConfig, TrainConfig
-from mlcore.data import TextDataset
 from mlcore.distill import distill
-from mlcore.testing import RecordingCallback, sentiment_rows
+from mlcore.testing import RecordingCallback
 from mlcore.train import finetune
 
 from .conftest import TINY_TRAINING
@@ -60,15 +59,14 @@ def test_distillation_fetches_its_loss_parts_in_the_same_single_call(finetuned, 
     assert mlcore_syncs == ["tolist"] * 10
 
 
-def test_batches_without_padding_spare_the_models_mask_check(tiny_bert, tmp_path, monkeypatch):
+def test_batches_without_padding_spare_the_models_mask_check(tiny_bert, long_reviews, tmp_path, monkeypatch):
     # transformers asks `mask.all()` in every forward pass that gets an attention mask (masking_utils), which
-    # waits for a GPU. Each review here is said twice: 12-22 tokens, so at max_length 8 no batch has padding.
-    reviews = TextDataset.from_rows([(f"{text} {text}", label) for text, label in sentiment_rows(160, seed=0)])
+    # waits for a GPU. long_reviews are 17-32 tokens long: at max_length 16 no batch has padding.
     mask_checks = count_syncs(monkeypatch, ("transformers.masking_utils",))
-    finetune(reviews, str(tiny_bert), tmp_path / "padded", TrainConfig(**NO_EVAL), RecordingCallback())
-    assert 0 < len(mask_checks) <= 10  # at max_length 32 some batches need padding, and only they are checked
+    finetune(long_reviews, str(tiny_bert), tmp_path / "padded", TrainConfig(**NO_EVAL), RecordingCallback())
+    assert 0 < len(mask_checks) <= 10  # at max_length 32 batches need padding, and only they are checked
     mask_checks.clear()
     callback = RecordingCallback()
-    finetune(reviews, str(tiny_bert), tmp_path / "cut", TrainConfig(**{**NO_EVAL, "max_length": 8}), callback)
+    finetune(long_reviews, str(tiny_bert), tmp_path / "cut", TrainConfig(**{**NO_EVAL, "max_length": 16}), callback)
     assert len(callback.batches) == 10
     assert mask_checks == []

@@ -6,9 +6,9 @@ Times one optimiser step (forward, backward, fused AdamW, one host sync as the e
 128 tokens in fp32, TF32 and bf16 autocast; the cost of the first step at each new sequence length (what
 dynamic padding pays while shapes are new), with and without cuDNN attention and in the engine's own forward
 context (mlcore.devices.autocast, which leaves cuDNN attention out); forward-only time; the engine's own loop
-(mlcore.loop.fit, batch 64) beside the bare step, and the bare step with its loss read one step late; and the
-distillation teacher pass at 4x the batch. The full benchmark showed the engine's first minute on a GPU running at
-half its later speed; this says why.
+(mlcore.loop.fit, batch 64, with and without CUDA graphs) beside the bare step, and the bare step with its loss
+read one step late; and the distillation teacher pass at 4x the batch. The full benchmark showed the engine's
+first minute on a GPU running at half its later speed; this says why.
 """
 
 from __future__ import annotations
@@ -112,9 +112,12 @@ def random_rows(n: int, device: torch.device, seed: int) -> Any:
     return TrainBatches(rows, {"inputs": 0}, 64, seed=0, group_by_length=True, pin_memory=device.type == "cuda")
 
 
-def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40) -> dict[str, float]:
+def engine_loop(
+    model: torch.nn.Module, device: torch.device, batches: int = 40, *, cuda_graphs: bool = True
+) -> dict[str, float]:
     """mlcore.loop.fit over `batches` batches of 64 rows of 128 tokens (pinned on CUDA), as the engine trains:
-    the median milliseconds between two on_batch_end calls, to set beside the bare step above."""
+    the median milliseconds between two on_batch_end calls, to set beside the bare step above. The rows have no
+    padding, so with cuda_graphs the steps from the third on replay a CUDA graph (mlcore.graphs)."""
     from mlcore.batching import EncodedRows
     from mlcore.callbacks import Callback
     from mlcore.config import TrainConfig
@@ -130,10 +133,10 @@ def engine_loop(model: torch.nn.Module, device: torch.device, batches: int = 40)
     train = random_rows(64 * batches, device, seed=0)
     valid = torch.utils.data.DataLoader(EncodedRows([], inputs=[]), batch_size=64)
     clock = Clock()
-    config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-5, device=str(device))
-    fit(model, classify_step, train, valid, config, device, clock)
+    config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-5, device=str(device), cuda_graphs=cuda_graphs)
+    fitted = fit(model, classify_step, train, valid, config, device, clock)
     gaps = [(b - a) * 1000 for a, b in zip(clock.times[5:], clock.times[6:], strict=False)]
-    return {"median_ms": statistics.median(gaps), "min_ms": min(gaps)}
+    return {"median_ms": statistics.median(gaps), "min_ms": min(gaps), "graphed_steps": fitted.graphed_steps}
 
 
 def teacher_pass(model: torch.nn.Module, device: torch.device, rows: int = 64 * 40) -> dict[str, float]:
@@ -186,7 +189,8 @@ def main(argv: list[str]) -> None:
     result["step_b64_L128"] = modes
     result["step_b256_L128_bf16"] = steady(step_timer(model, "bf16"), batch(device, 256, 128), 20)
     result["step_b64_L128_bf16_deferred_sync"] = deferred_sync(model, b128)
-    result["engine_fit_b64_L128"] = engine_loop(model, device)  # precision auto: bf16 on CUDA
+    result["engine_fit_b64_L128"] = engine_loop(model, device)  # precision auto: bf16 on CUDA, CUDA graphs
+    result["engine_fit_b64_L128_no_graphs"] = engine_loop(model, device, cuda_graphs=False)
     result["teacher_pass_2560_rows_L128"] = teacher_pass(model, device)
 
     # The engine's own context first, while the process still allows cuDNN attention.

@@ -289,6 +289,7 @@ def run_engine(
         "train_rows": result.train_rows,
         "epochs": config.epochs,
         "steps": result.steps,
+        "graphed_steps": result.graphed_steps,  # replayed from CUDA graphs (mlcore.graphs); 0 on CPU
         "train_seconds": clock.train_seconds,
         # Model loading and the one-off tokenisation of every split, before the first batch.
         "setup_seconds": clock.begin - started,

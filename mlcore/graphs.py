@@ -10,8 +10,13 @@ the metrics around it stay as they are.
 A graph holds fixed shapes and replays without looking at data, so only calls it can stand for take it: a
 training-mode call with input_ids alone (mlcore.batching leaves the attention mask out of a batch without
 padding, which at max_length 128 is nearly every IMDB batch), asking for no other outputs, of a (batch, length)
-shape that has come `after` times; at most `limit` shapes are recorded, each holding its activations' memory.
-Every other call, and every call after a recording failed, runs the model as usual.
+shape that has come `after` times; at most `limit` shapes are recorded. Every other call, and every call after
+a recording failed, runs the model as usual.
+
+Memory: a graph keeps the blocks it recorded with. All of one model's graphs record into one pool, so together
+they hold about one step's activations (plus each graph's own gradient buffers), not one set per shape. That is
+safe because a step replays its graph's forward and backward passes before any other graph runs, and what a
+graph leaves for later (its outputs and gradients) stays allocated, so no other graph records over it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class GraphedModel:
         self.seen: Counter[tuple[int, ...]] = Counter()
         self.replays = 0
         self.error: str | None = None
+        self.pool: Any = None  # the memory pool every graph of this model records into
 
     def __call__(
         self, input_ids: Tensor | None = None, output_hidden_states: bool = False, **options: Any
@@ -64,9 +70,11 @@ class GraphedModel:
         if self.error is not None or self.seen[shape] < self.after or len(self.graphs) >= self.limit:
             return None
         try:
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
             # A copy: the sample becomes the graph's input buffer, which every replay overwrites.
             graphed = torch.cuda.make_graphed_callables(
-                _Logits(self.model), (input_ids.clone(),), allow_unused_input=True
+                _Logits(self.model), (input_ids.clone(),), allow_unused_input=True, pool=self.pool
             )
         except Exception as exc:  # noqa: BLE001 - whatever stopped the recording, training goes on without graphs
             self.error = f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,8 @@
 
 Per batch the host waits for the device once: loss, accuracy and any extra metrics are computed on the device
 and fetched together, because the metric stream needs them per batch. On CUDA the next batch is collated and
-its (pinned, non-blocking) copy queued before that wait, so the CPU prepares it while the GPU still computes.
+its (pinned, non-blocking) copy queued before that wait, so the CPU prepares it while the GPU still computes,
+and batches without padding replay their forward and backward passes from CUDA graphs (mlcore.graphs).
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@ distilled model that several test files read (training them once keeps the suite
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from mlcore.config import DistillConfig, TrainConfig
 from mlcore.data import TextDataset
@@ -84,3 +86,22 @@ def distilled(finetuned: Run, sentiment: TextDataset, tmp_path_factory: pytest.T
     out = tmp_path_factory.mktemp("distilled") / "model"
     result = distill(sentiment, finetuned.result.output_dir, out, config, callback)
     return Run(result, callback, config)
+
+
+# Every way a tensor's value reaches Python, and so makes the host wait for a GPU.
+SYNCING = ("item", "tolist", "__float__", "__int__", "__bool__")
+
+
+def count_syncs(monkeypatch, modules: tuple[str, ...] | None) -> list[str]:
+    """The syncing calls made from code in `modules` (None: from anywhere), recorded as they happen."""
+    calls: list[str] = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            if modules is None or sys._getframe(1).f_globals.get("__name__") in modules:
+                calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls

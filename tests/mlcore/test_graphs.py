@@ -20,8 +20,7 @@ from mlcore.graphs import GraphedModel
 from mlcore.testing import RecordingCallback
 from mlcore.train import finetune
 
-from .conftest import TINY_TRAINING
-from .test_host_syncs import count_syncs
+from .conftest import TINY_TRAINING, count_syncs
 
 
 @pytest.fixture

@@ -3,35 +3,14 @@ batch without padding makes the model check no attention mask."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-import torch
 
 from mlcore.config import DistillConfig, TrainConfig
 from mlcore.distill import distill
 from mlcore.testing import RecordingCallback
 from mlcore.train import finetune
 
-from .conftest import TINY_TRAINING
-
-# Every way a tensor's value reaches Python, and so makes the host wait for a GPU.
-SYNCING = ("item", "tolist", "__float__", "__int__", "__bool__")
-
-
-def count_syncs(monkeypatch, modules: tuple[str, ...] | None) -> list[str]:
-    """The syncing calls made from code in `modules` (None: from anywhere), recorded as they happen."""
-    calls: list[str] = []
-    for name in SYNCING:
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *args, _original=original, _name=name, **kwargs):
-            if modules is None or sys._getframe(1).f_globals.get("__name__") in modules:
-                calls.append(_name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return calls
+from .conftest import TINY_TRAINING, count_syncs
 
 
 @pytest.fixture

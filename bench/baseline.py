@@ -33,6 +33,7 @@ class StudyConfig:
     max_length: int = 128
     batch_size: int = 64
     learning_rate: float = 2e-5
+    weight_decay: float = 0.01  # torch AdamW's default, on every parameter: what AdamW(model.parameters()) does
     lr_gamma: float = 0.96
     lr_step_every: int = 10
     epochs: int = 1
@@ -104,7 +105,7 @@ def _fit(model, tokenizer, step_loss, train, valid, config, on_step) -> dict[str
         list(zip(train.texts, train.labels, strict=True)), batch_size=config.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(config.seed), collate_fn=lambda rows: tuple(zip(*rows, strict=True)),
     )  # fmt: skip
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     total_steps = config.epochs * len(loader)
     losses: list[float] = []

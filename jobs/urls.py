@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
+    path("compare/", views.compare_models, name="compare"),
     path("classify/", views.classify, name="classify"),
     path("classify/file/", views.classify_file, name="classify-file"),
     path("healthz", views.healthz, name="healthz"),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import services, serving
+from . import compare, services, serving
 from .forms import ClassifyFileForm, ClassifyForm, DatasetUploadForm, JobForm
 from .health import health_status
 from .models import Dataset, Job, ModelRecord
@@ -89,7 +89,33 @@ def job_cancel(request, pk):
 @login_required
 def model_detail(request, pk):
     record = get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk)
-    return render(request, "jobs/model_detail.html", {"model": record})
+    # Teacher first (the reference the ratios are taken against), then its students, as far as the user sees them.
+    visible = ModelRecord.objects.visible_to(request.user)
+    if record.teacher_id and visible.filter(pk=record.teacher_id).exists():
+        ids = [record.teacher_id, record.pk]
+    else:
+        students = visible.filter(teacher=record).order_by("created_at", "id").values_list("pk", flat=True)
+        ids = [record.pk, *students[: compare.MAX_MODELS - 1]] if students else []
+    return render(request, "jobs/model_detail.html", {"model": record, "compare_ids": ",".join(map(str, ids))})
+
+
+@login_required
+def compare_models(request):
+    """Models side by side (?models=3&models=4 or ?models=3,4); without a choice, the list to choose from."""
+    # Oldest first: a teacher comes before its students, so ticking both makes the teacher the reference.
+    choices = ModelRecord.objects.visible_to(request.user).order_by("created_at", "id")
+    context = {"choices": choices, "max_models": compare.MAX_MODELS}
+    if not request.GET.getlist("models"):
+        return render(request, "jobs/compare.html", context)
+    try:
+        records = compare.load_models(request.user, compare.parse_ids(request.GET.getlist("models")))
+    except ValidationError as exc:
+        return render(request, "jobs/compare.html", context | {"error": exc.messages[0]}, status=400)
+    except ModelRecord.DoesNotExist as exc:
+        raise Http404(str(exc)) from None
+    selected = [r.pk for r in records]
+    context |= {"data": compare.comparison(records), "ids": ",".join(map(str, selected)), "selected": selected}
+    return render(request, "jobs/compare.html", context)
 
 
 @login_required

@@ -11,15 +11,17 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from mlcore import catalogue
 
-from .. import services, serving
+from .. import compare, services, serving
 from ..models import Dataset, Job, MetricPoint, ModelRecord
 from . import serializers as s
+from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer
 from .throttles import ClassifyRateThrottle
 
 
@@ -104,6 +106,43 @@ class ModelViewSet(
         record = services.promote(record)
         serving.preload(record)  # this process loads it now; others on their next classify
         return Response(self.get_serializer(record).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "ids", str, required=True,
+                description=f"model ids, comma-separated (or repeated), at most {compare.MAX_MODELS}; ratios are "
+                "against the first",
+            ),
+            OpenApiParameter("format", str, enum=["json", "csv", "png"], description="or send an Accept header"),
+        ],
+        responses={(200, "application/json"): dict, (200, "text/csv"): bytes, (200, "image/png"): bytes},
+    )  # fmt: skip
+    @action(
+        detail=False, methods=["get"], pagination_class=None,
+        renderer_classes=[JSONRenderer, BrowsableAPIRenderer, ComparisonCSVRenderer, ComparisonPNGRenderer],
+    )  # fmt: skip
+    def compare(self, request):
+        """Models side by side: the study's table, size, CPU latency and throughput (with ratios against the
+        first model) and their training curves; as JSON, a CSV table or a PNG figure."""
+        try:
+            records = compare.load_models(request.user, compare.parse_ids(request.query_params.getlist("ids")))
+        except DjangoValidationError as exc:
+            raise ValidationError({"ids": exc.messages}) from None
+        except ModelRecord.DoesNotExist as exc:
+            raise NotFound(str(exc)) from None
+        response = Response(compare.comparison(records))
+        fmt = request.accepted_renderer.format
+        if fmt in FILE_FORMATS:
+            name = "-".join(str(r.pk) for r in records)
+            response["Content-Disposition"] = f'attachment; filename="distillery-compare-{name}.{fmt}"'
+        return response
+
+    def handle_exception(self, exc):
+        # An error asked for as CSV or PNG is still answered as JSON: a table or figure of a message says nothing.
+        if getattr(getattr(self.request, "accepted_renderer", None), "format", None) in FILE_FORMATS:
+            self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().handle_exception(exc)
 
 
 class ServiceUnavailable(APIException):

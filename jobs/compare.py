@@ -1,0 +1,216 @@
+"""Models side by side: the study's table, size and CPU speed relative to the first model, overlaid training
+curves; as a dict (the page and the API's JSON), a CSV and a PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from .models import MetricPoint, ModelRecord
+
+MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
+CURVE_POINTS = 400  # points per curve at most: a longer run is averaged over equal runs of consecutive steps
+CURVES = ("train/loss", "train/accuracy", "val/accuracy")
+
+# Figures of a row taken from the model record's metrics: (row key, metric key). The row keys are the training
+# benchmark's names (bench/train_bench.py) and the CSV's headers.
+METRICS = (
+    ("avg_train_accuracy", "train/avg_accuracy"),
+    ("valid_accuracy", "val/accuracy"),
+    ("test_accuracy", "test/accuracy"),
+    ("avg_train_loss", "train/avg_loss"),
+    ("test_macro_f1", "test/macro_f1"),
+    ("cpu_latency_ms_b1", "cpu/latency_ms_b1"),
+    ("cpu_samples_per_s_b32", "cpu/samples_per_s_b32"),
+)
+# A row's keys in CSV order; the three ratios are against the first model.
+COLUMNS = (
+    "id", "name", "kind", "base_model", "teacher_id", "dataset",
+    *(key for key, _ in METRICS[:5]),
+    "parameters", "size_bytes", *(key for key, _ in METRICS[5:]), "serving_precision",
+    "test_accuracy_vs_first", "cpu_speedup_vs_first", "size_vs_first",
+)  # fmt: skip
+
+# The study's results (product.md), shown beside the models as the bar to beat.
+STUDY_ROWS = (
+    {"name": "study: BERT", "avg_train_accuracy": 0.8470, "valid_accuracy": 0.8746, "test_accuracy": 0.8753,
+     "avg_train_loss": 0.2966},
+    {"name": "study: DistilBERT", "avg_train_accuracy": 0.8273, "valid_accuracy": 0.8688, "test_accuracy": 0.8731,
+     "avg_train_loss": 0.2927},
+)  # fmt: skip
+
+
+def parse_ids(values: Iterable[str]) -> list[int]:
+    """Model ids from query values such as ["3,4", "7"], in the order given, each once.
+
+    Raises ValidationError with a message a user can act on: no ids, a non-number, more than MAX_MODELS.
+    """
+    ids: list[int] = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit():
+                raise ValidationError(f"model ids are whole numbers, not {part[:40]!r}")
+            if int(part) not in ids:
+                ids.append(int(part))
+    if not ids:
+        raise ValidationError("name the models to compare, e.g. ?ids=3,4")
+    if len(ids) > MAX_MODELS:
+        raise ValidationError(f"compare at most {MAX_MODELS} models at a time, not {len(ids)}")
+    return ids
+
+
+def load_models(user, ids: list[int]) -> list[ModelRecord]:
+    """The records with these ids that `user` may see, in the order of `ids`.
+
+    Raises ModelRecord.DoesNotExist naming the ids that are unknown or another user's (not told apart, so that
+    nobody learns which ids exist).
+    """
+    found = {m.pk: m for m in ModelRecord.objects.visible_to(user).filter(pk__in=ids).select_related("dataset")}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ModelRecord.DoesNotExist(f"no model with id {', '.join(map(str, missing))}")
+    return [found[i] for i in ids]
+
+
+def comparison(records: list[ModelRecord]) -> dict[str, Any]:
+    """{"reference": the first model's id, "models": one row per model (COLUMNS), "curves": {model id:
+    {curve name: [[step, value], ...]}}, "study": STUDY_ROWS}. Two queries whatever the number of models."""
+    reference = records[0]
+    rows = [_row(record, reference) for record in records]
+    return {"reference": reference.pk, "models": rows, "curves": _curves(records), "study": list(STUDY_ROWS)}
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    """One line per model under COLUMNS as headers; empty cells where a model has no such figure."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in data["models"]:
+        writer.writerow(["" if row.get(key) is None else row[key] for key in COLUMNS])
+    return out.getvalue()
+
+
+def to_png(data: dict[str, Any], *, dpi: int = 100) -> bytes:
+    """A 3-panel figure: training loss and training accuracy (with validation points) per step overlaid, then
+    test accuracy per model beside the study's BERT and DistilBERT; one colour per model throughout."""
+    # matplotlib's object API, not pyplot: no global figure state, safe in a threaded web process.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(15, 4.2), dpi=dpi, layout="constrained")
+    loss_ax, accuracy_ax, test_ax = figure.subplots(1, 3)
+    colors = [f"C{i}" for i in range(len(data["models"]))]  # one colour per model in all three panels
+    for row, color in zip(data["models"], colors, strict=True):
+        curves = data["curves"].get(str(row["id"]), {})
+        for ax, key in ((loss_ax, "train/loss"), (accuracy_ax, "train/accuracy")):
+            points = curves.get(key) or []
+            if points:
+                ax.plot([p[0] for p in points], smooth([p[1] for p in points]), color=color, label=row["name"])
+        valid = curves.get("val/accuracy") or []
+        if valid:
+            accuracy_ax.plot([p[0] for p in valid], [p[1] for p in valid], "D", color=color, markersize=5)
+    for ax, title in ((loss_ax, "training loss (smoothed)"), (accuracy_ax, "training accuracy (smoothed)")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no training curves", ha="center", va="center", transform=ax.transAxes)
+
+    labels = [row["name"] for row in data["models"]]
+    values = [row["test_accuracy"] or 0.0 for row in data["models"]]
+    bars = test_ax.bar(range(len(labels)), values, color=colors)
+    test_ax.bar_label(bars, labels=[_fmt(row["test_accuracy"]) for row in data["models"]], fontsize="small")
+    for study, style in zip(data["study"], ("--", ":"), strict=True):
+        test_ax.axhline(study["test_accuracy"], color="#667085", linestyle=style, linewidth=1, label=study["name"])
+    test_ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize="small")
+    # From a little under the lowest bar or study line: at 0..1, a point of accuracy would not show.
+    low = min([v for v in values if v > 0] + [study["test_accuracy"] for study in data["study"]])
+    test_ax.set_ylim(max(0.0, math.floor((low - 0.05) * 20) / 20), 1.0)
+    test_ax.set_title("test accuracy")
+    test_ax.legend(fontsize="small", loc="lower right")
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction (as the job page draws its per-batch series)."""
+    out, average = [], 0.0
+    for i, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**i))
+    return out
+
+
+def _row(record: ModelRecord, reference: ModelRecord) -> dict[str, Any]:
+    metrics = record.metrics or {}
+    row: dict[str, Any] = {
+        "id": record.pk,
+        "name": record.name,
+        "kind": record.kind,
+        "base_model": record.base_model,
+        "teacher_id": record.teacher_id,
+        "dataset": record.dataset.name if record.dataset else None,
+        "parameters": record.num_parameters,
+        "size_bytes": record.size_bytes,
+        "serving_precision": record.serving_precision,
+    }
+    row |= {key: _number(metrics.get(metric)) for key, metric in METRICS}
+    ref = reference.metrics or {}
+    row["test_accuracy_vs_first"] = _ratio(row["test_accuracy"], _number(ref.get("test/accuracy")))
+    row["cpu_speedup_vs_first"] = _ratio(row["cpu_samples_per_s_b32"], _number(ref.get("cpu/samples_per_s_b32")))
+    row["size_vs_first"] = _ratio(record.size_bytes, reference.size_bytes)
+    return row
+
+
+def _curves(records: list[ModelRecord]) -> dict[str, dict[str, list[list[float]]]]:
+    """Each model's training curves from the metric points of the job that produced it (none when imported).
+
+    Keys are model ids as strings, as they come back from JSON."""
+    series: dict[str, dict[str, list[list[float]]]] = {str(r.pk): {k: [] for k in CURVES} for r in records}
+    points = (
+        MetricPoint.objects.filter(
+            job__result_model__in=records, kind__in=[MetricPoint.Kind.TRAIN, MetricPoint.Kind.VAL]
+        )
+        .order_by("job_id", "seq")
+        .values_list("job__result_model_id", "step", "values")
+    )
+    for model_id, step, values in points.iterator(chunk_size=2000):
+        curves = series[str(model_id)]
+        for key in CURVES:
+            value = _number(values.get(key))
+            if value is not None:
+                curves[key].append([step, value])
+    return {model_id: {k: _thin(v) for k, v in curves.items()} for model_id, curves in series.items()}
+
+
+def _thin(points: list[list[float]]) -> list[list[float]]:
+    """At most CURVE_POINTS points: each the mean value of a run of consecutive points, at the run's last step."""
+    if len(points) <= CURVE_POINTS:
+        return points
+    size = math.ceil(len(points) / CURVE_POINTS)
+    runs = (points[s : s + size] for s in range(0, len(points), size))
+    return [[run[-1][0], sum(p[1] for p in run) / len(run)] for run in runs]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"

@@ -1,0 +1,62 @@
+// Compare page: every model's training curves overlaid, from the comparison embedded in the page.
+(function () {
+  "use strict";
+
+  var source = document.getElementById("comparison");
+  if (!source || typeof window.Chart === "undefined") return;
+  var data = JSON.parse(source.textContent);
+  var SMOOTHING = 0.9; // the job page's moving average, so a curve here looks as it did there
+  var COLORS = ["#4f46e5", "#079455", "#dc6803", "#d92d20", "#0086c9", "#7a5af8", "#c11574", "#475467"];
+
+  window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  window.Chart.defaults.color = "#667085";
+
+  function smooth(points) {
+    var ema = 0;
+    return points.map(function (p, i) {
+      ema = SMOOTHING * ema + (1 - SMOOTHING) * p[1];
+      return { x: p[0], y: ema / (1 - Math.pow(SMOOTHING, i + 1)) };
+    });
+  }
+
+  function datasets(key, withValidation) {
+    var out = [];
+    data.models.forEach(function (model, i) {
+      var curves = data.curves[String(model.id)] || {};
+      var color = COLORS[i % COLORS.length];
+      if ((curves[key] || []).length) {
+        out.push({
+          label: model.name, data: smooth(curves[key]), borderColor: color, backgroundColor: color,
+          borderWidth: 1.8, pointRadius: 0, pointHoverRadius: 3, tension: 0,
+        });
+      }
+      if (withValidation && (curves["val/accuracy"] || []).length) {
+        out.push({
+          label: model.name + " (valid)",
+          data: curves["val/accuracy"].map(function (p) { return { x: p[0], y: p[1] }; }),
+          borderColor: color, backgroundColor: color, showLine: false, pointRadius: 5, pointStyle: "rectRot",
+        });
+      }
+    });
+    return out;
+  }
+
+  function chart(id, sets) {
+    var canvas = document.getElementById(id);
+    if (!canvas || !sets.length) return;
+    canvas.parentNode.querySelector(".chart-empty").hidden = true;
+    new window.Chart(canvas, {
+      type: "line",
+      data: { datasets: sets },
+      options: {
+        parsing: false, animation: false, responsive: true, maintainAspectRatio: false,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: { x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 } } },
+        plugins: { legend: { labels: { boxWidth: 8, boxHeight: 8, usePointStyle: true } } },
+      },
+    });
+  }
+
+  chart("chart-loss", datasets("train/loss", false));
+  chart("chart-accuracy", datasets("train/accuracy", true));
+})();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -119,6 +120,61 @@ def load_dataset(dataset: Dataset) -> TextDataset:
             path, format=dataset.format, text_column=dataset.text_column, label_column=dataset.label_column
         )
     return data
+
+
+PREVIEW_ROWS = 10  # sample rows a preview shows by default
+PREVIEW_MAX_ROWS = 50
+PREVIEW_TEXT_CHARS = 400  # characters of each sample text; the full text is in the file
+PREVIEW_CACHE_SECONDS = 3600  # a dataset's file never changes, so its token lengths can be kept
+
+
+def dataset_preview(dataset: Dataset, *, model_id: str = "", max_length: int = 128, rows: int = PREVIEW_ROWS) -> dict:
+    """What a dataset holds: its first rows, its label distribution, and its texts' lengths in the tokens of
+    `model_id` (a catalogue id; the bundled model by default) with the share that max_length would cut.
+
+    Raises ValidationError for a model outside the catalogue, one that cannot be loaded here (a hub id offline),
+    or a max_length or row count out of range. The token statistics are cached per (dataset, model, max_length).
+    """
+    from django.core.cache import cache
+
+    from mlcore.loading import ModelLoadError
+    from mlcore.preview import token_length_summary
+
+    model_id = model_id or catalogue.BUNDLED_ID
+    entry = next((e for e in catalogue.catalogue() if e["id"] == model_id), None)
+    if entry is None:
+        raise ValidationError({"model": f"{model_id!r} is not in the catalogue (GET /api/catalogue/)"})
+    if not entry["available"]:
+        raise ValidationError({"model": f"{model_id} is not available on this server (offline, or not installed)"})
+    if not 8 <= max_length <= 512:
+        raise ValidationError({"max_length": "max_length must be between 8 and 512 tokens"})
+    if not 0 <= rows <= PREVIEW_MAX_ROWS:
+        raise ValidationError({"rows": f"rows must be between 0 and {PREVIEW_MAX_ROWS}"})
+    data = load_dataset(dataset)
+    # The stored file's name too: ids restart in a fresh database while the cache (Redis) lives on.
+    stored = hashlib.sha1(dataset.file.name.encode(), usedforsecurity=False).hexdigest()[:16]
+    key = f"preview:{dataset.pk}:{stored}:{model_id}:{max_length}"
+    tokens = cache.get(key)
+    if tokens is None:
+        try:
+            tokens = token_length_summary(data.texts, model_id, max_length=max_length)
+        except ModelLoadError as e:
+            raise ValidationError({"model": str(e)}) from e
+        cache.set(key, tokens, PREVIEW_CACHE_SECONDS)
+    sample = [
+        {"text": text[:PREVIEW_TEXT_CHARS], "text_chars": len(text), "label": data.label_names[label]}
+        for text, label in zip(data.texts[:rows], data.labels[:rows], strict=True)
+    ]
+    return {
+        "id": dataset.pk,
+        "num_rows": len(data),
+        "labels": data.label_names,
+        "label_counts": data.label_counts(),
+        "model": model_id,
+        "max_length": max_length,
+        "rows": sample,
+        "tokens": tokens,
+    }
 
 
 # --- jobs -------------------------------------------------------------------------------------------

@@ -48,8 +48,36 @@ def dataset_upload(request):
             _add_errors(form, exc)
         else:
             messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.num_rows} rows.")
-            return redirect("dashboard")
+            return redirect("dataset-detail", pk=dataset.pk)
     return dashboard(request, upload_form=form)
+
+
+@login_required
+def dataset_detail(request, pk):
+    """A dataset's preview; ?max_length= and ?model= choose how its texts are counted in tokens."""
+    from mlcore import catalogue
+
+    dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
+    models = [entry for entry in catalogue.catalogue() if entry["available"]]
+    context = {"dataset": dataset, "catalogue": models, "error": None, "preview": None}
+    try:
+        max_length = int(request.GET.get("max_length", 128))
+        preview = services.dataset_preview(dataset, model_id=request.GET.get("model", ""), max_length=max_length)
+    except ValueError:
+        context["error"] = "max_length must be an integer"
+    except ValidationError as exc:
+        context["error"] = "; ".join(exc.messages)
+    else:
+        peak = max((b["count"] for b in preview["tokens"]["histogram"]), default=0) or 1
+        for bucket in preview["tokens"]["histogram"]:
+            bucket["share"] = bucket["count"] / peak  # bar height relative to the fullest bucket
+        largest = max(preview["label_counts"].values(), default=0) or 1
+        preview["label_bars"] = [
+            {"label": k, "count": v, "share": v / largest, "fraction": v / preview["num_rows"]}
+            for k, v in preview["label_counts"].items()
+        ]
+        context["preview"] = preview
+    return render(request, "jobs/dataset_detail.html", context, status=400 if context["error"] else 200)
 
 
 @login_required

@@ -35,6 +35,30 @@ class DatasetViewSet(
     def get_queryset(self):
         return Dataset.objects.visible_to(self.request.user)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("max_length", int, description="tokens a job would keep (default 128, 8..512)"),
+            OpenApiParameter("model", str, description="catalogue id whose tokenizer counts (default: bundled)"),
+            OpenApiParameter("rows", int, description=f"sample rows (default {services.PREVIEW_ROWS})"),
+        ],
+        responses=dict,
+    )
+    @action(detail=True, methods=["get"])
+    def preview(self, request, pk=None):
+        """Sample rows, label distribution, token-length histogram and the share of texts max_length cuts."""
+        dataset = self.get_object()
+        numbers = {}
+        for name, default in (("max_length", 128), ("rows", services.PREVIEW_ROWS)):
+            try:
+                numbers[name] = int(request.query_params.get(name, default))
+            except ValueError:
+                raise ValidationError({name: ["must be an integer"]}) from None
+        try:
+            body = services.dataset_preview(dataset, model_id=request.query_params.get("model", ""), **numbers)
+        except DjangoValidationError as exc:
+            s.raise_drf(exc)
+        return Response(body)
+
     def perform_destroy(self, instance):
         try:
             instance.delete()

@@ -1,0 +1,123 @@
+"""A dataset's preview: GET /api/datasets/{id}/preview/ and the dataset page (sample rows, labels, token lengths)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from transformers import AutoTokenizer
+
+import mlcore.preview
+from jobs import services
+from mlcore.catalogue import bundled_path
+from tests.conftest import csv_bytes
+
+pytestmark = pytest.mark.django_db
+
+# Lengths that differ: 3 to 60 words, so a max_length of 32 cuts some texts and leaves others whole.
+ROWS = [(" ".join(["great"] * n) + " film", "positive" if n % 2 else "negative") for n in range(3, 61, 3)]
+
+
+@pytest.fixture
+def dataset(user):
+    return services.create_dataset(user, "lengths", SimpleUploadedFile("lengths.csv", csv_bytes(ROWS)))
+
+
+def _lengths() -> list[int]:
+    tokenizer = AutoTokenizer.from_pretrained(bundled_path())
+    return [len(ids) for ids in tokenizer([text for text, _ in ROWS])["input_ids"]]
+
+
+def test_the_preview_counts_tokens_with_the_bundled_tokenizer(api, dataset):
+    response = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 32})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    lengths = _lengths()
+    tokens = body["tokens"]
+    assert tokens["max"] == max(lengths) == 63  # [CLS], 60 x "great", "film", [SEP]
+    assert tokens["truncated_fraction"] == pytest.approx(sum(n > 32 for n in lengths) / len(lengths))
+    assert 0 < tokens["truncated_fraction"] < 1
+    assert sum(b["count"] for b in tokens["histogram"]) == len(ROWS) == tokens["sampled"]
+    assert body["model"] == "all-MiniLM-L6-v2" and body["max_length"] == 32
+
+
+def test_the_preview_shows_the_first_rows_and_the_label_distribution(api, dataset):
+    body = api.get(f"/api/datasets/{dataset.pk}/preview/", {"rows": 3}).json()
+    assert [(r["text"], r["label"]) for r in body["rows"]] == ROWS[:3]
+    assert body["label_counts"] == {"negative": 10, "positive": 10}
+    assert body["num_rows"] == 20
+
+
+def test_a_long_text_is_cut_in_the_sample_and_says_how_long_it_is(api, user):
+    text = "word " * 500
+    upload = SimpleUploadedFile("long.csv", csv_bytes([(text, "a"), ("short", "b")]))
+    dataset = services.create_dataset(user, "long", upload)
+    row = api.get(f"/api/datasets/{dataset.pk}/preview/").json()["rows"][0]
+    assert len(row["text"]) == services.PREVIEW_TEXT_CHARS and row["text_chars"] == len(text)
+
+
+def test_a_second_preview_comes_from_the_cache(api, dataset, monkeypatch):
+    first = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 24}).json()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("tokenised again")
+
+    monkeypatch.setattr(mlcore.preview, "token_length_summary", fail)
+    again = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 24})
+    assert again.status_code == 200 and again.json()["tokens"] == first["tokens"]
+    # Another max_length is another count.
+    with pytest.raises(AssertionError, match="tokenised again"):
+        api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 25})
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"max_length": "abc"}, "max_length", "must be an integer"),
+        ({"max_length": 4}, "max_length", "between 8 and 512"),
+        ({"rows": 51}, "rows", "between 0 and 50"),
+        ({"model": "/etc"}, "model", "not in the catalogue"),
+    ],
+)
+def test_bad_preview_parameters_get_a_clear_400(api, dataset, query, field, message):
+    response = api.get(f"/api/datasets/{dataset.pk}/preview/", query)
+    assert response.status_code == 400
+    assert message in response.json()[field][0]
+
+
+def test_a_hub_tokenizer_offline_is_refused_before_any_download(api, dataset, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    response = api.get(f"/api/datasets/{dataset.pk}/preview/", {"model": "bert-base-uncased"})
+    assert response.status_code == 400
+    assert "not available on this server" in response.json()["model"][0]
+
+
+def test_another_users_dataset_has_no_preview(other_api, dataset):
+    assert other_api.get(f"/api/datasets/{dataset.pk}/preview/").status_code == 404
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_the_dataset_page_shows_the_preview(client, user, dataset):
+    client.force_login(user)
+    response = client.get(f"/datasets/{dataset.pk}/", {"max_length": 32})
+    assert response.status_code == 200
+    html = response.content.decode()
+    share = round(100 * sum(n > 32 for n in _lengths()) / len(ROWS))
+    assert f"<strong>{share}%</strong> of the texts are longer than\n      32 tokens" in html
+    assert html.count('class="histogram-col"') == 10
+    assert ROWS[0][0] in html and 'id="label-distribution"' in html
+
+
+def test_the_dataset_page_says_what_is_wrong(client, user, dataset):
+    client.force_login(user)
+    response = client.get(f"/datasets/{dataset.pk}/", {"max_length": 2000})
+    assert response.status_code == 400
+    assert "max_length must be between 8 and 512 tokens" in response.content.decode()
+
+
+def test_uploading_on_the_dashboard_leads_to_the_preview(client, user):
+    client.force_login(user)
+    response = client.post("/datasets/upload/", {"file": SimpleUploadedFile("r.csv", csv_bytes(ROWS))})
+    assert response.status_code == 302
+    assert response["Location"] == f"/datasets/{user.datasets.get().pk}/"

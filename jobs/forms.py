@@ -15,6 +15,20 @@ class DatasetUploadForm(forms.Form):
     label_column = forms.CharField(max_length=200, required=False, help_text="Detected when left empty.")
 
 
+class DatasetFolderForm(forms.Form):
+    """Import a server folder in the IMDB layout; the choices are what services.dataset_folders() finds."""
+
+    server_path = forms.ChoiceField(label="Folder", help_text="Under DISTILLERY_DATASET_ROOTS.")
+    split = forms.CharField(max_length=200, required=False, help_text="e.g. train; empty for a folder of labels.")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to folder-split.")
+
+    def __init__(self, *args, folders: list[dict], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["server_path"].choices = [
+            (f["path"], f"{f['path']} ({', '.join(f['splits']) or 'one split'})") for f in folders
+        ]
+
+
 class JobForm(forms.Form):
     """Launch a job; hyperparameter fields mirror mlcore's config dataclasses and default to the study's."""
 

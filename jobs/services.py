@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import shutil
 import tempfile
@@ -72,6 +73,68 @@ def create_dataset(
     except Exception:
         default_storage.delete(stored_name)
         raise
+
+
+def dataset_folders() -> list[dict]:
+    """The folder datasets under DISTILLERY_DATASET_ROOTS that can be imported: [{"path", "splits"}], each root
+    itself when it is one, else its subfolders that are."""
+    from mlcore.folders import folder_splits, is_folder_dataset
+
+    found = []
+    for root in settings.DISTILLERY_DATASET_ROOTS:
+        candidates = [root] if is_folder_dataset(root) else sorted(p for p in root.glob("*/") if is_folder_dataset(p))
+        found += [{"path": str(path), "splits": folder_splits(path)} for path in candidates]
+    return found
+
+
+def create_folder_dataset(owner, name: str, path: str, split: str = "") -> Dataset:
+    """Import a server folder in the IMDB layout (mlcore.folders) as a dataset: its texts are written to one
+    gzipped JSONL file in storage, so that jobs read it like an upload. Store nothing if it is bad.
+
+    `path` must lie under one of DISTILLERY_DATASET_ROOTS (a relative path is taken from the first root that
+    has it); anything else is refused, so that users cannot read arbitrary server files.
+    """
+    import gzip
+    import json
+
+    from mlcore.folders import read_folder
+
+    folder = _allowed_folder(path)
+    try:
+        data, info = read_folder(folder, split or None, max_bytes=settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024)
+    except DataError as exc:
+        raise ValidationError({"server_path": str(exc)}) from None
+    rows = zip(data.texts, data.labels, strict=True)
+    lines = "".join(json.dumps({"text": t, "label": data.label_names[y]}, ensure_ascii=False) + "\n" for t, y in rows)
+    body = gzip.compress(lines.encode("utf-8"), compresslevel=6)
+    source = f"{folder.name}/{info.split}" if info.split else folder.name
+    filename = f"{folder.name}-{info.split}.jsonl.gz" if info.split else f"{folder.name}.jsonl.gz"
+    stored_name = default_storage.save(f"datasets/{uuid.uuid4().hex}/{filename}", File(io.BytesIO(body)))
+    try:
+        return Dataset.objects.create(
+            owner=owner, name=name or source.replace("/", "-"), file=stored_name, original_filename=source,
+            format="jsonl", text_column="text", label_column="label", num_rows=info.num_rows,
+            labels=data.label_names, label_counts=info.label_counts, size_bytes=len(body),
+        )  # fmt: skip
+    except Exception:
+        default_storage.delete(stored_name)
+        raise
+
+
+def _allowed_folder(path: str) -> Path:
+    roots = settings.DISTILLERY_DATASET_ROOTS
+    if not roots:
+        raise ValidationError({"server_path": "this server imports no folders (DISTILLERY_DATASET_ROOTS is not set)"})
+    given = Path(path or "")
+    candidates = [given] if given.is_absolute() else [root / given for root in roots]
+    for candidate in candidates:
+        resolved = candidate.resolve()  # symlinks and ".." resolved before the check, not after
+        if any(resolved.is_relative_to(root) for root in roots) and resolved.is_dir():
+            return resolved
+    raise ValidationError(
+        {"server_path": f"no dataset folder {path!r} under the folders this server imports from "
+                        f"({', '.join(map(str, roots))})"}
+    )  # fmt: skip
 
 
 def _check_upload_size(upload) -> None:

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import compare, services, serving
-from .forms import ClassifyFileForm, ClassifyForm, DatasetUploadForm, JobForm
+from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetUploadForm, JobForm
 from .health import health_status
 from .models import Dataset, Job, ModelRecord
 
@@ -21,16 +21,18 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 @login_required
-def dashboard(request, upload_form=None, job_form=None):
+def dashboard(request, upload_form=None, job_form=None, folder_form=None):
     user = request.user
+    folders = services.dataset_folders()
     context = {
         "datasets": Dataset.objects.visible_to(user),
         "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
         "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher"),
         "upload_form": upload_form or DatasetUploadForm(),
+        "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
         "job_form": job_form or JobForm(user=user),
     }
-    status = 400 if (upload_form or job_form) else 200
+    status = 400 if (upload_form or job_form or folder_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)
 
 
@@ -50,6 +52,24 @@ def dataset_upload(request):
             messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.num_rows} rows.")
             return redirect("dataset-detail", pk=dataset.pk)
     return dashboard(request, upload_form=form)
+
+
+@login_required
+@require_POST
+def dataset_import(request):
+    """Import a server folder (IMDB layout) as a dataset, then show its preview."""
+    form = DatasetFolderForm(request.POST, folders=services.dataset_folders())
+    if form.is_valid():
+        try:
+            dataset = services.create_folder_dataset(
+                request.user, form.cleaned_data["name"], form.cleaned_data["server_path"], form.cleaned_data["split"]
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"Dataset “{dataset.name}” imported: {dataset.num_rows} rows.")
+            return redirect("dataset-detail", pk=dataset.pk)
+    return dashboard(request, folder_form=form)
 
 
 @login_required

@@ -261,7 +261,7 @@ def _read_records(
     fmt = format if format is not None else detect_format(path.name)
     if fmt not in FORMATS:
         raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    content = _decode(path.read_bytes())
+    content = decode_text(path.read_bytes())
     if fmt == "jsonl":
         columns, records = _parse_jsonl(content, max_rows)
     else:
@@ -271,19 +271,22 @@ def _read_records(
     return fmt, columns, records
 
 
-def _decode(raw: bytes) -> str:
+def decode_text(raw: bytes, where: str = "") -> str:
+    """A file's bytes as text: gunzipped when gzip-compressed, UTF-8 with any BOM dropped. `where` names the
+    file in the DataError's message when it is one of several."""
+    prefix = f"{where}: " if where else ""
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"the file looks gzip-compressed but could not be decompressed ({e})") from None
+            raise DataError(f"{prefix}the file looks gzip-compressed but could not be decompressed ({e})") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise DataError(
-            f"the file is not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at position {e.start}, line {line}); "
-            "save it as UTF-8 and upload it again"
+            f"{prefix}the file is not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at position {e.start}, "
+            f"line {line}); save it as UTF-8 and upload it again"
         ) from None
 
 

@@ -14,7 +14,15 @@ def raise_drf(exc: DjangoValidationError):
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    file = serializers.FileField(write_only=True)
+    file = serializers.FileField(write_only=True, required=False, help_text="CSV, TSV or JSONL (or .gz of one).")
+    server_path = serializers.CharField(
+        write_only=True, required=False, max_length=1000,
+        help_text="Instead of a file: a folder in the IMDB layout under DISTILLERY_DATASET_ROOTS "
+        "(GET /api/datasets/folders/).",
+    )  # fmt: skip
+    split = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=200, help_text="With server_path: e.g. train."
+    )
     text_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     label_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -22,15 +30,25 @@ class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
-            "id", "name", "file", "original_filename", "format", "text_column", "label_column",
-            "num_rows", "labels", "label_counts", "size_bytes", "created_at",
+            "id", "name", "file", "server_path", "split", "original_filename", "format", "text_column",
+            "label_column", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
         ]
         read_only_fields = [
             "original_filename", "format", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
         ]
 
+    def validate(self, attrs):
+        if ("file" in attrs) == ("server_path" in attrs):
+            raise serializers.ValidationError({"file": ["send a file, or a server_path to import, not both"]})
+        return attrs
+
     def create(self, validated_data):
         try:
+            if "server_path" in validated_data:
+                return services.create_folder_dataset(
+                    self.context["request"].user, validated_data.get("name", ""), validated_data["server_path"],
+                    validated_data.get("split", ""),
+                )  # fmt: skip
             return services.create_dataset(
                 self.context["request"].user,
                 validated_data.get("name", ""),

@@ -30,10 +30,16 @@ class DatasetViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = s.DatasetSerializer
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
 
     def get_queryset(self):
         return Dataset.objects.visible_to(self.request.user)
+
+    @extend_schema(responses=dict)
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def folders(self, request):
+        """Server folders (IMDB layout) that POST /api/datasets/ can import with server_path and split."""
+        return Response(services.dataset_folders())
 
     @extend_schema(
         parameters=[

@@ -29,6 +29,14 @@ class DatasetFolderForm(forms.Form):
         ]
 
 
+class DatasetHubForm(forms.Form):
+    """Import one split of a Hugging Face Hub dataset (the server needs internet)."""
+
+    hub_id = forms.CharField(label="Hub dataset", max_length=200, help_text="e.g. stanfordnlp/imdb")
+    split = forms.CharField(max_length=200, initial="train")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to id-split.")
+
+
 class JobForm(forms.Form):
     """Launch a job; hyperparameter fields mirror mlcore's config dataclasses and default to the study's."""
 

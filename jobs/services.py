@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import re
 import shutil
 import tempfile
 import uuid
@@ -88,15 +89,11 @@ def dataset_folders() -> list[dict]:
 
 
 def create_folder_dataset(owner, name: str, path: str, split: str = "") -> Dataset:
-    """Import a server folder in the IMDB layout (mlcore.folders) as a dataset: its texts are written to one
-    gzipped JSONL file in storage, so that jobs read it like an upload. Store nothing if it is bad.
+    """Import a server folder in the IMDB layout (mlcore.folders) as a dataset. Store nothing if it is bad.
 
     `path` must lie under one of DISTILLERY_DATASET_ROOTS (a relative path is taken from the first root that
     has it); anything else is refused, so that users cannot read arbitrary server files.
     """
-    import gzip
-    import json
-
     from mlcore.folders import read_folder
 
     folder = _allowed_folder(path)
@@ -104,17 +101,61 @@ def create_folder_dataset(owner, name: str, path: str, split: str = "") -> Datas
         data, info = read_folder(folder, split or None, max_bytes=settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024)
     except DataError as exc:
         raise ValidationError({"server_path": str(exc)}) from None
-    rows = zip(data.texts, data.labels, strict=True)
-    lines = "".join(json.dumps({"text": t, "label": data.label_names[y]}, ensure_ascii=False) + "\n" for t, y in rows)
-    body = gzip.compress(lines.encode("utf-8"), compresslevel=6)
     source = f"{folder.name}/{info.split}" if info.split else folder.name
-    filename = f"{folder.name}-{info.split}.jsonl.gz" if info.split else f"{folder.name}.jsonl.gz"
+    return _store_rows(owner, name or source.replace("/", "-"), data, source=source)
+
+
+def create_hub_dataset(
+    owner, name: str, dataset_id: str, split: str = "train", *, config: str = "",
+    text_column: str | None = None, label_column: str | None = None,
+) -> Dataset:  # fmt: skip
+    """Import one split of a Hugging Face Hub dataset (needs internet) as a dataset. Store nothing if it is bad.
+
+    Only hub ids ("name" or "owner/name") are taken: load_dataset would also open server paths.
+    """
+    from mlcore.hubdata import read_hub_dataset
+
+    dataset_id = (dataset_id or "").strip()
+    if not _HUB_ID.fullmatch(dataset_id) or Path(dataset_id).exists():
+        raise ValidationError({"hub_id": f"{dataset_id!r} is not a hub dataset id such as 'stanfordnlp/imdb'"})
+    try:
+        data, info = read_hub_dataset(
+            dataset_id, split or "train", config=config or None, text_column=text_column or None,
+            label_column=label_column or None,
+        )  # fmt: skip
+    except DataError as exc:
+        raise ValidationError({"hub_id": str(exc)}) from None
+    source = f"{dataset_id}:{config}/{split}" if config else f"{dataset_id}/{split}"
+    return _store_rows(
+        owner, name or source.replace("/", "-"), data, source=source, columns=(info.text_column, info.label_column)
+    )
+
+
+# A hub id: "name" or "owner/name", of letters, digits, "-", "_" and "." (not starting with one of the last).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _store_rows(
+    owner, name: str, data: TextDataset, *, source: str, columns: tuple[str, str] = ("text", "label")
+) -> Dataset:
+    """Write a dataset read from elsewhere (a folder, the hub) as one gzipped JSONL in storage, so that jobs read
+    it like an upload; its record names `source`. The file is removed if the record cannot be saved."""
+    import gzip
+    import json
+
+    text_key, label_key = columns
+    rows = zip(data.texts, data.labels, strict=True)
+    lines = "".join(
+        json.dumps({text_key: t, label_key: data.label_names[y]}, ensure_ascii=False) + "\n" for t, y in rows
+    )
+    body = gzip.compress(lines.encode("utf-8"), compresslevel=6)
+    filename = re.sub(r"[^\w.-]+", "-", source).strip("-") + ".jsonl.gz"
     stored_name = default_storage.save(f"datasets/{uuid.uuid4().hex}/{filename}", File(io.BytesIO(body)))
     try:
         return Dataset.objects.create(
-            owner=owner, name=name or source.replace("/", "-"), file=stored_name, original_filename=source,
-            format="jsonl", text_column="text", label_column="label", num_rows=info.num_rows,
-            labels=data.label_names, label_counts=info.label_counts, size_bytes=len(body),
+            owner=owner, name=name[:200], file=stored_name, original_filename=source[:255], format="jsonl",
+            text_column=text_key, label_column=label_key, num_rows=len(data), labels=data.label_names,
+            label_counts=data.label_counts(), size_bytes=len(body),
         )  # fmt: skip
     except Exception:
         default_storage.delete(stored_name)

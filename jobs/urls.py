@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("datasets/upload/", views.dataset_upload, name="dataset-upload"),
     path("datasets/import/", views.dataset_import, name="dataset-import"),
+    path("datasets/hub/", views.dataset_hub_import, name="dataset-hub-import"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
     path("jobs/new/", views.job_create, name="job-create"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import compare, services, serving
-from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetUploadForm, JobForm
+from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetHubForm, DatasetUploadForm, JobForm
 from .health import health_status
 from .models import Dataset, Job, ModelRecord
 
@@ -21,7 +21,9 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 @login_required
-def dashboard(request, upload_form=None, job_form=None, folder_form=None):
+def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None):
+    from mlcore.catalogue import hub_online
+
     user = request.user
     folders = services.dataset_folders()
     context = {
@@ -30,9 +32,10 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None):
         "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher"),
         "upload_form": upload_form or DatasetUploadForm(),
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
+        "hub_form": (hub_form or DatasetHubForm()) if hub_online() else None,
         "job_form": job_form or JobForm(user=user),
     }
-    status = 400 if (upload_form or job_form or folder_form) else 200
+    status = 400 if (upload_form or job_form or folder_form or hub_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)
 
 
@@ -40,36 +43,42 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None):
 @require_POST
 def dataset_upload(request):
     form = DatasetUploadForm(request.POST, request.FILES)
-    if form.is_valid():
-        try:
-            dataset = services.create_dataset(
-                request.user, form.cleaned_data["name"], form.cleaned_data["file"],
-                text_column=form.cleaned_data["text_column"], label_column=form.cleaned_data["label_column"],
-            )
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.num_rows} rows.")
-            return redirect("dataset-detail", pk=dataset.pk)
-    return dashboard(request, upload_form=form)
+    return _new_dataset(request, form, "upload_form", "uploaded", lambda d: services.create_dataset(
+        request.user, d["name"], d["file"], text_column=d["text_column"], label_column=d["label_column"]
+    ))  # fmt: skip
 
 
 @login_required
 @require_POST
 def dataset_import(request):
-    """Import a server folder (IMDB layout) as a dataset, then show its preview."""
+    """Import a server folder (IMDB layout) as a dataset."""
     form = DatasetFolderForm(request.POST, folders=services.dataset_folders())
+    return _new_dataset(request, form, "folder_form", "imported", lambda d: services.create_folder_dataset(
+        request.user, d["name"], d["server_path"], d["split"]
+    ))  # fmt: skip
+
+
+@login_required
+@require_POST
+def dataset_hub_import(request):
+    """Import a split of a hub dataset."""
+    form = DatasetHubForm(request.POST)
+    return _new_dataset(request, form, "hub_form", "imported", lambda d: services.create_hub_dataset(
+        request.user, d["name"], d["hub_id"], d["split"]
+    ))  # fmt: skip
+
+
+def _new_dataset(request, form, form_name: str, verb: str, create):
+    """Create a dataset from a valid form and show its preview; else the dashboard with the form's errors."""
     if form.is_valid():
         try:
-            dataset = services.create_folder_dataset(
-                request.user, form.cleaned_data["name"], form.cleaned_data["server_path"], form.cleaned_data["split"]
-            )
+            dataset = create(form.cleaned_data)
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, f"Dataset “{dataset.name}” imported: {dataset.num_rows} rows.")
+            messages.success(request, f"Dataset “{dataset.name}” {verb}: {dataset.num_rows} rows.")
             return redirect("dataset-detail", pk=dataset.pk)
-    return dashboard(request, folder_form=form)
+    return dashboard(request, **{form_name: form})
 
 
 @login_required

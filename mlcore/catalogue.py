@@ -50,10 +50,14 @@ def resolve_model(model_id: str) -> str:
     return name
 
 
+def hub_online() -> bool:
+    """False when HF_HUB_OFFLINE switches the hub off (huggingface_hub reads the same spellings)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in {"1", "true", "yes", "on"}
+
+
 def catalogue() -> list[dict[str, Any]]:
     """The models offered in forms: the bundled one first, then hub ids (usable only online)."""
-    # huggingface_hub reads the variable the same way: only these spellings switch the hub off.
-    online = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in {"1", "true", "yes", "on"}
+    online = hub_online()
     entries: list[dict[str, Any]] = [
         {
             "id": BUNDLED_ID,

@@ -123,6 +123,21 @@ def read_table(
     Blank lines (and CSV rows whose cells are all blank) are skipped.
     """
     fmt, columns, records = _read_records(path, format, max_rows)
+    return table_from_records(
+        fmt, columns, records, text_column=text_column, label_column=label_column, max_text_chars=max_text_chars
+    )
+
+
+def table_from_records(
+    fmt: str,
+    columns: list[str],
+    records: Iterable[tuple[int, dict[str, object]]],
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_text_chars: int = 100_000,
+) -> tuple[TextDataset, TableInfo]:
+    """Steps 3 and 4 of read_table on (row number, record) pairs from any source (a file, a hub dataset)."""
     text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
     label_col = _pick_column(columns, label_column, LABEL_COLUMN_CANDIDATES, "label")
     if text_col == label_col:
@@ -137,6 +152,8 @@ def read_table(
         texts.append(text)
         label_strings.append(_cell(record, label_col, row_no, "label").strip())
 
+    if not texts:
+        raise DataError("the dataset has no rows")
     label_names = sorted(set(label_strings))
     if len(label_names) < 2:
         raise DataError(f"only one label ({label_names[0]!r}) found; a classifier needs at least 2")

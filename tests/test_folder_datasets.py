@@ -94,12 +94,12 @@ def test_a_server_without_roots_imports_nothing(api, settings):
 def test_a_file_and_a_folder_together_are_refused(api, roots, sentiment_csv):
     response = api.post("/api/datasets/", {"server_path": "aclImdb", "split": "train", "file": sentiment_csv})
     assert response.status_code == 400
-    assert "not both" in response.json()["file"][0]
+    assert "send one of a file, a server_path or a hub_id" in response.json()["file"][0]
 
 
 def test_neither_a_file_nor_a_folder_is_refused(api):
     response = api.post("/api/datasets/", {"name": "nothing"}, format="json")
-    assert response.status_code == 400 and "send a file" in response.json()["file"][0]
+    assert response.status_code == 400 and "send one of" in response.json()["file"][0]
 
 
 def test_the_dashboard_imports_a_folder_and_leads_to_its_preview(client, user, roots):

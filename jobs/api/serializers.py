@@ -20,9 +20,17 @@ class DatasetSerializer(serializers.ModelSerializer):
         help_text="Instead of a file: a folder in the IMDB layout under DISTILLERY_DATASET_ROOTS "
         "(GET /api/datasets/folders/).",
     )  # fmt: skip
-    split = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=200, help_text="With server_path: e.g. train."
+    hub_id = serializers.CharField(
+        write_only=True, required=False, max_length=200,
+        help_text="Instead of a file: a Hugging Face Hub dataset id such as stanfordnlp/imdb (needs internet).",
+    )  # fmt: skip
+    hub_config = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=200, help_text="With hub_id: its config."
     )
+    split = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=200,
+        help_text="With server_path or hub_id: e.g. train (hub_id's default).",
+    )  # fmt: skip
     text_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     label_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -30,20 +38,28 @@ class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
-            "id", "name", "file", "server_path", "split", "original_filename", "format", "text_column",
-            "label_column", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
+            "id", "name", "file", "server_path", "hub_id", "hub_config", "split", "original_filename", "format",
+            "text_column", "label_column", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
         ]
         read_only_fields = [
             "original_filename", "format", "num_rows", "labels", "label_counts", "size_bytes", "created_at",
         ]
 
+    SOURCES = ("file", "server_path", "hub_id")
+
     def validate(self, attrs):
-        if ("file" in attrs) == ("server_path" in attrs):
-            raise serializers.ValidationError({"file": ["send a file, or a server_path to import, not both"]})
+        if sum(source in attrs for source in self.SOURCES) != 1:
+            raise serializers.ValidationError({"file": ["send one of a file, a server_path or a hub_id"]})
         return attrs
 
     def create(self, validated_data):
         try:
+            if "hub_id" in validated_data:
+                return services.create_hub_dataset(
+                    self.context["request"].user, validated_data.get("name", ""), validated_data["hub_id"],
+                    validated_data.get("split") or "train", config=validated_data.get("hub_config", ""),
+                    text_column=validated_data.get("text_column"), label_column=validated_data.get("label_column"),
+                )  # fmt: skip
             if "server_path" in validated_data:
                 return services.create_folder_dataset(
                     self.context["request"].user, validated_data.get("name", ""), validated_data["server_path"],

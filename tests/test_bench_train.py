@@ -151,3 +151,22 @@ def test_a_bf16_base_model_is_trained_from_an_fp32_copy(tmp_path: Path) -> None:
     assert copy != str(tmp_path / "bf16")
     model = AutoModel.from_pretrained(copy)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_the_order_noise_bench_trains_each_arm_per_seed_and_summarises(bench_files: dict[str, Path], capsys) -> None:
+    from bench import order_noise
+
+    path = order_noise.main([
+        "--seeds", "1", "2", "--model", str(bench_files["model"]), "--train-file", str(bench_files["train"]),
+        "--test-file", str(bench_files["test"]), "--train-rows", "48", "--valid-rows", "16", "--test-rows", "24",
+        "--out", str(bench_files["out"]),
+    ])  # fmt: skip
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(path)
+    result = json.loads(path.read_text())
+    assert [(r["seed"], r["arm"]) for r in result["runs"]] == [
+        (s, a) for s in (1, 2) for a in ("grouped", "plain", "baseline")
+    ]
+    for arm, s in result["summary"].items():
+        values = [r["test_accuracy"] for r in result["runs"] if r["arm"] == arm]
+        assert s["seeds"] == 2 and s["mean_test_accuracy"] == pytest.approx(statistics.fmean(values))
+    assert result["rows"] == {"train": 48, "valid": 16, "test": 24}

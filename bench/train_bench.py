@@ -75,7 +75,7 @@ FULL_ROWS = (22500, 2500, 25000, 256)
 # accuracy recipe: head+tail truncation (Sun et al. 2019), linear decay after 6% warmup, a higher rate,
 # two epochs in full mode, and distillation at T=2 (with T^2 scaling) for one epoch more than the teacher's
 # (a quick-mode sweep on 1,500 rows: the student kept 93% of its teacher after one epoch, 103% after two).
-_ENGINE = {"group_by_length": True, "precision": "auto"}
+_ENGINE = {"group_by_length": "auto", "precision": "auto"}
 _BEST = {
     **_ENGINE,
     "truncation": "head_tail",
@@ -290,6 +290,7 @@ def run_engine(
         "epochs": config.epochs,
         "steps": result.steps,
         "graphed_steps": result.graphed_steps,  # replayed from CUDA graphs (mlcore.graphs); 0 on CPU
+        "grouped_by_length": clock.info.get("group_by_length"),  # what group_by_length "auto" decided
         "train_seconds": clock.train_seconds,
         # Model loading and the one-off tokenisation of every split, before the first batch.
         "setup_seconds": clock.begin - started,

@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from mlcore.data import TextDataset
 from mlcore.devices import pin
 from mlcore.encoding import Encoding, encode
-from mlcore.sampling import batch_order
+from mlcore.sampling import batch_order, resolve_grouping
 
 __all__ = [
     "Batch",
@@ -118,16 +118,17 @@ class TrainBatches:
         batch_size: int,
         *,
         seed: int,
-        group_by_length: bool,
+        group_by_length: bool | str,
         pin_memory: bool = False,
     ) -> None:
         self.rows = rows
         self.collate = Collator(pad_ids)
         self.batch_size = batch_size
         self.seed = seed
-        self.group_by_length = group_by_length
         self.pin_memory = pin_memory
         self.lengths = [rows.length(i) for i in range(len(rows))]
+        # Decided once from the rows' lengths, so a resumed run decides the same.
+        self.group_by_length = resolve_grouping(group_by_length, self.lengths, batch_size, seed=seed)
         self.dataset = rows  # as on a DataLoader, so len(batches.dataset) counts rows
 
     def __len__(self) -> int:
@@ -168,7 +169,7 @@ def split_loaders(
     batch_size: int,
     seed: int,
     truncation: str = "head",
-    group_by_length: bool = True,
+    group_by_length: bool | str = "auto",
     pin_memory: bool = False,
 ) -> dict[str, Any]:
     """{"train": TrainBatches, "valid": DataLoader, "test": DataLoader}. `tokenizers` maps an input name

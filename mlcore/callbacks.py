@@ -32,7 +32,8 @@ class Callback:
     def on_train_begin(self, info: dict[str, Any]) -> None:
         """Once, before the first batch.
 
-        info: total_steps, train_rows, valid_rows, test_rows, label_names, device, num_parameters, and
+        info: total_steps, train_rows, valid_rows, test_rows, label_names, device, num_parameters,
+        group_by_length (whether batches are grouped by length, as "auto" decided), and
         resumed_from_step: the step of the checkpoint this run continues from (0 when it starts fresh; the
         first on_batch_end is then for step resumed_from_step + 1). distill adds teacher_num_parameters.
         """

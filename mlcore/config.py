@@ -4,9 +4,9 @@ The defaults are the study's: max_length 128 with head truncation, batch 64, lr 
 ExponentialLR(0.96) stepped every 10 batches, 1 epoch; distillation alpha 0.5 at temperature 1 into the teacher
 with every other layer kept, without a hidden-state loss. The options that beat the study on IMDB (head_tail
 truncation, the linear schedule with warm-up, a hidden-state loss, ...) are opt-in, so a job that names none of
-them trains the way the study did. The speed settings are on by default: group_by_length changes which rows
-share a batch (not the rows seen per epoch), precision "auto" is fp32 on CPU, bf16 only on a CUDA GPU, and
-cuda_graphs acts on a CUDA GPU only.
+them trains the way the study did. The speed settings are on by default: group_by_length "auto" changes which
+rows share a batch (not the rows seen per epoch) where that saves real work, precision "auto" is fp32 on CPU,
+bf16 only on a CUDA GPU, and cuda_graphs acts on a CUDA GPU only.
 """
 
 from __future__ import annotations
@@ -58,10 +58,14 @@ class TrainConfig:
     device: str = field(
         default="auto", metadata=_help("'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     )  # torch device name
-    group_by_length: bool = field(
-        default=True,
-        metadata=_help("Batch texts of similar token length together, so that batches carry little padding."),
-    )  # on/off
+    group_by_length: bool | str = field(
+        default="auto",
+        metadata=_help(
+            "Batch texts of similar token length together, so that batches carry little padding: true, false, or "
+            "'auto' (only when that cuts the padded tokens of an epoch by 10% or more; at 128 tokens on IMDB it "
+            "cuts 3%, at 512 46%)."
+        ),
+    )  # on/off/auto
     precision: str = field(
         default="auto",
         metadata=_help("'auto' (bf16 autocast on a CUDA GPU that supports it, else fp32), 'fp32' or 'bf16'."),
@@ -117,6 +121,8 @@ class TrainConfig:
         _check_range("seed", self.seed, 0, 2**32 - 1)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if isinstance(self.group_by_length, str):
+            _check_choice("group_by_length", self.group_by_length, ("auto",))
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _check_choice("truncation", self.truncation, ("head", "head_tail"))
         _check_choice("scheduler", self.scheduler, ("exponential", "linear"))

@@ -46,6 +46,22 @@ def batch_order(
     return batches
 
 
+# "auto" groups by length only when that cuts an epoch's padded tokens by at least this share. Grouping changes
+# which rows share a batch: over six seeds of the study's 24-step quick run at 128 tokens it cost 3.2 points of
+# test accuracy on average (lower in 5 of 6; bench.order_noise) for 3% fewer tokens; at 512 it halves the work.
+GROUPING_MIN_SAVING = 0.10
+
+
+def resolve_grouping(setting: bool | str, lengths: Sequence[int], batch_size: int, *, seed: int) -> bool:
+    """A config's group_by_length as a decision: True and False stand; "auto" compares the padded tokens of
+    the first epoch's batches with and without grouping (see GROUPING_MIN_SAVING)."""
+    if setting != "auto":
+        return bool(setting)
+    plain = padded_tokens(batch_order(lengths, batch_size, seed=seed, epoch=0, group_by_length=False), lengths)
+    grouped = padded_tokens(batch_order(lengths, batch_size, seed=seed, epoch=0, group_by_length=True), lengths)
+    return plain > 0 and grouped <= (1 - GROUPING_MIN_SAVING) * plain
+
+
 def padded_tokens(batches: list[list[int]], lengths: Sequence[int]) -> int:
     """Tokens the model processes when each batch is padded to its longest row (the cost grouping cuts)."""
     return sum(len(b) * max(lengths[i] for i in b) for b in batches)

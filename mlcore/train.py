@@ -221,4 +221,5 @@ def begin_info(
         "device": str(device),
         "num_parameters": num_parameters,
         "resumed_from_step": resume_from["step"] if resume_from is not None else 0,
+        "group_by_length": loaders["train"].group_by_length,  # the decision "auto" came to
     }

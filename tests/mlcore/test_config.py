@@ -21,7 +21,7 @@ def test_the_recipe_options_default_to_the_studys_recipe_and_the_speed_options_a
         "head", "exponential", 0.0, 0.0,
     )  # fmt: skip
     assert (config.student_layers, config.hidden_loss_weight) == (None, 0.0)
-    assert (config.group_by_length, config.precision) == (True, "auto")
+    assert (config.group_by_length, config.precision) == ("auto", "auto")
 
 
 def test_config_defaults_lists_every_field_in_order():
@@ -88,7 +88,8 @@ def test_wrong_types_are_refused(params, message):
         ({"scheduler": "linear", "warmup_ratio": 1.0}, r"^warmup_ratio must be in \[0, 1\), got 1.0$"),
         ({"warmup_ratio": 0.1}, r"^warmup_ratio needs scheduler 'linear'"),
         ({"weight_decay": -0.01}, r"^weight_decay must be in \[0, 1\], got -0.01$"),
-        ({"group_by_length": 1}, r"^group_by_length must be true or false, got 1$"),
+        ({"group_by_length": 1}, r"^group_by_length must be true or false or a string, got 1$"),
+        ({"group_by_length": "yes"}, r"^group_by_length must be one of 'auto', got 'yes'$"),
     ],
 )
 def test_out_of_range_values_are_refused_with_the_allowed_range(params, message):

@@ -52,3 +52,20 @@ def test_the_same_seed_and_epoch_give_the_same_batches_and_another_epoch_or_seed
     assert order(group=True, seed=3, epoch=2) != order(group=True, seed=3, epoch=1)
     assert order(group=True, seed=3, epoch=2) != order(group=True, seed=4, epoch=2)
     assert order(group=False, seed=3, epoch=0) != order(group=False, seed=3, epoch=1)
+
+
+def test_auto_groups_where_it_cuts_a_tenth_of_the_padding_and_not_where_nearly_every_row_is_full():
+    from mlcore.sampling import resolve_grouping
+
+    # IMDB at 512 tokens: lengths spread out, grouping halves the padded tokens.
+    assert resolve_grouping("auto", LENGTHS, 16, seed=0) is True
+    # IMDB at 128 tokens: nine rows in ten are cut to 128, so every batch is padded to 128 either way.
+    full = [128 if i % 10 else 40 + i % 80 for i in range(2000)]
+    assert resolve_grouping("auto", full, 16, seed=0) is False
+    assert 1 - padded_tokens(order_of(full, True), full) / padded_tokens(order_of(full, False), full) < 0.10
+    # An explicit setting stands either way.
+    assert resolve_grouping(False, LENGTHS, 16, seed=0) is False and resolve_grouping(True, full, 16, seed=0) is True
+
+
+def order_of(lengths: list[int], group: bool) -> list[list[int]]:
+    return batch_order(lengths, 16, seed=0, epoch=0, group_by_length=group)

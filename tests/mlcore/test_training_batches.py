@@ -83,3 +83,20 @@ def test_a_resumed_epoch_yields_the_rest_of_the_same_batches(tiny_bert):
     whole = [b["labels"].tolist() + b["inputs"]["input_ids"].flatten().tolist() for b in batches.epoch(1)]
     rest = [b["labels"].tolist() + b["inputs"]["input_ids"].flatten().tolist() for b in batches.epoch(1, start=5)]
     assert len(whole) == len(batches) == 24 and rest == whole[5:]
+
+
+def test_auto_grouping_is_decided_from_the_rows_and_reported_to_the_callback(tiny_bert, long_reviews, tmp_path):
+    from mlcore.config import TrainConfig
+    from mlcore.testing import RecordingCallback
+    from mlcore.train import finetune
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    varied = split_loaders({"train": varied_dataset()}, {"inputs": tokenizer}, max_length=64, batch_size=8, seed=0)
+    assert varied["train"].group_by_length is True  # 2 to 60 words: grouping cuts the padding
+    full = split_loaders({"train": long_reviews}, {"inputs": tokenizer}, max_length=16, batch_size=8, seed=0)
+    assert full["train"].group_by_length is False  # every row is cut to 16 tokens: nothing to save
+    for data, max_length, grouped in ((varied_dataset(), 64, True), (long_reviews, 16, False)):
+        callback = RecordingCallback()
+        config = TrainConfig(max_length=max_length, batch_size=8, epochs=1, max_train_samples=32, device="cpu")
+        finetune(data, str(tiny_bert), tmp_path / f"m{max_length}", config, callback)
+        assert callback.info["group_by_length"] is grouped

@@ -115,12 +115,12 @@ def create_hub_dataset(
     """
     from mlcore.hubdata import read_hub_dataset
 
-    dataset_id = (dataset_id or "").strip()
+    dataset_id, split = (dataset_id or "").strip(), (split or "train").strip()
     if not _HUB_ID.fullmatch(dataset_id) or Path(dataset_id).exists():
         raise ValidationError({"hub_id": f"{dataset_id!r} is not a hub dataset id such as 'stanfordnlp/imdb'"})
     try:
         data, info = read_hub_dataset(
-            dataset_id, split or "train", config=config or None, text_column=text_column or None,
+            dataset_id, split, config=config or None, text_column=text_column or None,
             label_column=label_column or None,
         )  # fmt: skip
     except DataError as exc:
@@ -254,31 +254,26 @@ def dataset_preview(dataset: Dataset, *, model_id: str = "", max_length: int = 1
         raise ValidationError({"max_length": "max_length must be between 8 and 512 tokens"})
     if not 0 <= rows <= PREVIEW_MAX_ROWS:
         raise ValidationError({"rows": f"rows must be between 0 and {PREVIEW_MAX_ROWS}"})
-    data = load_dataset(dataset)
     # The stored file's name too: ids restart in a fresh database while the cache (Redis) lives on.
     stored = hashlib.sha1(dataset.file.name.encode(), usedforsecurity=False).hexdigest()[:16]
     key = f"preview:{dataset.pk}:{stored}:{model_id}:{max_length}"
-    tokens = cache.get(key)
-    if tokens is None:
+    preview = cache.get(key)
+    if preview is None:  # the file is read and tokenised once per key, not on every page view
+        data = load_dataset(dataset)
         try:
             tokens = token_length_summary(data.texts, model_id, max_length=max_length)
         except ModelLoadError as e:
             raise ValidationError({"model": str(e)}) from e
-        cache.set(key, tokens, PREVIEW_CACHE_SECONDS)
-    sample = [
-        {"text": text[:PREVIEW_TEXT_CHARS], "text_chars": len(text), "label": data.label_names[label]}
-        for text, label in zip(data.texts[:rows], data.labels[:rows], strict=True)
-    ]
-    return {
-        "id": dataset.pk,
-        "num_rows": len(data),
-        "labels": data.label_names,
-        "label_counts": data.label_counts(),
-        "model": model_id,
-        "max_length": max_length,
-        "rows": sample,
-        "tokens": tokens,
-    }
+        sample = [
+            {"text": text[:PREVIEW_TEXT_CHARS], "text_chars": len(text), "label": data.label_names[label]}
+            for text, label in zip(data.texts[:PREVIEW_MAX_ROWS], data.labels[:PREVIEW_MAX_ROWS], strict=True)
+        ]
+        preview = {
+            "id": dataset.pk, "num_rows": len(data), "labels": data.label_names, "label_counts": data.label_counts(),
+            "model": model_id, "max_length": max_length, "rows": sample, "tokens": tokens,
+        }  # fmt: skip
+        cache.set(key, preview, PREVIEW_CACHE_SECONDS)
+    return preview | {"rows": preview["rows"][:rows]}
 
 
 # --- jobs -------------------------------------------------------------------------------------------

@@ -62,8 +62,10 @@ def test_a_second_preview_comes_from_the_cache(api, dataset, monkeypatch):
         raise AssertionError("tokenised again")
 
     monkeypatch.setattr(mlcore.preview, "token_length_summary", fail)
-    again = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 24})
+    monkeypatch.setattr(services, "load_dataset", fail)
+    again = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 24, "rows": 2})
     assert again.status_code == 200 and again.json()["tokens"] == first["tokens"]
+    assert again.json()["rows"] == first["rows"][:2]
     # Another max_length is another count.
     with pytest.raises(AssertionError, match="tokenised again"):
         api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 25})

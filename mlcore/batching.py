@@ -120,6 +120,7 @@ class TrainBatches:
         seed: int,
         group_by_length: bool | str,
         pin_memory: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         self.rows = rows
         self.collate = Collator(pad_ids)
@@ -128,7 +129,9 @@ class TrainBatches:
         self.pin_memory = pin_memory
         self.lengths = [rows.length(i) for i in range(len(rows))]
         # Decided once from the rows' lengths, so a resumed run decides the same.
-        self.group_by_length = resolve_grouping(group_by_length, self.lengths, batch_size, seed=seed)
+        self.group_by_length = resolve_grouping(
+            group_by_length, self.lengths, batch_size, seed=seed, cuda_graphs=cuda_graphs
+        )
         self.dataset = rows  # as on a DataLoader, so len(batches.dataset) counts rows
 
     def __len__(self) -> int:
@@ -171,9 +174,11 @@ def split_loaders(
     truncation: str = "head",
     group_by_length: bool | str = "auto",
     pin_memory: bool = False,
+    cuda_graphs: bool = False,
 ) -> dict[str, Any]:
     """{"train": TrainBatches, "valid": DataLoader, "test": DataLoader}. `tokenizers` maps an input name
-    ("inputs", "teacher_inputs") to the tokenizer that encodes it; each split is tokenised once, here."""
+    ("inputs", "teacher_inputs") to the tokenizer that encodes it; each split is tokenised once, here.
+    cuda_graphs: unpadded training batches will replay from CUDA graphs (it weighs in group_by_length "auto")."""
     pad_ids = {name: tok.pad_token_id if tok.pad_token_id is not None else 0 for name, tok in tokenizers.items()}
     loaders: dict[str, Any] = {}
     for split_name, ds in splits.items():
@@ -183,7 +188,8 @@ def split_loaders(
         rows = EncodedRows(ds.labels, **encodings)
         if split_name == "train":
             loaders[split_name] = TrainBatches(
-                rows, pad_ids, batch_size, seed=seed, group_by_length=group_by_length, pin_memory=pin_memory
+                rows, pad_ids, batch_size, seed=seed, group_by_length=group_by_length, pin_memory=pin_memory,
+                cuda_graphs=cuda_graphs,
             )
         else:
             loaders[split_name] = make_loader(rows, pad_ids, batch_size, pin_memory=pin_memory)

@@ -181,6 +181,7 @@ def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:
         "seed": config.seed,
         "group_by_length": config.group_by_length,
         "pin_memory": device.type == "cuda",
+        "cuda_graphs": device.type == "cuda" and config.cuda_graphs,  # as mlcore.loop decides
     }
 
 

@@ -55,7 +55,7 @@ def test_the_same_seed_and_epoch_give_the_same_batches_and_another_epoch_or_seed
 
 
 def test_auto_groups_where_it_cuts_a_tenth_of_the_padding_and_not_where_nearly_every_row_is_full():
-    from mlcore.sampling import resolve_grouping
+    from mlcore.sampling import resolve_grouping, unpadded_share
 
     # IMDB at 512 tokens: lengths spread out, grouping halves the padded tokens.
     assert resolve_grouping("auto", LENGTHS, 16, seed=0) is True
@@ -63,6 +63,9 @@ def test_auto_groups_where_it_cuts_a_tenth_of_the_padding_and_not_where_nearly_e
     full = [128 if i % 10 else 40 + i % 80 for i in range(2000)]
     assert resolve_grouping("auto", full, 16, seed=0) is False
     assert 1 - padded_tokens(order_of(full, True), full) / padded_tokens(order_of(full, False), full) < 0.10
+    # Where unpadded batches replay from CUDA graphs, grouping them at 128 pays after all.
+    assert resolve_grouping("auto", full, 16, seed=0, cuda_graphs=True) is True
+    assert unpadded_share(order_of(full, True), full) > 0.8 > 0.3 > unpadded_share(order_of(full, False), full)
     # An explicit setting stands either way.
     assert resolve_grouping(False, LENGTHS, 16, seed=0) is False and resolve_grouping(True, full, 16, seed=0) is True
 

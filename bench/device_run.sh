@@ -69,7 +69,8 @@ for name in ${BENCHES:-study128 best128 best512 study512}; do
         best128) bench --engine-recipe best --skip-baseline ;;                   # accuracy vs 0.8753 / 0.8731
         best512) bench --engine-recipe best --skip-baseline --max-length 512 ;;  # longer texts
         study512) bench --engine-recipe study --max-length 512 ;;                # the speed-up where padding pays
-        *) echo "unknown benchmark $name (study128, best128, best512, study512)" >>"$out/bench.log" ;;
+        plain128) bench --engine-recipe study --skip-baseline --engine-group-by-length false ;;  # vs grouped
+        *) echo "unknown benchmark $name (study128, best128, best512, study512, plain128)" >>"$out/bench.log" ;;
     esac
 done
 rm -rf "$data"

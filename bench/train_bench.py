@@ -1,7 +1,8 @@
 """Training benchmark: the study's plain loop against Distillery's engine, teacher and student, side by side.
 
     python -m bench.train_bench [--quick | --full] [--max-length 128] [--device auto|cpu|cuda]
-                                [--engine-recipe study|best] [--train-rows N --valid-rows N --test-rows N]
+                                [--engine-recipe study|best] [--engine-group-by-length auto|true|false]
+                                [--train-rows N --valid-rows N --test-rows N]
                                 [--out DIR] [--skip-baseline]
 
 In one run, on the same rows and seed:
@@ -129,6 +130,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--engine-lr", type=float, help="engine teacher learning rate (default: the recipe's)")
     p.add_argument("--engine-student-lr", type=float, help="engine student learning rate (default: the recipe's)")
     p.add_argument("--hidden-loss-weight", type=float, help="engine student's hidden-state loss weight (default 0)")
+    p.add_argument(
+        "--engine-group-by-length", choices=["auto", "true", "false"],
+        help="the engine's group_by_length (default: the recipe's, auto)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="teacher base model: catalogue id or folder")
     p.add_argument("--train-file", type=Path, default=DEFAULT_TRAIN_FILE)
@@ -549,6 +554,9 @@ def main(argv: list[str] | None = None) -> Path:
             student_recipe["learning_rate"] = args.engine_student_lr
         if args.hidden_loss_weight is not None:
             student_recipe["hidden_loss_weight"] = args.hidden_loss_weight
+        if args.engine_group_by_length is not None:
+            grouping = {"true": True, "false": False}.get(args.engine_group_by_length, "auto")
+            teacher_recipe["group_by_length"] = student_recipe["group_by_length"] = grouping
         teacher_config = engine_config(TrainConfig, teacher_recipe, args.engine_recipe, epochs=epochs, **base)
         student_config = engine_config(
             DistillConfig, student_recipe, args.engine_recipe, epochs=student_epochs, **base

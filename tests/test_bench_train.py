@@ -170,3 +170,19 @@ def test_the_order_noise_bench_trains_each_arm_per_seed_and_summarises(bench_fil
         values = [r["test_accuracy"] for r in result["runs"] if r["arm"] == arm]
         assert s["seeds"] == 2 and s["mean_test_accuracy"] == pytest.approx(statistics.fmean(values))
     assert result["rows"] == {"train": 48, "valid": 16, "test": 24}
+
+
+def test_the_engines_grouping_can_be_forced_and_its_decision_is_recorded(bench_files: dict[str, Path]) -> None:
+    common = [
+        "--quick", "--device", "cpu", "--max-length", "32", "--model", str(bench_files["model"]), "--skip-baseline",
+        "--train-file", str(bench_files["train"]), "--test-file", str(bench_files["test"]), "--train-rows", "64",
+        "--valid-rows", "16", "--test-rows", "32", "--infer-rows", "16", "--infer-seconds", "0.2",
+        "--progress-every", "0",
+    ]  # fmt: skip
+    for flag, setting, decided in (("false", False, False), ("true", True, True)):
+        out = bench_files["out"] / flag
+        path = train_bench.main([*common, "--out", str(out), "--engine-group-by-length", flag])
+        runs = json.loads(path.read_text())["runs"]
+        for name in ("engine_teacher", "engine_student"):
+            assert runs[name]["config"]["group_by_length"] is setting
+            assert runs[name]["grouped_by_length"] is decided

@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
@@ -22,7 +23,9 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.deletion import ProtectedError
 from django.utils import timezone
+from django.utils.text import slugify
 
 from mlcore import catalogue
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict
@@ -506,6 +509,24 @@ def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRec
     broadcast_status(job)
 
 
+def delete_job(job: Job) -> None:
+    """Delete a finished job with its metric points, its files (a file classification's input and CSV) and
+    any checkpoint left behind. The model it trained stays."""
+    files = [f.name for f in (job.input_file, job.output_file) if f]
+    checkpoint = checkpoint_dir(job)
+    # Finished is for good (only a running job is ever requeued), so the filter is the whole guard.
+    deleted, _ = Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).delete()
+    if not deleted:
+        raise ValidationError({"status": f"the job is {job.status}: cancel it first, then delete it"})
+
+    def gone() -> None:
+        for name in files:
+            default_storage.delete(name)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+
+    transaction.on_commit(gone)
+
+
 def set_progress(job_id: int, progress: float) -> None:
     Job.objects.filter(pk=job_id).update(progress=progress)
 
@@ -585,6 +606,79 @@ def import_model(
         record.serving_precision = serving_precision_for(record.metrics)
     record = _store(record, folder)
     return promote(record) if promote_it else record
+
+
+def delete_model(record: ModelRecord) -> None:
+    """Delete a model record; its files go once the deletion commits (jobs.signals). A promoted model, or one
+    that jobs name as their teacher or classifier, is refused with the reason."""
+    if record.is_promoted:
+        raise ValidationError("the model is promoted: it answers your classify requests; promote another first")
+    users = list(Job.objects.filter(Q(teacher=record) | Q(model=record)).order_by("pk").values_list("pk", flat=True))
+    if users:
+        ids = ", ".join(f"#{pk}" for pk in users)
+        raise ValidationError(f"jobs use this model ({ids}); delete them first")
+    try:
+        record.delete()
+    except ProtectedError:  # a job named it since the check
+        raise ValidationError("jobs use this model; delete them first") from None
+
+
+def model_archive(record: ModelRecord) -> tuple[str, Iterator[bytes]]:
+    """A zip of the model's folder, streamed from storage: the HF weights, tokenizer and config (load it with
+    `from_pretrained`), distillery.json, any shipped ONNX export, and a README on how to use it. Returns the
+    file name and the archive's chunks."""
+    from mlcore.artifacts import zip_chunks
+
+    folder = f"{slugify(record.name) or 'model'}-{record.pk}"
+    readme = _archive_readme(record, folder).encode()
+    entries = [(f"{folder}/README.md", lambda: io.BytesIO(readme), len(readme))]
+    for name in record.artifact_files:
+        stored = f"{record.artifact_prefix}/{name}"
+        entries.append((f"{folder}/{name}", partial(default_storage.open, stored, "rb"), default_storage.size(stored)))
+    return f"{folder}.zip", zip_chunks(entries)
+
+
+def _archive_readme(record: ModelRecord, folder: str) -> str:
+    params = record.params or {}
+    truncation = params.get("truncation", "head")
+    cut = (
+        "keep the first quarter of the token budget from the start of a text and the rest from its end "
+        "(`truncation: head_tail`), as Distillery's classify does"
+        if truncation == "head_tail" else "keep the first tokens of a text"
+    )
+    accuracy = record.test_accuracy
+    lines = [
+        f"# {record.name}",
+        "",
+        f"A {record.get_kind_display().lower()} text classifier exported from Distillery (model #{record.pk}).",
+        "",
+        f"- labels: {', '.join(record.label_names)}",
+        f"- base model: {record.base_model or '-'}",
+        f"- parameters: {record.num_parameters:,}",
+        f"- test accuracy: {accuracy:.4f}" if accuracy is not None else "- test accuracy: -",
+        f"- trained at max_length {params.get('max_length', 128)}; to match its results, {cut}",
+        "",
+        "distillery.json holds its hyperparameters and every metric.",
+        "",
+        "## Use it with transformers",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline",
+        "",
+        f'classify = pipeline("text-classification", model="{folder}", tokenizer="{folder}", truncation=True,',
+        f"                    max_length={params.get('max_length', 128)})",
+        'print(classify("A wonderful film."))',
+        "```",
+    ]
+    onnx = [name for name in record.artifact_files if name.endswith(".onnx")]
+    if onnx:
+        lines += [
+            "",
+            "## Or with ONNX Runtime",
+            "",
+            f"`{onnx[0]}` is the export Distillery serves (inputs `input_ids`, `attention_mask`; output: logits).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _store(record: ModelRecord, folder: Path) -> ModelRecord:

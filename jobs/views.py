@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import compare, services, serving
+from .api import views as api_views
 from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetHubForm, DatasetUploadForm, JobForm
 from .health import health_status
 from .models import Dataset, Job, ModelRecord
@@ -144,6 +145,24 @@ def job_cancel(request, pk):
 
 
 @login_required
+@require_POST
+def job_delete(request, pk):
+    job = get_object_or_404(Job.objects.visible_to(request.user), pk=pk)
+    return _delete(request, services.delete_job, job, "job-detail", f"Deleted job #{pk} and its metrics.")
+
+
+def _delete(request, delete, obj, page: str, done: str):
+    """Delete through a service; back to the object's page with the reason if it refuses, else the dashboard."""
+    try:
+        delete(obj)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect(page, pk=obj.pk)
+    messages.success(request, done)
+    return redirect("dashboard")
+
+
+@login_required
 def model_detail(request, pk):
     record = get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk)
     # Teacher first (the reference the ratios are taken against), then its students, as far as the user sees them.
@@ -182,6 +201,19 @@ def model_promote(request, pk):
     services.promote(record)
     messages.success(request, f"{record.name} now serves your classify requests.")
     return redirect(request.POST.get("next") or "dashboard")
+
+
+@login_required
+@require_POST
+def model_delete(request, pk):
+    record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
+    return _delete(request, services.delete_model, record, "model-detail", f"Deleted {record.name} and its files.")
+
+
+@login_required
+def model_download(request, pk):
+    """The model's folder as a streamed zip (the same as GET /api/models/{id}/download/)."""
+    return api_views.model_download(get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))
 
 
 @login_required

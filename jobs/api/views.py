@@ -6,7 +6,7 @@ from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models.deletion import ProtectedError
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.decorators import action
@@ -73,11 +73,21 @@ class DatasetViewSet(
         instance.file.delete(save=False)
 
 
-class JobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = s.JobSerializer
 
     def get_queryset(self):
         return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
+
+    def perform_destroy(self, instance):
+        """A finished job goes with its metric points and files; its model stays. A queued or running one: 400."""
+        try:
+            services.delete_job(instance)
+        except DjangoValidationError as exc:
+            s.raise_drf(exc)
 
     @extend_schema(request=None, responses=s.JobSerializer)
     @action(detail=True, methods=["post"])
@@ -114,15 +124,32 @@ class JobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
 
 
 class ModelViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     serializer_class = s.ModelRecordSerializer
-    http_method_names = ["get", "patch", "post", "head", "options"]
+    http_method_names = ["get", "patch", "post", "delete", "head", "options"]
 
     def perform_update(self, serializer):
         if serializer.instance.owner_id != self.request.user.pk:
             raise ValidationError({"detail": "only the owner can change a model"})
         serializer.save()
+
+    def perform_destroy(self, instance):
+        """The owner deletes a model and its files; refused while it is promoted or jobs use it."""
+        if instance.owner_id != self.request.user.pk:
+            raise ValidationError({"detail": "only the owner can delete a model"})
+        try:
+            services.delete_model(instance)
+        except DjangoValidationError as exc:
+            raise ValidationError({"detail": exc.messages[0]}) from None
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The model's folder as a zip, streamed: weights, tokenizer and config that transformers'
+        `from_pretrained` loads, distillery.json, the ONNX export it is served at, and a README."""
+        return model_download(self.get_object())
 
     def get_queryset(self):
         return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
@@ -246,6 +273,14 @@ class ExplainView(APIView):
         # Gradients need float weights: an int8-served model is explained with its fp32 weights.
         body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
         return Response(body | {"serving_precision": record.serving_precision})
+
+
+def model_download(record: ModelRecord) -> StreamingHttpResponse:
+    """The streamed zip of a model's folder, for the API and the model page alike."""
+    name, chunks = services.model_archive(record)
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 async def _classify(record: ModelRecord, texts: list[str]):

@@ -48,6 +48,8 @@
 
     var cancel = document.getElementById("cancel-form");
     if (cancel && live.isFinished(status)) cancel.hidden = true;
+    var remove = document.getElementById("delete-form");
+    if (remove && live.isFinished(status)) remove.hidden = false;
 
     var errorCard = document.getElementById("error-card");
     if (errorCard) {

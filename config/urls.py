@@ -11,6 +11,7 @@ router = DefaultRouter()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("jobs", api.JobViewSet, basename="job")
 router.register("models", api.ModelViewSet, basename="model")
+router.register("sweeps", api.SweepViewSet, basename="sweep")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

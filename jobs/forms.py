@@ -37,30 +37,64 @@ class DatasetHubForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to id-split.")
 
 
-class JobForm(forms.Form):
-    """Launch a job; hyperparameter fields mirror mlcore's config dataclasses and default to the study's."""
+class ValuesField(forms.CharField):
+    """One number, or several separated by commas (which launch a sweep); cleans to a list of distinct values."""
 
-    kind = forms.ChoiceField(choices=Job.Kind.choices)
+    def __init__(self, kind: type, *, min_value=None, max_value=None, **kwargs):
+        self.kind, self.min_value, self.max_value = kind, min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> list:
+        items = [item.strip() for item in (value or "").split(",") if item.strip()]
+        values = []
+        for item in items:
+            try:
+                number = self.kind(item)
+            except ValueError:
+                name = "a whole number" if self.kind is int else "a number"
+                raise forms.ValidationError(f"{item!r} is not {name}") from None
+            if self.min_value is not None and number < self.min_value:
+                raise forms.ValidationError(f"{item} is below {self.min_value}")
+            if self.max_value is not None and number > self.max_value:
+                raise forms.ValidationError(f"{item} is above {self.max_value}")
+            if number in values:
+                raise forms.ValidationError(f"{item} is given twice")
+            values.append(number)
+        return values
+
+    def validate(self, value) -> None:
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
+
+class JobForm(forms.Form):
+    """Launch a job; hyperparameter fields mirror mlcore's config dataclasses and default to the study's. Several
+    comma-separated values in any of them (or several base models) launch a sweep: one job per combination."""
+
+    kind = forms.ChoiceField(choices=[(k.value, k.label) for k in (Job.Kind.FINETUNE, Job.Kind.DISTILL)])
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
     base_model = forms.CharField(
-        max_length=300, required=False, initial=catalogue.BUNDLED_ID,
-        help_text="Fine-tune: a catalogue id, a hub id or a local model folder.",
-    )
+        max_length=2000, required=False, initial=catalogue.BUNDLED_ID,
+        help_text="Fine-tune: a catalogue id, a hub id or a local model folder; several, comma-separated, to compare.",
+    )  # fmt: skip
     teacher = forms.ModelChoiceField(
         queryset=ModelRecord.objects.none(), required=False, help_text="Distil: the trained model to distil."
     )
-    batch_size = forms.IntegerField(min_value=1, max_value=1024)
-    learning_rate = forms.FloatField(min_value=0)
-    epochs = forms.IntegerField(min_value=1, max_value=100)
-    max_length = forms.IntegerField(min_value=8, max_value=512)
-    max_train_samples = forms.IntegerField(min_value=1, required=False)
-    max_eval_samples = forms.IntegerField(min_value=1, required=False)
-    alpha = forms.FloatField(
-        min_value=0, max_value=1, required=False, help_text="Distil: weight of the soft (KL) loss."
+    batch_size = ValuesField(int, min_value=1, max_value=1024)
+    learning_rate = ValuesField(float, min_value=0, help_text="Several, comma-separated, launch a sweep.")
+    epochs = ValuesField(int, min_value=1, max_value=100)
+    max_length = ValuesField(int, min_value=8, max_value=512)
+    max_train_samples = ValuesField(int, min_value=1, required=False)
+    max_eval_samples = ValuesField(int, min_value=1, required=False)
+    seed = ValuesField(int, min_value=0, help_text="Several seeds measure the noise.")
+    alpha = ValuesField(
+        float, min_value=0, max_value=1, required=False, help_text="Distil: weight of the soft (KL) loss."
     )
-    temperature = forms.FloatField(min_value=0.01, required=False, help_text="Distil: softmax temperature.")
+    temperature = ValuesField(float, min_value=0.01, required=False, help_text="Distil: softmax temperature.")
 
-    TRAIN_FIELDS = ("batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples")
+    TRAIN_FIELDS = (
+        "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed"
+    )  # fmt: skip
     DISTILL_FIELDS = ("alpha", "temperature")
 
     def __init__(self, *args, user, **kwargs):
@@ -69,11 +103,30 @@ class JobForm(forms.Form):
         self.fields["teacher"].queryset = ModelRecord.objects.visible_to(user)
         defaults = {**config_defaults(TrainConfig), **config_defaults(DistillConfig)}
         for name in self.TRAIN_FIELDS + self.DISTILL_FIELDS:
-            self.fields[name].initial = defaults.get(name)
+            default = defaults.get(name)
+            self.fields[name].initial = "" if default is None else str(default)
+
+    def clean_base_model(self) -> list[str]:
+        names = [name.strip() for name in self.cleaned_data["base_model"].split(",") if name.strip()]
+        if len(set(names)) != len(names):
+            raise forms.ValidationError("a base model is given twice")
+        return names
+
+    def _values(self) -> dict[str, list]:
+        distill = self.cleaned_data["kind"] == Job.Kind.DISTILL
+        names = self.TRAIN_FIELDS + (self.DISTILL_FIELDS if distill else ())
+        values = {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n)}
+        if not distill and self.cleaned_data["base_model"]:
+            values["base_model"] = self.cleaned_data["base_model"]
+        return values
 
     def params(self) -> dict:
-        names = self.TRAIN_FIELDS + (self.DISTILL_FIELDS if self.cleaned_data["kind"] == Job.Kind.DISTILL else ())
-        return {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) is not None}
+        """The values given once: what every job shares (the base model included, for a fine-tune)."""
+        return {n: v[0] for n, v in self._values().items() if len(v) == 1}
+
+    def grid(self) -> dict[str, list]:
+        """The values given several times: the sweep's axes, in the form's order (empty: one job)."""
+        return {n: v for n, v in self._values().items() if len(v) > 1}
 
 
 class ClassifyForm(forms.Form):

@@ -42,6 +42,40 @@ class Dataset(models.Model):
         return f"{self.name} ({self.num_rows} rows)"
 
 
+class SweepQuerySet(OwnedQuerySet):
+    def with_runs(self):
+        """Each sweep's jobs and their models in two more queries, for services.sweep_runs."""
+        return self.prefetch_related(
+            models.Prefetch("jobs", queryset=Job.objects.select_related("result_model").order_by("pk"))
+        )
+
+
+class Sweep(models.Model):
+    """Fine-tune or distillation jobs launched together over a grid of hyperparameters (and of base models or
+    teachers), ranked by their validation accuracy."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=[("finetune", "Fine-tune"), ("distill", "Distil")])
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="sweeps")
+    base_model = models.CharField(max_length=300, blank=True, help_text="Fine-tune: the base model, unless swept.")
+    teacher = models.ForeignKey(
+        "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Distil: the teacher, unless swept.",
+    )  # fmt: skip
+    params = models.JSONField(help_text="The parameters every job shares.")
+    grid = models.JSONField(help_text="{parameter: [values]}: the jobs are every combination of these.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SweepQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (sweep #{self.pk})"
+
+
 class Job(models.Model):
     class Kind(models.TextChoices):
         FINETUNE = "finetune", "Fine-tune"
@@ -90,6 +124,7 @@ class Job(models.Model):
     result_model = models.OneToOneField(
         "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )
+    sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

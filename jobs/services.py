@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
+import itertools
+import json
 import logging
 import re
 import shutil
@@ -31,7 +34,7 @@ from mlcore import catalogue
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict
 from mlcore.data import DataError, TextDataset, detect_format, read_table
 
-from .models import Dataset, Job, MetricPoint, ModelRecord
+from .models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +293,9 @@ def create_job(
     params: dict | None = None,
     base_model: str = "",
     teacher: ModelRecord | None = None,
+    sweep: Sweep | None = None,
 ) -> Job:
-    """Validate a job request, save it queued, and enqueue it once the transaction commits."""
+    """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits."""
     params = dict(params or {})
     params.setdefault("checkpoint_every", settings.DISTILLERY_CHECKPOINT_EVERY)
     config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
@@ -333,10 +337,141 @@ def create_job(
             teacher=teacher,
             params=_config_dict(config),
             celery_task_id=task_id,
+            sweep=sweep,
         )
         transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id))
-    broadcast_status(job)
+        # After the commit: a job rolled back with its sweep was never there.
+        transaction.on_commit(lambda: broadcast_status(job))
     return job
+
+
+# --- sweeps -----------------------------------------------------------------------------------------
+
+# What a grid may vary besides the job kind's hyperparameters.
+SWEEP_AXES = {Job.Kind.FINETUNE: "base_model", Job.Kind.DISTILL: "teacher"}
+
+
+def create_sweep(
+    owner,
+    *,
+    kind: str,
+    dataset: Dataset,
+    grid: dict,
+    params: dict | None = None,
+    base_model: str = "",
+    teacher: ModelRecord | None = None,
+    name: str = "",
+) -> Sweep:
+    """Queue one job per combination of the grid's values, all or none: a combination that create_job refuses
+    refuses the sweep, naming it. A grid may vary hyperparameters, and base_model (fine-tune) or teacher
+    (distillation, model ids) to compare several."""
+    params = dict(params or {})
+    axes = _check_grid(kind, grid, params)
+    if ("base_model" in axes and base_model) or ("teacher" in axes and teacher is not None):
+        raise ValidationError({"grid": f"{SWEEP_AXES[kind]} is both fixed and swept; choose one"})
+    teachers = {}
+    if "teacher" in axes:
+        if not all(isinstance(pk, int) and not isinstance(pk, bool) for pk in grid["teacher"]):
+            raise ValidationError({"grid": "teacher: give model ids"})
+        visible = ModelRecord.objects.visible_to(owner).in_bulk(grid["teacher"])
+        missing = [str(pk) for pk in grid["teacher"] if pk not in visible]
+        if missing:
+            raise ValidationError({"grid": f"teacher: no model {', '.join(missing)} of yours"})
+        teachers = visible
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            owner=owner, kind=kind, dataset=dataset, params=params, grid=grid, base_model=base_model, teacher=teacher,
+            name=name or f"{Job.Kind(kind).label} sweep over {', '.join(axes)}",
+        )  # fmt: skip
+        for values in itertools.product(*(grid[axis] for axis in axes)):
+            combination = dict(zip(axes, values, strict=True))
+            job_params = {k: v for k, v in combination.items() if k not in SWEEP_AXES.values()}
+            try:
+                create_job(
+                    owner, kind=kind, dataset=dataset, params={**params, **job_params},
+                    base_model=combination.get("base_model", base_model),
+                    teacher=teachers[combination["teacher"]] if "teacher" in combination else teacher,
+                    sweep=sweep,
+                )  # fmt: skip
+            except ValidationError as exc:
+                where = ", ".join(f"{k}={v}" for k, v in combination.items())
+                raise ValidationError({"grid": f"{where}: {'; '.join(exc.messages)}"}) from None
+    return sweep
+
+
+def _check_grid(kind: str, grid, params: dict) -> list[str]:
+    """The grid's axes in order, once it is known to be {name: [distinct values]} within the job limit."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValidationError({"grid": "give {parameter: [values, ...]} with at least one parameter"})
+    config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
+    allowed = [f.name for f in dataclasses.fields(config_cls)]
+    if kind in SWEEP_AXES:
+        allowed.append(SWEEP_AXES[kind])
+    combinations = 1
+    for axis, values in grid.items():
+        if axis not in allowed:
+            raise ValidationError({"grid": f"{axis!r} cannot be swept; choose from {', '.join(allowed)}"})
+        if axis in params:
+            raise ValidationError({"grid": f"{axis!r} is both fixed in params and swept; choose one"})
+        if not isinstance(values, list) or not values:
+            raise ValidationError({"grid": f"{axis}: give a list of values"})
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise ValidationError({"grid": f"{axis}: a value is repeated"})
+        combinations *= len(values)
+    limit = settings.DISTILLERY_SWEEP_MAX_JOBS
+    if combinations > limit:
+        raise ValidationError({"grid": f"{combinations} combinations; at most {limit} jobs per sweep"})
+    return list(grid)
+
+
+def sweep_runs(sweep: Sweep) -> dict:
+    """Each job of the sweep with the values it was given and its model's results, the best job by validation
+    accuracy (the test rows stay unseen by the choice), and how many jobs are in each status."""
+    runs = []
+    for job in sweep.jobs.all():  # prefetched in order, with their models: Sweep.objects.with_runs()
+        metrics = job.result_model.metrics if job.result_model else {}
+        runs.append({
+            "job": job.pk,
+            "status": job.status,
+            "progress": round(job.progress, 4),
+            "values": {axis: _swept_value(job, axis) for axis in sweep.grid},
+            "model": job.result_model_id,
+            "valid_accuracy": metrics.get("val/accuracy"),
+            "test_accuracy": metrics.get("test/accuracy"),
+            "avg_train_loss": metrics.get("train/avg_loss"),
+            "error": job.error,
+        })  # fmt: skip
+    scored = [r for r in runs if r["valid_accuracy"] is not None]
+    best = max(scored, key=lambda r: r["valid_accuracy"], default=None)  # the earlier job on a tie
+    counts = {status: sum(r["status"] == status for r in runs) for status in Job.Status.values}
+    return {
+        "runs": runs, "best": best["job"] if best else None,
+        "best_valid_accuracy": best["valid_accuracy"] if best else None,
+        "counts": counts, "finished": all(r["status"] in Job.FINISHED for r in runs),
+    }  # fmt: skip
+
+
+def _swept_value(job: Job, axis: str):
+    if axis == "base_model":
+        return job.base_model
+    if axis == "teacher":
+        return job.teacher_id
+    return job.params.get(axis)
+
+
+def cancel_sweep(sweep: Sweep) -> list[Job]:
+    """Cancel every job of the sweep that has not finished; the cancelled (or cancelling) jobs."""
+    return [request_cancel(job) for job in sweep.jobs.exclude(status__in=Job.FINISHED).order_by("pk")]
+
+
+def delete_sweep(sweep: Sweep) -> None:
+    """Delete a finished sweep and its jobs (their metric points and files); the models they trained stay."""
+    if sweep.jobs.exclude(status__in=Job.FINISHED).exists():
+        raise ValidationError({"status": "jobs of this sweep are queued or running: cancel the sweep first"})
+    with transaction.atomic():
+        for job in sweep.jobs.all():
+            delete_job(job)
+        sweep.delete()
 
 
 def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text_column: str | None = None) -> Job:

@@ -13,7 +13,7 @@ from . import compare, services, serving
 from .api import views as api_views
 from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetHubForm, DatasetUploadForm, JobForm
 from .health import health_status
-from .models import Dataset, Job, ModelRecord
+from .models import Dataset, Job, ModelRecord, Sweep
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -30,6 +30,7 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
     context = {
         "datasets": Dataset.objects.visible_to(user),
         "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
+        "sweeps": [(sweep, services.sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
         "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher"),
         "upload_form": upload_form or DatasetUploadForm(),
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
@@ -113,18 +114,23 @@ def dataset_detail(request, pk):
 @login_required
 @require_POST
 def job_create(request):
+    """Launch one job, or a sweep when a field holds several values."""
     form = JobForm(request.POST, user=request.user)
     if form.is_valid():
+        params, grid = form.params(), form.grid()
+        what = {
+            "kind": form.cleaned_data["kind"], "dataset": form.cleaned_data["dataset"],
+            "base_model": params.pop("base_model", ""), "teacher": form.cleaned_data["teacher"], "params": params,
+        }  # fmt: skip
         try:
-            job = services.create_job(
-                request.user, kind=form.cleaned_data["kind"], dataset=form.cleaned_data["dataset"],
-                base_model=form.cleaned_data["base_model"], teacher=form.cleaned_data["teacher"],
-                params=form.params(),
-            )
+            if grid:
+                sweep = services.create_sweep(request.user, grid=grid, **what)
+            else:
+                job = services.create_job(request.user, **what)
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            return redirect("job-detail", pk=job.pk)
+            return redirect("sweep-detail", pk=sweep.pk) if grid else redirect("job-detail", pk=job.pk)
     return dashboard(request, job_form=form)
 
 
@@ -142,6 +148,36 @@ def job_cancel(request, pk):
         services.request_cancel(job)
         messages.info(request, f"Cancel requested for job #{job.pk}.")
     return redirect("job-detail", pk=job.pk)
+
+
+@login_required
+def sweep_detail(request, pk):
+    sweep = get_object_or_404(
+        Sweep.objects.visible_to(request.user).with_runs().select_related("dataset", "teacher"), pk=pk
+    )
+    summary = services.sweep_runs(sweep)
+    ranked = sorted((r for r in summary["runs"] if r["model"]), key=lambda r: -(r["valid_accuracy"] or 0))
+    context = {
+        "sweep": sweep, "summary": summary, "axes": list(sweep.grid),
+        "compare_ids": ",".join(str(r["model"]) for r in ranked[: compare.MAX_MODELS]),
+    }  # fmt: skip
+    return render(request, "jobs/sweep_detail.html", context)
+
+
+@login_required
+@require_POST
+def sweep_cancel(request, pk):
+    sweep = get_object_or_404(Sweep.objects.visible_to(request.user), pk=pk)
+    cancelled = services.cancel_sweep(sweep)
+    messages.info(request, f"Cancel requested for {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}.")
+    return redirect("sweep-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def sweep_delete(request, pk):
+    sweep = get_object_or_404(Sweep.objects.visible_to(request.user), pk=pk)
+    return _delete(request, services.delete_sweep, sweep, "sweep-detail", f"Deleted {sweep.name} and its jobs.")
 
 
 @login_required

@@ -40,6 +40,13 @@ def _client_for(user) -> APIClient:
 
 
 @pytest.fixture
+def logged_in(client, user):
+    """The Django test client with `user` signed in, for the HTML pages."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def api(user) -> APIClient:
     return _client_for(user)
 

@@ -180,12 +180,6 @@ def test_the_api_needs_authentication(client, pair):
 # ---------------------------------------------------------------- the page
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def test_the_page_shows_the_table_the_downloads_and_the_curves(logged_in, pair):
     teacher, student = pair
     response = logged_in.get("/compare/", {"models": [teacher.pk, student.pk]})

@@ -27,12 +27,6 @@ REPORT = {
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def dataset(user, sentiment_csv):
     return services.create_dataset(user, "reviews", sentiment_csv)
 

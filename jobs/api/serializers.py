@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from .. import services
-from ..models import Dataset, Job, MetricPoint, ModelRecord
+from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 
 
 def raise_drf(exc: DjangoValidationError):
@@ -76,7 +76,19 @@ class DatasetSerializer(serializers.ModelSerializer):
             raise_drf(exc)
 
 
-class JobSerializer(serializers.ModelSerializer):
+class OwnReferences:
+    """Only the requesting user's own datasets and models can be referenced ("does not exist" otherwise)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["dataset"].queryset = Dataset.objects.visible_to(request.user)
+            fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
+        return fields
+
+
+class JobSerializer(OwnReferences, serializers.ModelSerializer):
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
     params = serializers.DictField(required=False, default=dict)
@@ -87,11 +99,11 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "phase", "error",
             "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
-            "model", "input_filename", "output",
+            "model", "input_filename", "output", "sweep",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
-            "created_at", "started_at", "finished_at", "model", "input_filename",
+            "created_at", "started_at", "finished_at", "model", "input_filename", "sweep",
         ]
 
     output = serializers.SerializerMethodField(help_text="Where a finished classify job's CSV is downloaded.")
@@ -103,20 +115,43 @@ class JobSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
 
-    def get_fields(self):
-        # Only the requesting user's own datasets and models can be referenced ("does not exist" otherwise).
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["dataset"].queryset = Dataset.objects.visible_to(request.user)
-            fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
-        return fields
-
     def create(self, validated_data):
         try:
             return services.create_job(self.context["request"].user, **validated_data)
         except DjangoValidationError as exc:
             raise_drf(exc)
+
+
+class SweepSerializer(OwnReferences, serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=[Job.Kind.FINETUNE, Job.Kind.DISTILL])
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
+    teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
+    base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    params = serializers.DictField(required=False, default=dict, help_text="What every job shares.")
+    grid = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField(), allow_empty=False),
+        help_text="{parameter: [values]}: one job per combination; base_model (fine-tune) and teacher (distil, "
+        "model ids) may be swept too.",
+    )
+    runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sweep
+        fields = ["id", "name", "kind", "dataset", "base_model", "teacher", "params", "grid", "created_at", "runs"]
+        read_only_fields = ["created_at"]
+
+    def get_runs(self, obj) -> dict:
+        """{runs: [{job, status, progress, values, model, valid_accuracy, test_accuracy, avg_train_loss, error}],
+        best: the job with the best validation accuracy, best_valid_accuracy, counts: jobs per status, finished}"""
+        return services.sweep_runs(obj)
+
+    def create(self, validated_data):
+        try:
+            sweep = services.create_sweep(self.context["request"].user, **validated_data)
+        except DjangoValidationError as exc:
+            raise_drf(exc)
+        return Sweep.objects.with_runs().get(pk=sweep.pk)
 
 
 class MetricPointSerializer(serializers.ModelSerializer):

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from mlcore import catalogue
 
 from .. import compare, services, serving
-from ..models import Dataset, Job, MetricPoint, ModelRecord
+from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from . import serializers as s
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer
 from .throttles import ClassifyRateThrottle
@@ -73,8 +73,20 @@ class DatasetViewSet(
         instance.file.delete(save=False)
 
 
+class DestroyThroughService(mixins.DestroyModelMixin):
+    """DELETE calls `delete_service`, whose refusal (a ValidationError) becomes a 400 with its reason."""
+
+    delete_service = None
+
+    def perform_destroy(self, instance):
+        try:
+            type(self).delete_service(instance)
+        except DjangoValidationError as exc:
+            s.raise_drf(exc)
+
+
 class JobViewSet(
-    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, DestroyThroughService,
     viewsets.GenericViewSet,
 ):
     serializer_class = s.JobSerializer
@@ -82,12 +94,8 @@ class JobViewSet(
     def get_queryset(self):
         return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
 
-    def perform_destroy(self, instance):
-        """A finished job goes with its metric points and files; its model stays. A queued or running one: 400."""
-        try:
-            services.delete_job(instance)
-        except DjangoValidationError as exc:
-            s.raise_drf(exc)
+    # A finished job goes with its metric points and files; its model stays. A queued or running one: 400.
+    delete_service = staticmethod(services.delete_job)
 
     @extend_schema(request=None, responses=s.JobSerializer)
     @action(detail=True, methods=["post"])
@@ -121,6 +129,28 @@ class JobViewSet(
             raise ValidationError({"after": "must be an integer"}) from None
         points = MetricPoint.objects.filter(job=job, seq__gt=after).order_by("seq")
         return Response(s.MetricPointSerializer(points, many=True).data)
+
+
+class SweepViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, DestroyThroughService,
+    viewsets.GenericViewSet,
+):
+    """Jobs over a grid of hyperparameters (and base models or teachers), ranked by validation accuracy."""
+
+    serializer_class = s.SweepSerializer
+
+    def get_queryset(self):
+        return Sweep.objects.visible_to(self.request.user).with_runs()
+
+    # A finished sweep goes with its jobs and their metrics; their models stay. Otherwise 400.
+    delete_service = staticmethod(services.delete_sweep)
+
+    @extend_schema(request=None, responses=s.SweepSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel every job of the sweep that has not finished."""
+        services.cancel_sweep(self.get_object())
+        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
 
 
 class ModelViewSet(

@@ -1,4 +1,5 @@
-// Dashboard: keep the jobs table's status badges and progress bars live over /ws/jobs/.
+// Dashboard and sweep page: keep the jobs table's status badges and progress bars live over /ws/jobs/. A table
+// with data-only-listed (a sweep's) ignores the user's other jobs.
 (function () {
   "use strict";
 
@@ -9,6 +10,7 @@
   var indicator = document.getElementById("live-indicator");
   if (!table || !("WebSocket" in window)) return;
 
+  var onlyListed = table.hasAttribute("data-only-listed");
   var unknownJobs = {};
   var newModels = 0;
 
@@ -42,6 +44,7 @@
     if (msg.type !== "status" || msg.job == null) return;
     var row = table.querySelector('tr[data-job-id="' + String(msg.job) + '"]');
     if (!row) {
+      if (onlyListed) return;
       unknownJobs[msg.job] = true;
       showNotice();
       return;

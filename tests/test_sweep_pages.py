@@ -1,0 +1,117 @@
+"""The dashboard's launch form: one value per field launches a job, several comma-separated values launch a
+sweep; the sweep page ranks its runs, links their models to Compare, and cancels or deletes the sweep."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jobs import services
+from jobs.models import Job, ModelRecord, Sweep
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset(user, sentiment_csv):
+    return services.create_dataset(user, "reviews", sentiment_csv)
+
+
+def _form(dataset, **fields) -> dict:
+    base = {
+        "kind": "finetune", "dataset": dataset.pk, "base_model": "all-MiniLM-L6-v2", "batch_size": "16",
+        "learning_rate": "2e-5", "epochs": "1", "max_length": "64", "seed": "42",
+    }  # fmt: skip
+    return base | fields
+
+
+def test_one_value_per_field_launches_one_job(logged_in, dataset):
+    response = logged_in.post("/jobs/new/", _form(dataset, learning_rate="5e-5"))
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
+    assert (job.sweep, job.params["learning_rate"], job.params["batch_size"], job.params["max_length"]) == (
+        None, 5e-5, 16, 64
+    )  # fmt: skip
+
+
+def test_several_values_launch_a_sweep_of_every_combination(logged_in, dataset, tiny_bert):
+    fields = _form(dataset, learning_rate="1e-5, 3e-5", seed="1,2", base_model=f"all-MiniLM-L6-v2, {tiny_bert}")
+    response = logged_in.post("/jobs/new/", fields)
+
+    sweep = Sweep.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/sweeps/{sweep.pk}/"
+    assert sweep.grid == {
+        "learning_rate": [1e-5, 3e-5], "seed": [1, 2], "base_model": ["all-MiniLM-L6-v2", str(tiny_bert)]
+    }  # fmt: skip
+    assert sweep.params == {"batch_size": 16, "epochs": 1, "max_length": 64}
+    jobs = sweep.jobs.order_by("pk")
+    assert len(jobs) == 8 and {j.params["batch_size"] for j in jobs} == {16}
+    assert [(j.params["learning_rate"], j.params["seed"], j.base_model) for j in jobs[:2]] == [
+        (1e-5, 1, "all-MiniLM-L6-v2"), (1e-5, 1, str(tiny_bert))
+    ]  # fmt: skip
+    page = logged_in.get(f"/sweeps/{sweep.pk}/").content.decode()
+    assert page.count('<tr data-job-id="') == 8 and "data-only-listed" in page
+    assert f'action="/sweeps/{sweep.pk}/cancel/"' in page and "js/jobs_live.js" in page
+    dashboard = logged_in.get("/").content.decode()
+    assert f'href="/sweeps/{sweep.pk}/"' in dashboard and "learning_rate, seed, base_model" in dashboard
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"learning_rate": "1e-5, fast"}, "&#x27;fast&#x27; is not a number"),
+        ({"epochs": "1, 1"}, "1 is given twice"),
+        ({"batch_size": "16, 0"}, "0 is below 1"),
+        ({"base_model": "all-MiniLM-L6-v2, /nowhere/model"}, "base_model=/nowhere/model: "),
+    ],
+)
+def test_bad_values_come_back_with_the_reason_and_launch_nothing(logged_in, dataset, fields, message):
+    response = logged_in.post("/jobs/new/", _form(dataset, **fields))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert (Job.objects.count(), Sweep.objects.count()) == (0, 0)
+
+
+def _succeed(job: Job, valid: float) -> ModelRecord:
+    record = ModelRecord.objects.create(
+        owner=job.owner, name=f"m{job.pk}", kind="finetune", params={}, label_names=["negative", "positive"],
+        metrics={"val/accuracy": valid, "test/accuracy": 0.5}, num_parameters=1, size_bytes=1,
+    )  # fmt: skip
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result_model=record, progress=1.0)
+    return record
+
+
+def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(logged_in, user, dataset):
+    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"learning_rate": [1e-5, 2e-5, 3e-5]})
+    first, second, third = sweep.jobs.order_by("pk")
+    models = [_succeed(first, 0.6), _succeed(second, 0.9), _succeed(third, 0.7)]
+
+    page = logged_in.get(f"/sweeps/{sweep.pk}/").content.decode()
+
+    best = re.search(r'<tr data-job-id="(\d+)" data-status="succeeded" class="best">', page)
+    assert best and int(best.group(1)) == second.pk
+    assert f"?models={models[1].pk},{models[2].pk},{models[0].pk}" in page
+    assert f'action="/sweeps/{sweep.pk}/delete/"' in page  # finished: it can go
+    assert "0.9000" in logged_in.get("/").content.decode()  # the dashboard's best valid acc
+
+
+def test_the_sweep_page_cancels_then_deletes_the_sweep(logged_in, user, dataset):
+    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"seed": [1, 2]})
+    refused = logged_in.post(f"/sweeps/{sweep.pk}/delete/", follow=True)
+    assert "cancel the sweep first" in refused.content.decode() and Sweep.objects.exists()
+
+    response = logged_in.post(f"/sweeps/{sweep.pk}/cancel/", follow=True)
+    assert "Cancel requested for 2 jobs." in response.content.decode()
+    assert set(sweep.jobs.values_list("status", flat=True)) == {"cancelled"}
+    response = logged_in.post(f"/sweeps/{sweep.pk}/delete/", follow=True)
+    assert response.redirect_chain == [("/", 302)]
+    assert (Sweep.objects.count(), Job.objects.count()) == (0, 0)
+
+
+def test_another_users_sweep_page_is_not_found(client, other_user, user, dataset):
+    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"seed": [1, 2]})
+    client.force_login(other_user)
+    assert client.get(f"/sweeps/{sweep.pk}/").status_code == 404
+    assert client.post(f"/sweeps/{sweep.pk}/cancel/").status_code == 404
+    assert set(sweep.jobs.values_list("status", flat=True)) == {"queued"}

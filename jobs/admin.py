@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Dataset, Job, MetricPoint, ModelRecord
+from .models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 
 
 @admin.register(Dataset)
@@ -14,7 +14,15 @@ class DatasetAdmin(admin.ModelAdmin):
 class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "owner", "dataset", "status", "progress", "created_at", "finished_at")
     list_filter = ("kind", "status")
-    raw_id_fields = ("dataset", "teacher", "result_model")
+    raw_id_fields = ("dataset", "teacher", "result_model", "sweep")
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "kind", "owner", "dataset", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "owner__username")
+    raw_id_fields = ("dataset", "teacher")
 
 
 @admin.register(MetricPoint)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from mlcore import catalogue
+from mlcore import catalogue, recipes
 from mlcore.config import DistillConfig, TrainConfig, config_defaults
 
 from .models import Dataset, Job, ModelRecord
@@ -87,15 +87,33 @@ class JobForm(forms.Form):
     max_train_samples = ValuesField(int, min_value=1, required=False)
     max_eval_samples = ValuesField(int, min_value=1, required=False)
     seed = ValuesField(int, min_value=0, help_text="Several seeds measure the noise.")
+    truncation = forms.ChoiceField(
+        choices=[("head", "head: the start of the text"), ("head_tail", "head_tail: its start and its end")],
+        help_text="How a text longer than max_length is cut.",
+    )
+    scheduler = forms.ChoiceField(
+        choices=[("exponential", "exponential (the study's)"), ("linear", "linear, after a warm-up")],
+        help_text="Learning-rate schedule.",
+    )
+    warmup_ratio = ValuesField(float, min_value=0, max_value=1, help_text="Linear: share of the steps warming up.")
+    weight_decay = ValuesField(float, min_value=0, help_text="AdamW; never on biases and LayerNorm.")
     alpha = ValuesField(
         float, min_value=0, max_value=1, required=False, help_text="Distil: weight of the soft (KL) loss."
     )
     temperature = ValuesField(float, min_value=0.01, required=False, help_text="Distil: softmax temperature.")
+    student_layers = ValuesField(
+        int, min_value=1, required=False, help_text="Distil: layers the derived student keeps (empty: every other)."
+    )
+    hidden_loss_weight = ValuesField(
+        float, min_value=0, required=False, help_text="Distil: weight of the hidden-state (MSE) loss."
+    )
 
     TRAIN_FIELDS = (
-        "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed"
+        "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
+        "truncation", "scheduler", "warmup_ratio", "weight_decay",
     )  # fmt: skip
-    DISTILL_FIELDS = ("alpha", "temperature")
+    DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
+    CHOICE_FIELDS = ("truncation", "scheduler")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,6 +124,18 @@ class JobForm(forms.Form):
             default = defaults.get(name)
             self.fields[name].initial = "" if default is None else str(default)
 
+    @classmethod
+    def recipe_values(cls) -> dict[str, dict[str, dict]]:
+        """{recipe: {kind: {field: value}}}: what choosing a recipe puts in the form's fields (its values over the
+        defaults; the dashboard's script fills them in, so what is sent is what the fields show)."""
+        names = cls.TRAIN_FIELDS + cls.DISTILL_FIELDS
+        defaults = {"finetune": config_defaults(TrainConfig), "distill": config_defaults(DistillConfig)}
+        return {
+            name: {kind: {f: v for f, v in {**defaults[kind], **r.params(kind)}.items() if f in names}
+                   for kind in defaults}
+            for name, r in recipes.RECIPES.items()
+        }  # fmt: skip
+
     def clean_base_model(self) -> list[str]:
         names = [name.strip() for name in self.cleaned_data["base_model"].split(",") if name.strip()]
         if len(set(names)) != len(names):
@@ -115,7 +145,8 @@ class JobForm(forms.Form):
     def _values(self) -> dict[str, list]:
         distill = self.cleaned_data["kind"] == Job.Kind.DISTILL
         names = self.TRAIN_FIELDS + (self.DISTILL_FIELDS if distill else ())
-        values = {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n)}
+        data = {n: [self.cleaned_data[n]] if n in self.CHOICE_FIELDS else self.cleaned_data.get(n) for n in names}
+        values = {n: v for n, v in data.items() if v}
         if not distill and self.cleaned_data["base_model"]:
             values["base_model"] = self.cleaned_data["base_model"]
         return values

@@ -30,7 +30,7 @@ from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from mlcore import catalogue
+from mlcore import catalogue, recipes
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict
 from mlcore.data import DataError, TextDataset, detect_format, read_table
 
@@ -294,9 +294,13 @@ def create_job(
     base_model: str = "",
     teacher: ModelRecord | None = None,
     sweep: Sweep | None = None,
+    recipe: str = "",
 ) -> Job:
-    """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits."""
+    """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits.
+    A recipe (mlcore.recipes) fills in the parameters the request leaves out."""
     params = dict(params or {})
+    if recipe and kind in recipes.KINDS:  # another kind is refused below
+        params = {**recipe_params(recipe, kind), **params}
     params.setdefault("checkpoint_every", settings.DISTILLERY_CHECKPOINT_EVERY)
     config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
     try:
@@ -361,12 +365,16 @@ def create_sweep(
     base_model: str = "",
     teacher: ModelRecord | None = None,
     name: str = "",
+    recipe: str = "",
 ) -> Sweep:
     """Queue one job per combination of the grid's values, all or none: a combination that create_job refuses
     refuses the sweep, naming it. A grid may vary hyperparameters, and base_model (fine-tune) or teacher
     (distillation, model ids) to compare several."""
     params = dict(params or {})
     axes = _check_grid(kind, grid, params)
+    if recipe:  # stored expanded, so the sweep shows what its jobs share; the grid overrides the recipe
+        preset = recipe_params(recipe, kind)
+        params = {**{k: v for k, v in preset.items() if k not in grid}, **params}
     if ("base_model" in axes and base_model) or ("teacher" in axes and teacher is not None):
         raise ValidationError({"grid": f"{SWEEP_AXES[kind]} is both fixed and swept; choose one"})
     teachers = {}
@@ -539,6 +547,19 @@ def _config_dict(config: TrainConfig) -> dict:
 
 def job_defaults() -> dict:
     return {"finetune": config_defaults(TrainConfig), "distill": config_defaults(DistillConfig)}
+
+
+def recipe_params(name: str, kind: str) -> dict:
+    """The parameters recipe `name` sets for a job kind; a ValidationError naming the known recipes otherwise."""
+    try:
+        return recipes.recipe(name).params(kind)
+    except ValueError as exc:
+        raise ValidationError({"recipe": str(exc)}) from None
+
+
+def job_recipes() -> dict:
+    """Each recipe's summary and the parameters it sets per job kind (over job_defaults())."""
+    return {name: r.to_dict() for name, r in recipes.RECIPES.items()}
 
 
 def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | None:

@@ -24,6 +24,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 @login_required
 def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None):
     from mlcore.catalogue import hub_online
+    from mlcore.recipes import RECIPES
 
     user = request.user
     folders = services.dataset_folders()
@@ -36,6 +37,9 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
         "hub_form": (hub_form or DatasetHubForm()) if hub_online() else None,
         "job_form": job_form or JobForm(user=user),
+        "recipes": list(RECIPES.values()),
+        "recipe_values": JobForm.recipe_values(),
+        "recipe_summaries": {name: r.summary for name, r in RECIPES.items()},
     }
     status = 400 if (upload_form or job_form or folder_form or hub_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)

@@ -21,7 +21,8 @@ def dataset(user, sentiment_csv):
 def _form(dataset, **fields) -> dict:
     base = {
         "kind": "finetune", "dataset": dataset.pk, "base_model": "all-MiniLM-L6-v2", "batch_size": "16",
-        "learning_rate": "2e-5", "epochs": "1", "max_length": "64", "seed": "42",
+        "learning_rate": "2e-5", "epochs": "1", "max_length": "64", "seed": "42", "truncation": "head",
+        "scheduler": "exponential", "warmup_ratio": "0", "weight_decay": "0",
     }  # fmt: skip
     return base | fields
 
@@ -44,7 +45,10 @@ def test_several_values_launch_a_sweep_of_every_combination(logged_in, dataset, 
     assert sweep.grid == {
         "learning_rate": [1e-5, 3e-5], "seed": [1, 2], "base_model": ["all-MiniLM-L6-v2", str(tiny_bert)]
     }  # fmt: skip
-    assert sweep.params == {"batch_size": 16, "epochs": 1, "max_length": 64}
+    assert sweep.params == {
+        "batch_size": 16, "epochs": 1, "max_length": 64, "truncation": "head", "scheduler": "exponential",
+        "warmup_ratio": 0.0, "weight_decay": 0.0,
+    }  # fmt: skip
     jobs = sweep.jobs.order_by("pk")
     assert len(jobs) == 8 and {j.params["batch_size"] for j in jobs} == {16}
     assert [(j.params["learning_rate"], j.params["seed"], j.base_model) for j in jobs[:2]] == [

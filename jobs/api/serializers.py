@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from mlcore import recipes
+
 from .. import services
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 
@@ -88,7 +90,15 @@ class OwnReferences:
         return fields
 
 
+RECIPE_HELP = "a preset that fills in the params left out: " + "; ".join(
+    f"{name}: {r.summary}" for name, r in recipes.RECIPES.items()
+)
+
+
 class JobSerializer(OwnReferences, serializers.ModelSerializer):
+    recipe = serializers.ChoiceField(
+        choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
+    )
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
     params = serializers.DictField(required=False, default=dict)
@@ -99,7 +109,7 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
         fields = [
             "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "phase", "error",
             "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
-            "model", "input_filename", "output", "sweep",
+            "model", "input_filename", "output", "sweep", "recipe",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
@@ -123,6 +133,9 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
 
 
 class SweepSerializer(OwnReferences, serializers.ModelSerializer):
+    recipe = serializers.ChoiceField(
+        choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
+    )
     kind = serializers.ChoiceField(choices=[Job.Kind.FINETUNE, Job.Kind.DISTILL])
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
@@ -138,7 +151,9 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
 
     class Meta:
         model = Sweep
-        fields = ["id", "name", "kind", "dataset", "base_model", "teacher", "params", "grid", "created_at", "runs"]
+        fields = [
+            "id", "name", "kind", "dataset", "base_model", "teacher", "params", "grid", "recipe", "created_at", "runs"
+        ]  # fmt: skip
         read_only_fields = ["created_at"]
 
     def get_runs(self, obj) -> dict:

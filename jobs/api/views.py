@@ -335,8 +335,11 @@ def _prediction(p) -> dict:
 
 
 class CatalogueView(APIView):
-    """Base models a fine-tune job can start from, and the default hyperparameters of each job kind."""
+    """Base models a fine-tune job can start from, the default hyperparameters of each job kind, and the recipes
+    (presets) a job or sweep can ask for."""
 
     @extend_schema(responses=dict)
     def get(self, request):
-        return Response({"models": catalogue.catalogue(), "defaults": services.job_defaults()})
+        return Response(
+            {"models": catalogue.catalogue(), "defaults": services.job_defaults(), "recipes": services.job_recipes()}
+        )

@@ -140,7 +140,9 @@ def job_create(request):
 
 @login_required
 def job_detail(request, pk):
-    job = get_object_or_404(Job.objects.visible_to(request.user).select_related("dataset", "result_model"), pk=pk)
+    job = get_object_or_404(
+        Job.objects.visible_to(request.user).select_related("dataset", "result_model", "sweep"), pk=pk
+    )
     return render(request, "jobs/job_detail.html", {"job": job})
 
 

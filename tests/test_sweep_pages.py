@@ -97,6 +97,8 @@ def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(lo
     assert best and int(best.group(1)) == second.pk
     assert f"?models={models[1].pk},{models[2].pk},{models[0].pk}" in page
     assert f'action="/sweeps/{sweep.pk}/delete/"' in page  # finished: it can go
+    for url in (f"/jobs/{second.pk}/", f"/models/{models[1].pk}/"):  # both lead back to the sweep
+        assert f'href="/sweeps/{sweep.pk}/" id="sweep-link"' in logged_in.get(url).content.decode()
     assert "0.9000" in logged_in.get("/").content.decode()  # the dashboard's best valid acc
 
 

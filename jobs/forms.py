@@ -73,6 +73,10 @@ class JobForm(forms.Form):
 
     kind = forms.ChoiceField(choices=[(k.value, k.label) for k in (Job.Kind.FINETUNE, Job.Kind.DISTILL)])
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
+    test_dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.none(), required=False, empty_label="— hold out a share of the dataset —",
+        label="Test on", help_text="An official test set (e.g. IMDB's test folder), or a share held out.",
+    )  # fmt: skip
     base_model = forms.CharField(
         max_length=2000, required=False, initial=catalogue.BUNDLED_ID,
         help_text="Fine-tune: a catalogue id, a hub id or a local model folder; several, comma-separated, to compare.",
@@ -117,7 +121,7 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].queryset = Dataset.objects.visible_to(user)
+        self.fields["dataset"].queryset = self.fields["test_dataset"].queryset = Dataset.objects.visible_to(user)
         self.fields["teacher"].queryset = ModelRecord.objects.visible_to(user)
         defaults = {**config_defaults(TrainConfig), **config_defaults(DistillConfig)}
         for name in self.TRAIN_FIELDS + self.DISTILL_FIELDS:

@@ -58,6 +58,7 @@ class Sweep(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=[("finetune", "Fine-tune"), ("distill", "Distil")])
     dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="sweeps")
+    test_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     base_model = models.CharField(max_length=300, blank=True, help_text="Fine-tune: the base model, unless swept.")
     teacher = models.ForeignKey(
         "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
@@ -96,6 +97,11 @@ class Job(models.Model):
     dataset = models.ForeignKey(
         Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", help_text="Training data."
     )
+    test_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="test_jobs",
+        help_text="An official test set (IMDB's, say) the final test runs on; without it a share of the training "
+        "data is held out.",
+    )  # fmt: skip
     base_model = models.CharField(max_length=300, blank=True, help_text="Catalogue id, hub id or folder.")
     teacher = models.ForeignKey(
         "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="student_jobs"

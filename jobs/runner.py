@@ -287,13 +287,18 @@ def _classify_file(job: Job) -> None:
 def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
     from mlcore import distill, train  # torch loads here, in the worker only
 
+    test = services.load_dataset(job.test_dataset) if job.test_dataset_id else None
     with job_callback(job) as callback:
         if job.kind == Job.Kind.DISTILL:
             config = config_from_dict(DistillConfig, job.params)
             teacher_dir = services.model_dir(job.teacher)
-            return distill.distill(data, teacher_dir, output_dir, config, callback, checkpoint_dir=checkpoints)
+            return distill.distill(
+                data, teacher_dir, output_dir, config, callback, checkpoint_dir=checkpoints, test_dataset=test
+            )
         config = config_from_dict(TrainConfig, job.params)
-        return train.finetune(data, job.base_model, output_dir, config, callback, checkpoint_dir=checkpoints)
+        return train.finetune(
+            data, job.base_model, output_dir, config, callback, checkpoint_dir=checkpoints, test_dataset=test
+        )
 
 
 def _int8_report(job: Job, data: TextDataset, model_dir: str, exports: str) -> dict:

@@ -295,6 +295,7 @@ def create_job(
     teacher: ModelRecord | None = None,
     sweep: Sweep | None = None,
     recipe: str = "",
+    test_dataset: Dataset | None = None,
 ) -> Job:
     """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits.
     A recipe (mlcore.recipes) fills in the parameters the request leaves out."""
@@ -329,6 +330,13 @@ def create_job(
         hint = "; classify a file with POST /api/classify/file/" if kind == Job.Kind.CLASSIFY else ""
         raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill{hint}"})
 
+    if test_dataset is not None:
+        unknown = sorted(set(test_dataset.labels) - set(dataset.labels))
+        if unknown:
+            raise ValidationError(
+                {"test_dataset": f"its labels {unknown} are not among the training dataset's {dataset.labels}"}
+            )
+
     from .tasks import run_job  # tasks imports services; import here to keep the cycle one-way
 
     task_id = uuid.uuid4().hex
@@ -342,6 +350,7 @@ def create_job(
             params=_config_dict(config),
             celery_task_id=task_id,
             sweep=sweep,
+            test_dataset=test_dataset,
         )
         transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id))
         # After the commit: a job rolled back with its sweep was never there.
@@ -366,6 +375,7 @@ def create_sweep(
     teacher: ModelRecord | None = None,
     name: str = "",
     recipe: str = "",
+    test_dataset: Dataset | None = None,
 ) -> Sweep:
     """Queue one job per combination of the grid's values, all or none: a combination that create_job refuses
     refuses the sweep, naming it. A grid may vary hyperparameters, and base_model (fine-tune) or teacher
@@ -388,7 +398,8 @@ def create_sweep(
         teachers = visible
     with transaction.atomic():
         sweep = Sweep.objects.create(
-            owner=owner, kind=kind, dataset=dataset, params=params, grid=grid, base_model=base_model, teacher=teacher,
+            owner=owner, kind=kind, dataset=dataset, test_dataset=test_dataset, params=params, grid=grid,
+            base_model=base_model, teacher=teacher,
             name=name or f"{Job.Kind(kind).label} sweep over {', '.join(axes)}",
         )  # fmt: skip
         for values in itertools.product(*(grid[axis] for axis in axes)):
@@ -399,7 +410,7 @@ def create_sweep(
                     owner, kind=kind, dataset=dataset, params={**params, **job_params},
                     base_model=combination.get("base_model", base_model),
                     teacher=teachers[combination["teacher"]] if "teacher" in combination else teacher,
-                    sweep=sweep,
+                    sweep=sweep, test_dataset=test_dataset,
                 )  # fmt: skip
             except ValidationError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in combination.items())

@@ -124,6 +124,7 @@ def job_create(request):
         params, grid = form.params(), form.grid()
         what = {
             "kind": form.cleaned_data["kind"], "dataset": form.cleaned_data["dataset"],
+            "test_dataset": form.cleaned_data["test_dataset"],
             "base_model": params.pop("base_model", ""), "teacher": form.cleaned_data["teacher"], "params": params,
         }  # fmt: skip
         try:
@@ -141,7 +142,7 @@ def job_create(request):
 @login_required
 def job_detail(request, pk):
     job = get_object_or_404(
-        Job.objects.visible_to(request.user).select_related("dataset", "result_model", "sweep"), pk=pk
+        Job.objects.visible_to(request.user).select_related("dataset", "test_dataset", "result_model", "sweep"), pk=pk
     )
     return render(request, "jobs/job_detail.html", {"job": job})
 
@@ -159,7 +160,7 @@ def job_cancel(request, pk):
 @login_required
 def sweep_detail(request, pk):
     sweep = get_object_or_404(
-        Sweep.objects.visible_to(request.user).with_runs().select_related("dataset", "teacher"), pk=pk
+        Sweep.objects.visible_to(request.user).with_runs().select_related("dataset", "test_dataset", "teacher"), pk=pk
     )
     summary = services.sweep_runs(sweep)
     ranked = sorted((r for r in summary["runs"] if r["model"]), key=lambda r: -(r["valid_accuracy"] or 0))

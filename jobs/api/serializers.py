@@ -85,7 +85,7 @@ class OwnReferences:
         fields = super().get_fields()
         request = self.context.get("request")
         if request is not None:
-            fields["dataset"].queryset = Dataset.objects.visible_to(request.user)
+            fields["dataset"].queryset = fields["test_dataset"].queryset = Dataset.objects.visible_to(request.user)
             fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
         return fields
 
@@ -95,11 +95,20 @@ RECIPE_HELP = "a preset that fills in the params left out: " + "; ".join(
 )
 
 
+TEST_DATASET_HELP = (
+    "a dataset of yours to run the final test on (an official test set, e.g. IMDB's test folder); its labels must be "
+    "among the training dataset's. Without it test_fraction of the training data is held out."
+)
+
+
 class JobSerializer(OwnReferences, serializers.ModelSerializer):
     recipe = serializers.ChoiceField(
         choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
     )
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
+    test_dataset = serializers.PrimaryKeyRelatedField(
+        queryset=Dataset.objects.none(), required=False, allow_null=True, help_text=TEST_DATASET_HELP
+    )
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
     params = serializers.DictField(required=False, default=dict)
     base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
@@ -107,8 +116,8 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "dataset", "base_model", "teacher", "params", "status", "progress", "phase", "error",
-            "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
+            "id", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "status", "progress",
+            "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
             "model", "input_filename", "output", "sweep", "recipe",
         ]
         read_only_fields = [
@@ -138,6 +147,9 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
     )
     kind = serializers.ChoiceField(choices=[Job.Kind.FINETUNE, Job.Kind.DISTILL])
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
+    test_dataset = serializers.PrimaryKeyRelatedField(
+        queryset=Dataset.objects.none(), required=False, allow_null=True, help_text=TEST_DATASET_HELP
+    )
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
     base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -152,7 +164,8 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
     class Meta:
         model = Sweep
         fields = [
-            "id", "name", "kind", "dataset", "base_model", "teacher", "params", "grid", "recipe", "created_at", "runs"
+            "id", "name", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "grid", "recipe",
+            "created_at", "runs",
         ]  # fmt: skip
         read_only_fields = ["created_at"]
 

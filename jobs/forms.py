@@ -129,6 +129,19 @@ class JobForm(forms.Form):
             self.fields[name].initial = "" if default is None else str(default)
 
     @classmethod
+    def initial_from(cls, job: Job) -> dict:
+        """The form's fields as `job` was launched, to launch it again with changes."""
+        initial = {
+            "kind": job.kind, "dataset": job.dataset_id, "test_dataset": job.test_dataset_id,
+            "base_model": job.base_model if job.kind == Job.Kind.FINETUNE else "", "teacher": job.teacher_id,
+        }  # fmt: skip
+        for name in cls.TRAIN_FIELDS + cls.DISTILL_FIELDS:
+            if name in job.params:
+                value = job.params[name]
+                initial[name] = value if name in cls.CHOICE_FIELDS else "" if value is None else str(value)
+        return initial
+
+    @classmethod
     def recipe_values(cls) -> dict[str, dict[str, dict]]:
         """{recipe: {kind: {field: value}}}: what choosing a recipe puts in the form's fields (its values over the
         defaults; the dashboard's script fills them in, so what is sent is what the fields show)."""

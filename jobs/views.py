@@ -36,13 +36,24 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
         "upload_form": upload_form or DatasetUploadForm(),
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
         "hub_form": (hub_form or DatasetHubForm()) if hub_online() else None,
-        "job_form": job_form or JobForm(user=user),
+        "job_form": job_form or JobForm(user=user, initial=_launch_again(request)),
         "recipes": list(RECIPES.values()),
         "recipe_values": JobForm.recipe_values(),
         "recipe_summaries": {name: r.summary for name, r in RECIPES.items()},
     }
     status = 400 if (upload_form or job_form or folder_form or hub_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)
+
+
+def _launch_again(request) -> dict | None:
+    """?again=<job id>: the launch form filled in as that job was (fine-tune and distil jobs of the user's)."""
+    if "again" not in request.GET:
+        return None
+    jobs = Job.objects.visible_to(request.user).exclude(kind=Job.Kind.CLASSIFY)
+    try:
+        return JobForm.initial_from(jobs.get(pk=int(request.GET["again"])))
+    except (ValueError, Job.DoesNotExist):
+        raise Http404("no such job of yours to launch again") from None
 
 
 @login_required

@@ -121,3 +121,21 @@ def test_another_users_sweep_page_is_not_found(client, other_user, user, dataset
     assert client.get(f"/sweeps/{sweep.pk}/").status_code == 404
     assert client.post(f"/sweeps/{sweep.pk}/cancel/").status_code == 404
     assert set(sweep.jobs.values_list("status", flat=True)) == {"queued"}
+
+
+def test_launch_again_fills_the_form_as_the_job_was_launched(logged_in, user, dataset, other_user):
+    job = services.create_job(
+        user, kind="finetune", dataset=dataset, test_dataset=dataset, recipe="best", params={"seed": 7}
+    )
+    assert f'href="/?again={job.pk}#new-job"' in logged_in.get(f"/jobs/{job.pk}/").content.decode()
+
+    html = logged_in.get(f"/?again={job.pk}").content.decode()
+
+    for name, value in (("learning_rate", "5e-05"), ("batch_size", "32"), ("epochs", "2"), ("seed", "7"),
+                        ("warmup_ratio", "0.06"), ("base_model", "all-MiniLM-L6-v2")):  # fmt: skip
+        assert re.search(rf'name="{name}" value="{re.escape(value)}"', html), name
+    assert '<option value="head_tail" selected>' in html and '<option value="linear" selected>' in html
+    assert html.count(f'<option value="{dataset.pk}" selected>') == 2  # trained and tested on it
+    assert logged_in.get("/?again=999999").status_code == 404
+    logged_in.force_login(other_user)
+    assert logged_in.get(f"/?again={job.pk}").status_code == 404

@@ -16,6 +16,19 @@ from jobs.api.throttles import LEASE_MAX, ClassifyRateThrottle, QuotaLeases
 _users = itertools.count(10_000_000)  # ids no test user has, so Redis counts of other tests never mix in
 
 
+def _fresh_user() -> int:
+    """The next unused user id with its day's count cleared: the windows outlive a test run, and the ids come
+    again in the next run against the same Redis."""
+    import redis as sync_redis
+
+    uid = next(_users)
+    throttle = ClassifyRateThrottle()
+    throttle.duration = 86_400  # the day-long window the tests set
+    with sync_redis.Redis.from_url(django_settings.REDIS_URL) as client:
+        client.delete(throttle.window_key(uid)[0])
+    return uid
+
+
 @pytest.fixture
 def rate(settings):
     """A rate of 100 requests per user and day."""
@@ -50,7 +63,7 @@ def _run(coro_fn):
 
 def test_one_process_serves_exactly_the_rate_in_few_round_trips(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"classify": "1000/day"}}
-    user = next(_users)
+    user = _fresh_user()
 
     async def go(client):
         redis_ = CountingRedis(client)
@@ -70,7 +83,7 @@ def test_one_process_serves_exactly_the_rate_in_few_round_trips(settings):
 
 
 def test_processes_and_concurrent_requests_share_one_rate(rate):
-    user = next(_users)
+    user = _fresh_user()
 
     async def go(client):
         redis_ = CountingRedis(client)
@@ -87,7 +100,7 @@ def test_processes_and_concurrent_requests_share_one_rate(rate):
 def test_the_drf_view_and_the_fast_path_count_in_the_same_window(rate, db):
     from django.core.cache import cache
 
-    user = next(_users)
+    user = _fresh_user()
     throttle = ClassifyRateThrottle()
     key = throttle.window_key(user)[0]
     cache.set(key.split(":", 2)[2], rate - 3, 86_401)  # the DRF view has counted 97 requests

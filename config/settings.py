@@ -153,6 +153,7 @@ SERVESTATIC_USE_FINDERS = True
 
 # Uploads: the dataset size limit is enforced by the form and the API; Django spools large bodies to disk.
 DISTILLERY_MAX_UPLOAD_MB = env_int("DISTILLERY_MAX_UPLOAD_MB", 200)
+DISTILLERY_MAX_MODEL_UPLOAD_MB = env_int("DISTILLERY_MAX_MODEL_UPLOAD_MB", 2048)  # a model zip, and its files
 # Server folders users may import datasets from (IMDB layout, mlcore.folders); none by default.
 DISTILLERY_DATASET_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DISTILLERY_DATASET_ROOTS", [])]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -177,6 +177,11 @@ class JobForm(forms.Form):
         return {n: v for n, v in self._values().items() if len(v) > 1}
 
 
+class ModelImportForm(forms.Form):
+    file = forms.FileField(label="Model (.zip)", help_text="A Distillery download, or an HF classifier folder zipped.")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the zip's name.")
+
+
 class ClassifyForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=100_000, strip=True)
 

@@ -775,6 +775,27 @@ def import_model(
     return promote(record) if promote_it else record
 
 
+def import_model_archive(owner, upload, *, name: str = "") -> tuple[ModelRecord, list[str]]:
+    """Register an uploaded zip of a model folder (a Distillery download, or any HF sequence-classification
+    folder with safetensors weights): unpacked safely, loaded once to check it, stored as an imported record.
+    Returns the record and the archive's files it left out (see mlcore.artifacts.unpack_model_archive)."""
+    from mlcore.artifacts import ArchiveError, unpack_model_archive
+    from mlcore.loading import ModelLoadError
+
+    limit_mb = settings.DISTILLERY_MAX_MODEL_UPLOAD_MB
+    if upload.size > limit_mb * 2**20:
+        raise ValidationError({"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {limit_mb} MB"})
+    with _local_upload(upload) as path, tempfile.TemporaryDirectory(prefix="distillery-import-") as tmp:
+        folder = Path(tmp) / "model"
+        try:
+            skipped = unpack_model_archive(path, folder, max_bytes=limit_mb * 2**20)
+            record = import_model(owner, folder, name=name or Path(upload.name).stem)
+        except (ArchiveError, ModelLoadError) as exc:  # without the server's temporary path
+            message = str(exc).replace(f"model {str(folder)!r}", "the archive's model")
+            raise ValidationError({"file": message}) from None
+    return record, skipped
+
+
 def delete_model(record: ModelRecord) -> None:
     """Delete a model record; its files go once the deletion commits (jobs.signals). A promoted model, or one
     that jobs name as their teacher or classifier, is refused with the reason."""

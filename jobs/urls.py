@@ -15,6 +15,7 @@ urlpatterns = [
     path("sweeps/<int:pk>/", views.sweep_detail, name="sweep-detail"),
     path("sweeps/<int:pk>/cancel/", views.sweep_cancel, name="sweep-cancel"),
     path("sweeps/<int:pk>/delete/", views.sweep_delete, name="sweep-delete"),
+    path("models/import/", views.model_import, name="model-import"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
     path("models/<int:pk>/delete/", views.model_delete, name="model-delete"),

@@ -11,7 +11,15 @@ from django.views.decorators.http import require_POST
 
 from . import compare, services, serving
 from .api import views as api_views
-from .forms import ClassifyFileForm, ClassifyForm, DatasetFolderForm, DatasetHubForm, DatasetUploadForm, JobForm
+from .forms import (
+    ClassifyFileForm,
+    ClassifyForm,
+    DatasetFolderForm,
+    DatasetHubForm,
+    DatasetUploadForm,
+    JobForm,
+    ModelImportForm,
+)
 from .health import health_status
 from .models import Dataset, Job, ModelRecord, Sweep
 
@@ -22,7 +30,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 @login_required
-def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None):
+def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None, model_form=None):
     from mlcore.catalogue import hub_online
     from mlcore.recipes import RECIPES
 
@@ -37,11 +45,12 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
         "hub_form": (hub_form or DatasetHubForm()) if hub_online() else None,
         "job_form": job_form or JobForm(user=user, initial=_launch_again(request)),
+        "model_form": model_form or ModelImportForm(),
         "recipes": list(RECIPES.values()),
         "recipe_values": JobForm.recipe_values(),
         "recipe_summaries": {name: r.summary for name, r in RECIPES.items()},
     }
-    status = 400 if (upload_form or job_form or folder_form or hub_form) else 200
+    status = 400 if (upload_form or job_form or folder_form or hub_form or model_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)
 
 
@@ -255,6 +264,24 @@ def model_promote(request, pk):
     services.promote(record)
     messages.success(request, f"{record.name} now serves your classify requests.")
     return redirect(request.POST.get("next") or "dashboard")
+
+
+@login_required
+@require_POST
+def model_import(request):
+    form = ModelImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            record, skipped = services.import_model_archive(
+                request.user, form.cleaned_data["file"], name=form.cleaned_data["name"]
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            left = f"; left out {len(skipped)} file{'s' if len(skipped) != 1 else ''} ({', '.join(skipped)})"
+            messages.success(request, f"Imported {record.name}{left if skipped else ''}.")
+            return redirect("model-detail", pk=record.pk)
+    return dashboard(request, model_form=form)
 
 
 @login_required

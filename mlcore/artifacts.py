@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -86,3 +87,72 @@ def zip_chunks(
                 yield out
     if out := sink.take():  # the central directory
         yield out
+
+
+class ArchiveError(ValueError):
+    """A model archive that cannot be unpacked safely; the message says why."""
+
+
+# What a model folder may hold when it comes from outside: configs, tokenizers and safetensors weights. Pickled
+# weights (.bin, .pt) could run code when loaded, and a model's own ONNX export is made where it is served, so
+# neither is taken from an upload.
+_ACCEPTED = re.compile(
+    r"(config\.json|generation_config\.json|distillery\.json|tokenizer\.json|tokenizer_config\.json"
+    r"|special_tokens_map\.json|added_tokens\.json|vocab\.txt|vocab\.json|merges\.txt|spiece\.model"
+    r"|sentencepiece\.bpe\.model|model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json)"
+)
+
+
+_TOKENIZER_FILES = {"tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model"}
+
+
+def unpack_model_archive(
+    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, max_bytes: int
+) -> list[str]:
+    """Unpack a zip of a model folder (as Distillery's download makes it, or the files of any HF
+    sequence-classification folder, at its top or in one folder) into `target`; return the names it skipped.
+
+    Only configs, tokenizer files and safetensors weights are taken; members that would land outside the
+    folder, and archives whose files add up to more than max_bytes (counted as they are read: a zip's directory
+    can lie), raise ArchiveError. `target` should be a fresh temporary folder: after an error it may hold part of
+    the files."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            names = [m.filename for m in members]
+            if not members:
+                raise ArchiveError("the archive is empty")
+            for name in names:
+                parts = name.replace("\\", "/").split("/")
+                if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+                    raise ArchiveError(f"{name!r} would land outside the model's folder")
+            tops = {n.split("/")[0] for n in names if "/" in n}
+            prefix = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
+            chosen, skipped = {}, []
+            for member in members:
+                base = member.filename[len(prefix):]
+                if "/" in base or not _ACCEPTED.fullmatch(base):
+                    skipped.append(member.filename)
+                    continue
+                chosen[base] = member
+            if sum(m.file_size for m in chosen.values()) > max_bytes:
+                raise ArchiveError(f"the model's files add up to more than {max_bytes / 2**20:.0f} MB")
+            if "config.json" not in chosen:
+                raise ArchiveError("no config.json: zip the folder that holds the model's config.json")
+            if not chosen.keys() & _TOKENIZER_FILES:
+                raise ArchiveError("no tokenizer files (tokenizer.json or vocab.txt): zip the folder it was saved in")
+            if not any(name.endswith(".safetensors") for name in chosen):
+                raise ArchiveError("no safetensors weights (model.safetensors); pickled .bin weights are not taken")
+            folder = Path(target)
+            folder.mkdir(parents=True, exist_ok=True)
+            written = 0
+            for base, member in chosen.items():
+                with zf.open(member) as src, open(folder / base, "wb") as dst:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        if written > max_bytes:  # the directory's sizes can lie
+                            raise ArchiveError(f"the model's files add up to more than {max_bytes / 2**20:.0f} MB")
+                        dst.write(block)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"not a zip archive: {exc}") from None
+    return skipped

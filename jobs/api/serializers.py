@@ -205,6 +205,24 @@ class ModelRecordSerializer(serializers.ModelSerializer):
         return job.pk if job else None
 
 
+class ModelUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="A zip of a model folder: a Distillery download, or any HF sequence-classification folder with "
+        "config.json, tokenizer files and safetensors weights (at the zip's top or in one folder)."
+    )
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Default: the zip's name.")
+
+    def create(self, validated_data):
+        try:
+            record, skipped = services.import_model_archive(
+                self.context["request"].user, validated_data["file"], name=validated_data.get("name", "")
+            )
+        except DjangoValidationError as exc:
+            raise_drf(exc)
+        record.skipped = skipped
+        return record
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that refuses numbers and booleans instead of turning them into strings."""
 

@@ -159,6 +159,17 @@ class ModelViewSet(
 ):
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+
+    @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})
+    def create(self, request):
+        """Import a model from a zip (201: the record, plus `skipped`: the archive's files it left out). Only
+        configs, tokenizer files and safetensors weights are taken; it is loaded once to check it."""
+        upload = s.ModelUploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        record = upload.save()
+        body = self.get_serializer(record).data | {"skipped": record.skipped}
+        return Response(body, status=201)
 
     def perform_update(self, serializer):
         if serializer.instance.owner_id != self.request.user.pk:

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class OwnedQuerySet(models.QuerySet):
@@ -147,6 +148,17 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds of training left at the pace so far: for a running job past 1% of its steps, on its first
+        run (a resumed one's pace since its restart says little); None otherwise."""
+        if self.status != self.Status.RUNNING or self.attempts > 1 or not self.started_at:
+            return None
+        if not 0.01 <= self.progress < 1:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return round(max(elapsed, 0.0) * (1 - self.progress) / self.progress, 1)
+
     def to_event(self) -> dict:
         """The status message sent over websockets (and the shape the job page reads)."""
         return {
@@ -155,6 +167,7 @@ class Job(models.Model):
             "kind": self.kind,
             "status": self.status,
             "progress": round(self.progress, 4),
+            "eta_seconds": self.eta_seconds,
             "phase": self.phase,
             "error": self.error,
             "cancel_requested": self.cancel_requested,

@@ -643,6 +643,14 @@ def checkpoint_dir(job: Job) -> Path:
     return Path(settings.DISTILLERY_CHECKPOINT_DIR) / f"job-{job.pk}"
 
 
+def jobs_ahead(job: Job) -> int | None:
+    """How many queued jobs (anyone's) wait before a queued one on its Celery queue; None if it is not queued."""
+    if job.status != Job.Status.QUEUED:
+        return None
+    same_queue = [Job.Kind.CLASSIFY] if job.kind == Job.Kind.CLASSIFY else [Job.Kind.FINETUNE, Job.Kind.DISTILL]
+    return Job.objects.filter(status=Job.Status.QUEUED, kind__in=same_queue, pk__lt=job.pk).count()
+
+
 def request_cancel(job: Job) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next batch."""
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(

@@ -164,7 +164,7 @@ def job_detail(request, pk):
     job = get_object_or_404(
         Job.objects.visible_to(request.user).select_related("dataset", "test_dataset", "result_model", "sweep"), pk=pk
     )
-    return render(request, "jobs/job_detail.html", {"job": job})
+    return render(request, "jobs/job_detail.html", {"job": job, "jobs_ahead": services.jobs_ahead(job)})
 
 
 @login_required

@@ -118,7 +118,7 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
         fields = [
             "id", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "status", "progress",
             "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
-            "model", "input_filename", "output", "sweep", "recipe",
+            "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
@@ -126,6 +126,16 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
         ]
 
     output = serializers.SerializerMethodField(help_text="Where a finished classify job's CSV is downloaded.")
+    eta_seconds = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Seconds of training left at the pace so far (a running job's)."
+    )
+    jobs_ahead = serializers.SerializerMethodField(
+        help_text="Queued jobs before this queued one on its queue (GET /api/jobs/{id}/ only; null elsewhere)."
+    )
+
+    def get_jobs_ahead(self, obj) -> int | None:
+        view = self.context.get("view")
+        return services.jobs_ahead(obj) if getattr(view, "action", None) == "retrieve" else None
 
     def get_output(self, obj) -> str | None:
         if not obj.output_file:

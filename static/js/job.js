@@ -28,6 +28,23 @@
     cell.replaceChildren(span);
   }
 
+  // "about 4 min left" from the server's estimate of the training time left (null: none yet).
+  function showEta(seconds) {
+    var eta = document.getElementById("job-eta");
+    if (!eta) return;
+    if (typeof seconds !== "number" || !isFinite(seconds)) { eta.textContent = ""; return; }
+    var text;
+    if (seconds < 60) text = Math.max(1, Math.round(seconds)) + " s";
+    else if (seconds < 3600) text = Math.round(seconds / 60) + " min";
+    else text = Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+    eta.textContent = "· about " + text + " of training left";
+  }
+  (function () {
+    var eta = document.getElementById("job-eta");
+    var initial = eta && eta.getAttribute("data-eta");
+    if (initial) showEta(parseFloat(initial));
+  })();
+
   function applyStatus(msg) {
     status = msg.status;
     root.setAttribute("data-status", status);
@@ -42,6 +59,9 @@
 
     var phase = document.getElementById("job-phase");
     if (phase) phase.textContent = status === "running" && msg.phase ? msg.phase : "";
+    showEta(status === "running" ? msg.eta_seconds : null);
+    var queue = document.getElementById("job-queue");
+    if (queue && status !== "queued") queue.hidden = true;
 
     setTime("job-started", msg.started_at);
     setTime("job-finished", msg.finished_at);

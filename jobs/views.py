@@ -184,8 +184,9 @@ def sweep_detail(request, pk):
     )
     summary = services.sweep_runs(sweep)
     ranked = sorted((r for r in summary["runs"] if r["model"]), key=lambda r: -(r["valid_accuracy"] or 0))
+    best = next((job.result_model for job in sweep.jobs.all() if job.pk == summary["best"]), None)
     context = {
-        "sweep": sweep, "summary": summary, "axes": list(sweep.grid),
+        "sweep": sweep, "summary": summary, "axes": list(sweep.grid), "best_model": best,
         "compare_ids": ",".join(str(r["model"]) for r in ranked[: compare.MAX_MODELS]),
     }  # fmt: skip
     return render(request, "jobs/sweep_detail.html", context)

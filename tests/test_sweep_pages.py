@@ -3,6 +3,7 @@ sweep; the sweep page ranks its runs, links their models to Compare, and cancels
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -97,6 +98,11 @@ def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(lo
     assert best and int(best.group(1)) == second.pk
     assert f"?models={models[1].pk},{models[2].pk},{models[0].pk}" in page
     assert f'action="/sweeps/{sweep.pk}/delete/"' in page  # finished: it can go
+    assert f'<form method="post" action="/models/{models[1].pk}/promote/" id="promote-best-form">' in page
+    embedded = re.search(r'<script id="sweep-runs" type="application/json">(.*?)</script>', page, re.S)
+    assert json.loads(embedded.group(1)) == logged_in.get(f"/api/sweeps/{sweep.pk}/").json()["runs"]  # sweep.js
+    promoted = logged_in.post(f"/models/{models[1].pk}/promote/", {"next": f"/sweeps/{sweep.pk}/"}, follow=True)
+    assert "Best model promoted" in promoted.content.decode()
     for url in (f"/jobs/{second.pk}/", f"/models/{models[1].pk}/"):  # both lead back to the sweep
         assert f'href="/sweeps/{sweep.pk}/" id="sweep-link"' in logged_in.get(url).content.decode()
     assert "0.9000" in logged_in.get("/").content.decode()  # the dashboard's best valid acc

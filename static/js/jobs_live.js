@@ -42,6 +42,8 @@
 
   function onMessage(msg) {
     if (msg.type !== "status" || msg.job == null) return;
+    // Other scripts of the page (the sweep's) follow the same messages.
+    document.dispatchEvent(new CustomEvent("distillery:job-status", { detail: msg }));
     var row = table.querySelector('tr[data-job-id="' + String(msg.job) + '"]');
     if (!row) {
       if (onlyListed) return;
@@ -50,6 +52,7 @@
       return;
     }
     var previous = updateRow(row, msg.status, msg.progress, msg.phase);
+    if (onlyListed) return;  // the sweep page shows its runs' results itself
     if (msg.status === "succeeded" && previous !== "succeeded" && msg.result_model) {
       newModels += 1;
       showNotice();

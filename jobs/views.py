@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -244,7 +245,7 @@ def compare_models(request):
     """Models side by side (?models=3&models=4 or ?models=3,4); without a choice, the list to choose from."""
     # Oldest first: a teacher comes before its students, so ticking both makes the teacher the reference.
     choices = ModelRecord.objects.visible_to(request.user).order_by("created_at", "id")
-    context = {"choices": choices, "max_models": compare.MAX_MODELS}
+    context = {"choices": choices, "max_models": compare.MAX_MODELS, "try_limit": settings.DISTILLERY_SERVING_CACHE}
     if not request.GET.getlist("models"):
         return render(request, "jobs/compare.html", context)
     try:
@@ -254,7 +255,9 @@ def compare_models(request):
     except ModelRecord.DoesNotExist as exc:
         raise Http404(str(exc)) from None
     selected = [r.pk for r in records]
-    context |= {"data": compare.comparison(records), "ids": ",".join(map(str, selected)), "selected": selected}
+    ids = ",".join(map(str, selected))
+    context |= {"data": compare.comparison(records), "ids": ids, "selected": selected}
+    context |= {"try_ids": ids if len(records) <= settings.DISTILLERY_SERVING_CACHE else ""}
     return render(request, "jobs/compare.html", context)
 
 

@@ -295,3 +295,7 @@ class ExplainRequestSerializer(serializers.Serializer):
         if not value.strip():
             raise serializers.ValidationError("the text must not be blank")
         return value
+
+
+class CompareTextSerializer(ExplainRequestSerializer):
+    ids = serializers.CharField(help_text="model ids, comma-separated, as GET /api/models/compare/ takes them")

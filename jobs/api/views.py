@@ -159,6 +159,7 @@ class ModelViewSet(
 ):
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
+    throttle_scope = None  # compare_classify counts against the classify rate
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
 
     @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})
@@ -235,6 +236,26 @@ class ModelViewSet(
             name = "-".join(str(r.pk) for r in records)
             response["Content-Disposition"] = f'attachment; filename="distillery-compare-{name}.{fmt}"'
         return response
+
+    @extend_schema(request=s.CompareTextSerializer, responses=dict)
+    @action(
+        detail=False, methods=["post"], url_path="compare/classify", pagination_class=None,
+        throttle_classes=[ScopedRateThrottle], throttle_scope="classify",
+    )  # fmt: skip
+    def compare_classify(self, request):
+        """One text classified by several models side by side (`{ids, text}`; at most DISTILLERY_SERVING_CACHE
+        models): each one's label, probabilities, whether the text was cut, and its time to answer once loaded."""
+        payload = s.CompareTextSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            ids = compare.parse_ids([payload.validated_data["ids"]])
+            records = compare.load_models(request.user, ids)
+            body = compare.answers(records, payload.validated_data["text"])
+        except DjangoValidationError as exc:
+            raise ValidationError({"ids": exc.messages}) from None
+        except ModelRecord.DoesNotExist as exc:
+            raise NotFound(str(exc)) from None
+        return Response({"answers": body})
 
     def handle_exception(self, exc):
         # An error asked for as CSV or PNG is still answered as JSON: a table or figure of a message says nothing.

@@ -1,6 +1,10 @@
-"""A model comparison as a CSV table or a PNG figure: DRF picks these by ?format=csv|png or the Accept header."""
+"""A model comparison as a CSV table or a PNG figure, a job's metric points as a CSV: DRF picks these by
+?format=csv|png or the Accept header."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 from rest_framework.renderers import BaseRenderer
 
@@ -24,6 +28,29 @@ class ComparisonPNGRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return compare.to_png(data)
+
+
+class MetricsCSVRenderer(BaseRenderer):
+    """A job's metric points, one line each: seq, step, kind, created_at, then a column per metric (train/*, lr,
+    val/*, test/*, then any others, each group sorted; empty where a point lacks it). Nested values (a test
+    report) stay on the model record."""
+
+    GROUPS = {"train": 0, "lr": 1, "val": 2, "test": 3}
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        found = {k for point in data for k, v in point["values"].items() if not isinstance(v, (dict, list))}
+        names = sorted(found, key=lambda name: (self.GROUPS.get(name.split("/")[0], len(self.GROUPS)), name))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["seq", "step", "kind", "created_at", *names])
+        for point in data:
+            row = [point["seq"], point["step"], point["kind"], point["created_at"]]
+            writer.writerow(row + [point["values"].get(name, "") for name in names])
+        return out.getvalue().encode(self.charset)
 
 
 FILE_FORMATS = (ComparisonCSVRenderer.format, ComparisonPNGRenderer.format)

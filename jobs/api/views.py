@@ -21,7 +21,7 @@ from mlcore import catalogue
 from .. import compare, services, serving
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from . import serializers as s
-from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer
+from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
 from .throttles import ClassifyRateThrottle
 
 
@@ -73,6 +73,15 @@ class DatasetViewSet(
         instance.file.delete(save=False)
 
 
+class ErrorsAsJSON:
+    """An error asked for as CSV or PNG is still answered as JSON: a table or figure of a message says nothing."""
+
+    def handle_exception(self, exc):
+        if getattr(getattr(self.request, "accepted_renderer", None), "format", None) in FILE_FORMATS:
+            self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+
 class DestroyThroughService(mixins.DestroyModelMixin):
     """DELETE calls `delete_service`, whose refusal (a ValidationError) becomes a 400 with its reason."""
 
@@ -86,7 +95,7 @@ class DestroyThroughService(mixins.DestroyModelMixin):
 
 
 class JobViewSet(
-    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, DestroyThroughService,
+    ErrorsAsJSON, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, DestroyThroughService,
     viewsets.GenericViewSet,
 ):
     serializer_class = s.JobSerializer
@@ -117,18 +126,28 @@ class JobViewSet(
         return FileResponse(job.output_file.open("rb"), as_attachment=True, filename=name, content_type="text/csv")
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="return points with seq greater than this")],
-        responses=s.MetricPointSerializer(many=True),
+        parameters=[
+            OpenApiParameter("after", int, description="return points with seq greater than this"),
+            OpenApiParameter("format", str, enum=["json", "csv"], description="or send an Accept header"),
+        ],
+        responses={(200, "application/json"): s.MetricPointSerializer(many=True), (200, "text/csv"): bytes},
     )
-    @action(detail=True, methods=["get"], pagination_class=None)
+    @action(
+        detail=True, methods=["get"], pagination_class=None,
+        renderer_classes=[JSONRenderer, BrowsableAPIRenderer, MetricsCSVRenderer],
+    )  # fmt: skip
     def metrics(self, request, pk=None):
+        """The job's metric points in order; as JSON, or a CSV with a column per metric (?format=csv)."""
         job = self.get_object()
         try:
             after = int(request.query_params.get("after", 0))
         except ValueError:
             raise ValidationError({"after": "must be an integer"}) from None
         points = MetricPoint.objects.filter(job=job, seq__gt=after).order_by("seq")
-        return Response(s.MetricPointSerializer(points, many=True).data)
+        response = Response(s.MetricPointSerializer(points, many=True).data)
+        if request.accepted_renderer.format == MetricsCSVRenderer.format:
+            response["Content-Disposition"] = f'attachment; filename="distillery-job-{job.pk}-metrics.csv"'
+        return response
 
 
 class SweepViewSet(
@@ -154,7 +173,7 @@ class SweepViewSet(
 
 
 class ModelViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+    ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     serializer_class = s.ModelRecordSerializer
@@ -257,11 +276,6 @@ class ModelViewSet(
             raise NotFound(str(exc)) from None
         return Response({"answers": body})
 
-    def handle_exception(self, exc):
-        # An error asked for as CSV or PNG is still answered as JSON: a table or figure of a message says nothing.
-        if getattr(getattr(self.request, "accepted_renderer", None), "format", None) in FILE_FORMATS:
-            self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
-        return super().handle_exception(exc)
 
 
 class ServiceUnavailable(APIException):

@@ -101,6 +101,13 @@ class JobForm(forms.Form):
     )
     warmup_ratio = ValuesField(float, min_value=0, max_value=1, help_text="Linear: share of the steps warming up.")
     weight_decay = ValuesField(float, min_value=0, help_text="AdamW; never on biases and LayerNorm.")
+    keep_best_epoch = forms.BooleanField(
+        required=False, label="Keep the best epoch", help_text="End on the epoch with the best validation accuracy."
+    )
+    early_stopping_patience = ValuesField(
+        int, min_value=1, max_value=100, required=False, label="Early stopping patience",
+        help_text="Epochs without a better validation accuracy before training stops; empty: never.",
+    )  # fmt: skip
     alpha = ValuesField(
         float, min_value=0, max_value=1, required=False, help_text="Distil: weight of the soft (KL) loss."
     )
@@ -114,10 +121,10 @@ class JobForm(forms.Form):
 
     TRAIN_FIELDS = (
         "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
-        "truncation", "scheduler", "warmup_ratio", "weight_decay",
+        "truncation", "scheduler", "warmup_ratio", "weight_decay", "keep_best_epoch", "early_stopping_patience",
     )  # fmt: skip
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
-    CHOICE_FIELDS = ("truncation", "scheduler")
+    CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch")  # one value each, never a sweep
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

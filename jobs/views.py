@@ -56,9 +56,12 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
 
 
 def _launch_again(request) -> dict | None:
-    """?again=<job id>: the launch form filled in as that job was (fine-tune and distil jobs of the user's)."""
+    """?again=<job id>: the launch form filled in as that job was (fine-tune and distil jobs of the user's);
+    else ?kind=, ?dataset=, ?test_dataset=, ?teacher= preselect those fields (links from the dataset and model
+    pages; an id the user cannot see matches no option and selects nothing)."""
     if "again" not in request.GET:
-        return None
+        chosen = {k: request.GET[k] for k in ("kind", "dataset", "test_dataset", "teacher") if request.GET.get(k)}
+        return chosen or None
     jobs = Job.objects.visible_to(request.user).exclude(kind=Job.Kind.CLASSIFY)
     try:
         return JobForm.initial_from(jobs.get(pk=int(request.GET["again"])))

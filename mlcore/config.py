@@ -97,6 +97,20 @@ class TrainConfig:
     weight_decay: float = field(
         default=0.0, metadata=_help("AdamW weight decay; biases and LayerNorm weights are never decayed.")
     )  # per step, times lr
+    keep_best_epoch: bool = field(
+        default=False,
+        metadata=_help(
+            "After training, go back to the weights of the epoch with the best validation accuracy (the test then "
+            "runs on those); the last epoch's otherwise."
+        ),
+    )  # on/off
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata=_help(
+            "Stop training once validation accuracy has not improved for this many epochs in a row; empty: train "
+            "every epoch."
+        ),
+    )  # epochs
     checkpoint_every: int = field(
         default=0,
         metadata=_help(
@@ -131,6 +145,8 @@ class TrainConfig:
             raise ConfigError("warmup_ratio needs scheduler 'linear'; the 'exponential' schedule has no warm-up")
         _check_range("weight_decay", self.weight_decay, 0, 1)
         _check_range("checkpoint_every", self.checkpoint_every, 0, 1_000_000_000)
+        if self.early_stopping_patience is not None:
+            _check_range("early_stopping_patience", self.early_stopping_patience, 1, 100)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from mlcore.data import DataError, TextDataset, relabel, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import logits_by_row, score_split
 from mlcore.loading import check_max_length, load_for_training, load_trained
-from mlcore.loop import fit
+from mlcore.loop import epoch_choice_metrics, fit
 from mlcore.losses import distillation_loss, hidden_state_loss
 from mlcore.students import derive_student, layers_to_keep
 from mlcore.train import TrainResult, begin_info, evaluate_test_split, loader_options, make_splits
@@ -148,7 +148,7 @@ def distill(
     )  # fmt: skip
     resume_from = None  # its tensors are in the student now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
-    metrics |= fitted.val_metrics
+    metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)
 
     # Evaluation: student and teacher on the same test rows.
     metrics |= evaluate_test_split(student, loaders["test"], label_names, device, callback, fitted.steps, config)

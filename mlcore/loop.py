@@ -25,7 +25,9 @@ from mlcore.evaluate import evaluate
 from mlcore.graphs import GraphedModel
 from mlcore.optim import make_optimizer, make_scheduler
 
-__all__ = ["FitResult", "StepFn", "classify_step", "fit", "resolve_device", "use_all_cpu_threads"]
+__all__ = [
+    "FitResult", "StepFn", "classify_step", "epoch_choice_metrics", "fit", "resolve_device", "use_all_cpu_threads"
+]  # fmt: skip
 
 # One optimisation step's forward pass: (loss to minimise, logits for accuracy, extra metrics to report as
 # 0-d tensors, left on the device so that the loop fetches everything in one go). Its first argument is called
@@ -38,8 +40,11 @@ class FitResult:
     steps: int
     avg_loss: float  # mean of the batch losses, as the study reports it
     avg_accuracy: float  # mean of the batch accuracies
-    val_metrics: dict[str, float]  # the last epoch's validation metrics; empty without a validation split
+    val_metrics: dict[str, float]  # the kept epoch's validation metrics; empty without a validation split
     graphed_steps: int = 0  # steps whose forward and backward passes were replayed from a CUDA graph
+    best_epoch: int | None = None  # 1-based epoch of the best validation accuracy (None without validation)
+    epochs_run: int = 0  # epochs trained: config.epochs, or fewer when early_stopping_patience stopped it
+    stopped_early: bool = False
 
 
 def classify_step(model: Any, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -76,17 +81,22 @@ def fit(
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
     start_epoch, start_batch = 0, 0
     val_metrics: dict[str, float] = {}
+    best = _Best()
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
         scheduler.load_state_dict(resume_from["scheduler"])
         step, loss_sum, accuracy_sum = resume_from["step"], resume_from["loss_sum"], resume_from["accuracy_sum"]
         start_epoch, start_batch = resume_from["epoch"], resume_from["batch_in_epoch"]
+        best = _Best.from_state(resume_from.get("best"))
+        val_metrics = dict(resume_from.get("val_metrics") or {})
         # Last: building the model drew from the RNG, and dropout must now draw what it would have drawn.
         restore_rng(resume_from["rng"])
 
     model.train()
+    stopped_early, epochs_run = False, start_epoch
     for epoch in range(start_epoch, config.epochs):
+        epochs_run = epoch + 1
         callback.on_phase(Phase.TRAINING)
         i = start_batch if epoch == start_epoch else 0
         batches = _on_device(train_batches.epoch(epoch, start=i), device)
@@ -131,6 +141,8 @@ def fit(
                     "scheduler": scheduler.state_dict(),
                     "rng": rng_state(),
                     "config": asdict(config),
+                    "best": best.state(),
+                    "val_metrics": val_metrics,
                 }
                 callback.on_checkpoint(step, str(checkpoints.save(state)))
 
@@ -142,9 +154,54 @@ def fit(
             correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
             val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
             callback.on_evaluate("val", step, dict(val_metrics))
+            best.consider(epoch + 1, val_metrics, model if config.keep_best_epoch else None)
+            patience = config.early_stopping_patience
+            if patience is not None and epochs_run - best.epoch >= patience and epochs_run < config.epochs:
+                stopped_early = True
+                break
 
+    if config.keep_best_epoch and best.weights is not None and best.epoch != epochs_run:
+        model.load_state_dict(best.weights)  # the test and the saved model are the best epoch's
+        val_metrics = dict(best.metrics)
     graphed = runner.replays if isinstance(runner, GraphedModel) else 0
-    return FitResult(step, loss_sum / max(step, 1), accuracy_sum / max(step, 1), val_metrics, graphed)
+    return FitResult(
+        step, loss_sum / max(step, 1), accuracy_sum / max(step, 1), val_metrics, graphed,
+        best_epoch=best.epoch or None, epochs_run=epochs_run, stopped_early=stopped_early,
+    )  # fmt: skip
+
+
+def epoch_choice_metrics(fitted: FitResult, config: TrainConfig) -> dict[str, Any]:
+    """What keep_best_epoch and early_stopping_patience decided, for the model's metrics (nothing when off)."""
+    out: dict[str, Any] = {}
+    if (config.keep_best_epoch or config.early_stopping_patience) and fitted.best_epoch is not None:
+        out["val/best_epoch"] = fitted.best_epoch
+    if config.early_stopping_patience:
+        out["train/epochs"] = fitted.epochs_run
+    return out
+
+
+@dataclass
+class _Best:
+    """The epoch with the best validation accuracy so far (the earliest on a tie), and with keep_best_epoch a
+    CPU copy of its weights: one model's worth of host memory, and of checkpoint size."""
+
+    epoch: int = 0
+    metrics: dict[str, float] | None = None
+    weights: dict[str, Tensor] | None = None
+
+    def consider(self, epoch: int, metrics: dict[str, float], model: nn.Module | None) -> None:
+        if self.metrics is not None and metrics["val/accuracy"] <= self.metrics["val/accuracy"]:
+            return
+        self.epoch, self.metrics = epoch, dict(metrics)
+        if model is not None:
+            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "metrics": self.metrics, "weights": self.weights}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> _Best:
+        return cls(**state) if state else cls()
 
 
 def _runner(model: nn.Module, config: TrainConfig, device: torch.device) -> Any:

@@ -18,7 +18,7 @@ from mlcore.data import DataError, TextDataset, relabel, split_dataset, stratifi
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import score_split
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
-from mlcore.loop import classify_step, fit
+from mlcore.loop import classify_step, epoch_choice_metrics, fit
 
 __all__ = [
     "CheckpointMismatch",
@@ -101,7 +101,7 @@ def finetune(
     )  # fmt: skip
     resume_from = None  # its tensors are in the model now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
-    metrics |= fitted.val_metrics
+    metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)
 
     # Evaluation: the test rows (held out, or test_dataset's), once.
     metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config)

@@ -48,7 +48,7 @@ def test_several_values_launch_a_sweep_of_every_combination(logged_in, dataset, 
     }  # fmt: skip
     assert sweep.params == {
         "batch_size": 16, "epochs": 1, "max_length": 64, "truncation": "head", "scheduler": "exponential",
-        "warmup_ratio": 0.0, "weight_decay": 0.0,
+        "warmup_ratio": 0.0, "weight_decay": 0.0, "keep_best_epoch": False,
     }  # fmt: skip
     jobs = sweep.jobs.order_by("pk")
     assert len(jobs) == 8 and {j.params["batch_size"] for j in jobs} == {16}
@@ -145,3 +145,27 @@ def test_launch_again_fills_the_form_as_the_job_was_launched(logged_in, user, da
     assert logged_in.get("/?again=999999").status_code == 404
     logged_in.force_login(other_user)
     assert logged_in.get(f"/?again={job.pk}").status_code == 404
+
+
+def test_the_dataset_and_model_pages_open_the_form_with_their_choices_made(logged_in, user, trained_model):
+    dataset = trained_model.dataset
+    dataset_page = logged_in.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert f'href="/?kind=finetune&amp;dataset={dataset.pk}#new-job"' in dataset_page
+    model_page = logged_in.get(f"/models/{trained_model.pk}/").content.decode()
+    link = f"/?kind=distill&teacher={trained_model.pk}&dataset={dataset.pk}"
+    assert f'href="{link.replace("&", "&amp;")}#new-job"' in model_page
+
+    form = logged_in.get(link).content.decode()
+
+    assert '<option value="distill" selected>' in form
+    assert f'<option value="{trained_model.pk}" selected>' in form and f'<option value="{dataset.pk}" selected>' in form
+
+
+def test_the_form_sends_keep_best_epoch_and_early_stopping(logged_in, dataset):
+    logged_in.post("/jobs/new/", _form(dataset, keep_best_epoch="on", early_stopping_patience="2", epochs="5"))
+    logged_in.post("/jobs/new/", _form(dataset))
+    on, off = Job.objects.order_by("pk")
+    assert (on.params["keep_best_epoch"], on.params["early_stopping_patience"], on.params["epochs"]) == (True, 2, 5)
+    assert (off.params["keep_best_epoch"], off.params["early_stopping_patience"]) == (False, None)
+    html = logged_in.get(f"/?again={on.pk}").content.decode()
+    assert re.search(r'<input type="checkbox" name="keep_best_epoch"[^>]*checked', html)

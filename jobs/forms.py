@@ -9,10 +9,29 @@ from .models import Dataset, Job, ModelRecord
 
 
 class DatasetUploadForm(forms.Form):
+    """Upload a dataset. When its columns cannot be told, the form comes back holding the file (`held`, a
+    signed token) with the file's columns offered as choices, so the choice needs no second upload."""
+
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
-    file = forms.FileField(help_text="CSV, TSV or JSONL with a text and a label column.")
+    file = forms.FileField(required=False, help_text="CSV, TSV or JSONL with a text and a label column.")
     text_column = forms.CharField(max_length=200, required=False, help_text="Detected when left empty.")
     label_column = forms.CharField(max_length=200, required=False, help_text="Detected when left empty.")
+    held = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, columns: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.columns = columns
+        if columns:
+            choices = [("", "— choose —"), *((c, c) for c in columns)]
+            for name in ("text_column", "label_column"):
+                self.fields[name] = forms.ChoiceField(choices=choices, required=False, help_text="One of the file's.")
+            self.fields["file"].help_text = "Held from your upload; choose another file to replace it."
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("file") and not (self.columns and data.get("held")):
+            self.add_error("file", "choose a file")
+        return data
 
 
 class DatasetFolderForm(forms.Form):

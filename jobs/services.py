@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,7 @@ from pathlib import Path
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -32,7 +34,7 @@ from django.utils.text import slugify
 
 from mlcore import catalogue, recipes
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict
-from mlcore.data import DataError, TextDataset, detect_format, read_table
+from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format, read_table
 
 from .models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 
@@ -58,6 +60,8 @@ def create_dataset(
             data, info = read_table(
                 path, format=fmt, text_column=text_column or None, label_column=label_column or None
             )
+    except ColumnChoiceError as exc:  # the file's columns go with the message, to choose from
+        raise ValidationError({f"{exc.role}_column": str(exc), "columns": exc.columns}) from None
     except DataError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
@@ -80,6 +84,61 @@ def create_dataset(
     except Exception:
         default_storage.delete(stored_name)
         raise
+
+
+HELD_FOR = 86_400  # seconds an upload waits for its columns to be chosen
+_HELD_SALT = "distillery.held-upload"
+
+
+def hold_upload(owner, upload, columns: list[str]) -> str:
+    """Keep an upload whose columns the user has to choose, so that the choice needs no second upload: stored
+    under held/ for HELD_FOR seconds, named by a signed token that only `owner` can use and that carries the
+    file's columns. Uploads held longer are removed here."""
+    _drop_stale_held()
+    upload.seek(0)
+    name = default_storage.save(f"held/{int(time.time())}-{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
+    return signing.dumps({"owner": owner.pk, "name": name, "columns": columns}, salt=_HELD_SALT, compress=True)
+
+
+def held_columns(owner, token: str) -> list[str] | None:
+    """The columns a held upload offers, or None when the token is not `owner`'s, expired or forged."""
+    held = _read_held(owner, token)
+    return held["columns"] if held else None
+
+
+def create_dataset_from_held(
+    owner, name: str, token: str, *, text_column: str | None = None, label_column: str | None = None
+) -> Dataset:
+    """create_dataset() on a held upload; the held copy goes once the dataset is made (and stays for another
+    choice if it is refused)."""
+    held = _read_held(owner, token)
+    if held is None or not default_storage.exists(held["name"]):
+        raise ValidationError({"file": "the file waited too long for its columns; choose it again"})
+    with default_storage.open(held["name"], "rb") as fh:
+        upload = File(fh, name=Path(held["name"]).name)
+        dataset = create_dataset(owner, name, upload, text_column=text_column, label_column=label_column)
+    default_storage.delete(held["name"])
+    return dataset
+
+
+def _read_held(owner, token: str) -> dict | None:
+    try:
+        held = signing.loads(token, salt=_HELD_SALT, max_age=HELD_FOR)
+    except signing.BadSignature:
+        return None
+    return held if held.get("owner") == owner.pk else None
+
+
+def _drop_stale_held() -> None:
+    try:
+        folders, _ = default_storage.listdir("held")
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for folder in folders:
+        stamp = folder.split("-", 1)[0]
+        if stamp.isdigit() and int(stamp) < time.time() - HELD_FOR:
+            for file_name in default_storage.listdir(f"held/{folder}")[1]:
+                default_storage.delete(f"held/{folder}/{file_name}")
 
 
 def dataset_folders() -> list[dict]:

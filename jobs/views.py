@@ -72,10 +72,31 @@ def _launch_again(request) -> dict | None:
 @login_required
 @require_POST
 def dataset_upload(request):
-    form = DatasetUploadForm(request.POST, request.FILES)
-    return _new_dataset(request, form, "upload_form", "uploaded", lambda d: services.create_dataset(
-        request.user, d["name"], d["file"], text_column=d["text_column"], label_column=d["label_column"]
-    ))  # fmt: skip
+    held = request.POST.get("held", "")
+    columns = services.held_columns(request.user, held) if held and not request.FILES.get("file") else None
+    form = DatasetUploadForm(request.POST, request.FILES, columns=columns)
+    if not form.is_valid():
+        return dashboard(request, upload_form=form)
+    d = form.cleaned_data
+    choice = {"text_column": d["text_column"] or None, "label_column": d["label_column"] or None}
+    try:
+        if d["file"]:
+            dataset = services.create_dataset(request.user, d["name"], d["file"], **choice)
+        else:
+            dataset = services.create_dataset_from_held(request.user, d["name"], held, **choice)
+    except ValidationError as exc:
+        errors = exc.message_dict
+        offered = errors.pop("columns", None) or columns
+        if offered:  # the form comes back holding the file, its columns offered
+            if d["file"]:
+                held = services.hold_upload(request.user, d["file"], offered)
+            kept = {k: v for k, v in choice.items() if v in offered}  # a typed name that is a column stays
+            form = DatasetUploadForm({"name": d["name"], "held": held, **kept}, columns=offered)
+            form.is_valid()
+        _add_errors(form, ValidationError(errors))
+        return dashboard(request, upload_form=form)
+    messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.num_rows} rows.")
+    return redirect("dataset-detail", pk=dataset.pk)
 
 
 @login_required

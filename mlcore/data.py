@@ -42,6 +42,15 @@ class DataError(ValueError):
     """A dataset that cannot be used; str(error) is a one-line message for the person who uploaded it."""
 
 
+class ColumnChoiceError(DataError):
+    """The text or label column could not be found (or is not named right); `columns` are the file's own, to
+    choose from."""
+
+    def __init__(self, message: str, *, role: str, columns: list[str]) -> None:
+        super().__init__(message)
+        self.role, self.columns = role, list(columns)
+
+
 @dataclass(frozen=True)
 class TextDataset:
     """Texts with integer labels that index label_names (sorted, unique)."""
@@ -378,14 +387,17 @@ def _pick_column(columns: list[str], requested: str | None, candidates: tuple[st
             return requested
         if requested.strip().casefold() in folded:
             return folded[requested.strip().casefold()]
-        raise DataError(f"no column named {requested!r}; the columns are: {listed}")
+        raise ColumnChoiceError(
+            f"no column named {requested!r}; the columns are: {listed}", role=role, columns=columns
+        )
     for name in candidates:
         if name in folded:
             return folded[name]
-    raise DataError(
+    raise ColumnChoiceError(
         f"could not find the {role} column (looked for: {', '.join(candidates)}); "
-        f"the columns are: {listed}; choose the {role} column"
-    )
+        f"the columns are: {listed}; choose the {role} column",
+        role=role, columns=columns,
+    )  # fmt: skip
 
 
 def _cell(record: dict[str, object], column: str, row_no: int, role: str) -> str:

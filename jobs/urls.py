@@ -23,5 +23,6 @@ urlpatterns = [
     path("compare/", views.compare_models, name="compare"),
     path("classify/", views.classify, name="classify"),
     path("classify/file/", views.classify_file, name="classify-file"),
+    path("account/token/", views.api_token, name="api-token-page"),
     path("healthz", views.healthz, name="healthz"),
 ]

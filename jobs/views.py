@@ -356,6 +356,20 @@ def classify_file(request):
     return render(request, "jobs/classify.html", context, status=400)
 
 
+@login_required
+def api_token(request):
+    """Your API token, for scripts (Authorization: Token <key>); POST makes a new one, and the old one stops
+    working at once (the fast path forgets it through jobs.signals)."""
+    from rest_framework.authtoken.models import Token
+
+    if request.method == "POST":
+        Token.objects.filter(user=request.user).delete()
+        messages.success(request, "A new token: the old one no longer works.")
+        return redirect("api-token-page")
+    token, _ = Token.objects.get_or_create(user=request.user)
+    return render(request, "jobs/api_token.html", {"token": token})
+
+
 def healthz(request):
     body, status = health_status()
     return JsonResponse(body, status=status)

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models.deletion import ProtectedError
 from django.http import FileResponse, StreamingHttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.decorators import action
@@ -99,6 +100,8 @@ class JobViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = s.JobSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["status", "kind", "sweep", "dataset"]
 
     def get_queryset(self):
         return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
@@ -157,6 +160,8 @@ class SweepViewSet(
     """Jobs over a grid of hyperparameters (and base models or teachers), ranked by validation accuracy."""
 
     serializer_class = s.SweepSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["kind", "dataset"]
 
     def get_queryset(self):
         return Sweep.objects.visible_to(self.request.user).with_runs()
@@ -179,6 +184,8 @@ class ModelViewSet(
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
     throttle_scope = None  # compare_classify counts against the classify rate
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["kind", "teacher", "dataset", "is_promoted"]
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
 
     @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})

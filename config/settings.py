@@ -167,6 +167,7 @@ DISTILLERY_CLASSIFY_MAX_TEXTS = env_int("DISTILLERY_CLASSIFY_MAX_TEXTS", 256)
 DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
 DISTILLERY_SWEEP_MAX_JOBS = env_int("DISTILLERY_SWEEP_MAX_JOBS", 16)  # jobs one sweep may queue
+DISTILLERY_MAX_ACTIVE_JOBS = env_int("DISTILLERY_MAX_ACTIVE_JOBS", 32)  # a user's queued + running; 0: no limit
 DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
 # A running job's worker writes a heartbeat this often; a job silent for DISTILLERY_STALE_AFTER seconds is sent
 # again by the periodic reap_stale_jobs task (Celery beat), so a worker machine that vanished loses no job.

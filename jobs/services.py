@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -389,6 +390,7 @@ def create_job(
         hint = "; classify a file with POST /api/classify/file/" if kind == Job.Kind.CLASSIFY else ""
         raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill{hint}"})
 
+    _check_active_jobs(owner, adding=1)
     if test_dataset is not None:
         unknown = sorted(set(test_dataset.labels) - set(dataset.labels))
         if unknown:
@@ -415,6 +417,23 @@ def create_job(
         # After the commit: a job rolled back with its sweep was never there.
         transaction.on_commit(lambda: broadcast_status(job))
     return job
+
+
+def _check_active_jobs(owner, *, adding: int, what: str = "another") -> None:
+    """Refuse jobs that would take a user past DISTILLERY_MAX_ACTIVE_JOBS queued or running training jobs (0: no
+    limit), so that one user's sweeps cannot fill the GPU queue for everyone."""
+    limit = settings.DISTILLERY_MAX_ACTIVE_JOBS
+    if not limit:
+        return
+    training = (Job.Kind.FINETUNE, Job.Kind.DISTILL)
+    active = Job.objects.filter(owner=owner, kind__in=training, status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
+    count = active.count()
+    if count + adding > limit:
+        jobs = f"{adding} job{'s' if adding != 1 else ''}"
+        raise ValidationError({
+            "detail": f"you have {count} jobs queued or running and {what} {jobs} would pass the limit of {limit}: "
+            "wait for some to finish, or cancel some"
+        })  # fmt: skip
 
 
 # --- sweeps -----------------------------------------------------------------------------------------
@@ -455,6 +474,7 @@ def create_sweep(
         if missing:
             raise ValidationError({"grid": f"teacher: no model {', '.join(missing)} of yours"})
         teachers = visible
+    _check_active_jobs(owner, adding=math.prod(len(grid[axis]) for axis in axes), what="this sweep's")
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner, kind=kind, dataset=dataset, test_dataset=test_dataset, params=params, grid=grid,

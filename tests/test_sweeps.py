@@ -147,3 +147,19 @@ def test_the_sweep_list_takes_a_fixed_number_of_queries(api, dataset, django_ass
     with django_assert_max_num_queries(5):
         sweeps = api.get("/api/sweeps/").json()["results"]
     assert [len(s["runs"]["runs"]) for s in sweeps] == [1, 3, 2]
+
+
+def test_a_user_cannot_queue_past_the_active_jobs_limit(api, other_api, dataset, settings):
+    settings.DISTILLERY_MAX_ACTIVE_JOBS = 3
+    assert _sweep(api, kind="finetune", dataset=dataset["id"], grid={"seed": [1, 2]}).status_code == 201
+    refused = _sweep(api, kind="finetune", dataset=dataset["id"], grid={"seed": [3, 4]})
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": [
+        "you have 2 jobs queued or running and this sweep's 2 jobs would pass the limit of 3: wait for some to "
+        "finish, or cancel some"
+    ]}  # fmt: skip
+    one = api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset["id"]}, format="json")
+    assert one.status_code == 201  # the third fits
+    assert api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset["id"]}, format="json").status_code == 400
+    Job.objects.filter(status="queued").update(status="cancelled")  # finished jobs do not count
+    assert api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset["id"]}, format="json").status_code == 201

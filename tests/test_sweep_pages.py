@@ -99,6 +99,7 @@ def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(lo
     assert f"?models={models[1].pk},{models[2].pk},{models[0].pk}" in page
     assert f'action="/sweeps/{sweep.pk}/delete/"' in page  # finished: it can go
     assert f'<form method="post" action="/models/{models[1].pk}/promote/" id="promote-best-form">' in page
+    assert f'href="/?kind=distill&amp;teacher={models[1].pk}&amp;dataset={dataset.pk}#new-job"' in page
     embedded = re.search(r'<script id="sweep-runs" type="application/json">(.*?)</script>', page, re.S)
     assert json.loads(embedded.group(1)) == logged_in.get(f"/api/sweeps/{sweep.pk}/").json()["runs"]  # sweep.js
     promoted = logged_in.post(f"/models/{models[1].pk}/promote/", {"next": f"/sweeps/{sweep.pk}/"}, follow=True)

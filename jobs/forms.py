@@ -110,6 +110,9 @@ class JobForm(forms.Form):
     max_train_samples = ValuesField(int, min_value=1, required=False)
     max_eval_samples = ValuesField(int, min_value=1, required=False)
     seed = ValuesField(int, min_value=0, help_text="Several seeds measure the noise.")
+    split_seed = ValuesField(
+        int, min_value=0, required=False, help_text="Fixes the train/valid/test rows whatever the seed; empty: seed."
+    )
     truncation = forms.ChoiceField(
         choices=[("head", "head: the start of the text"), ("head_tail", "head_tail: its start and its end")],
         help_text="How a text longer than max_length is cut.",
@@ -140,7 +143,8 @@ class JobForm(forms.Form):
 
     TRAIN_FIELDS = (
         "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
-        "truncation", "scheduler", "warmup_ratio", "weight_decay", "keep_best_epoch", "early_stopping_patience",
+        "split_seed", "truncation", "scheduler", "warmup_ratio", "weight_decay", "keep_best_epoch",
+        "early_stopping_patience",
     )  # fmt: skip
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
     CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch")  # one value each, never a sweep

@@ -55,6 +55,13 @@ class TrainConfig:
         default=None, metadata=_help("Use at most this many validation rows and as many test rows (none: all).")
     )  # rows, per split
     seed: int = field(default=42, metadata=_help("Seed for the split, the shuffling and the new weights."))  # integer
+    split_seed: int | None = field(
+        default=None,
+        metadata=_help(
+            "Seed for the train/valid/test split alone (empty: seed), so that runs with different seeds can be "
+            "compared on the same rows."
+        ),
+    )  # integer
     device: str = field(
         default="auto", metadata=_help("'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     )  # torch device name
@@ -133,6 +140,8 @@ class TrainConfig:
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1 (or empty for no limit), got {value}")
         _check_range("seed", self.seed, 0, 2**32 - 1)
+        if self.split_seed is not None:
+            _check_range("split_seed", self.split_seed, 0, 2**32 - 1)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if isinstance(self.group_by_length, str):

@@ -136,24 +136,23 @@ def finetune(
 def make_splits(
     dataset: TextDataset, config: TrainConfig, test_dataset: TextDataset | None = None
 ) -> dict[str, TextDataset]:
-    """{"train", "valid", "test"}, split with the config's fractions and seed, then capped.
+    """{"train", "valid", "test"}, split with the config's fractions and split_seed (else seed), then capped.
 
     With test_dataset, that is the test split (its labels renumbered to dataset's by name) and dataset is
     split into train and valid only; test_fraction is ignored. Caps keep a prefix, which is itself stratified
     (see split_dataset); a given test set is put in stratified order first, since one sorted by label (IMDB's
     is) would otherwise lose whole classes to the cap.
     """
+    seed = config.seed if config.split_seed is None else config.split_seed
     if test_dataset is None:
         train, valid, test_rows = split_dataset(
-            dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed
+            dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=seed
         )
     else:
-        train, valid, _ = split_dataset(
-            dataset, valid_fraction=config.valid_fraction, test_fraction=0.0, seed=config.seed
-        )
+        train, valid, _ = split_dataset(dataset, valid_fraction=config.valid_fraction, test_fraction=0.0, seed=seed)
         test_rows = _as_test_split(test_dataset, dataset.label_names)
         if config.max_eval_samples is not None:
-            test_rows = test_rows.subset(stratified_order(test_rows, config.seed))
+            test_rows = test_rows.subset(stratified_order(test_rows, seed))
     if config.max_train_samples is not None:
         train = train.subset(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples is not None:

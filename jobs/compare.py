@@ -86,7 +86,26 @@ def comparison(records: list[ModelRecord]) -> dict[str, Any]:
     {curve name: [[step, value], ...]}}, "study": STUDY_ROWS}. Two queries whatever the number of models."""
     reference = records[0]
     rows = [_row(record, reference) for record in records]
-    return {"reference": reference.pk, "models": rows, "curves": _curves(records), "study": list(STUDY_ROWS)}
+    return {
+        "reference": reference.pk, "models": rows, "curves": _curves(records), "study": list(STUDY_ROWS),
+        "differences": differences(records),
+    }  # fmt: skip
+
+
+# Settings that say where a run ran or how it was kept, not how it learnt.
+NOT_COMPARED = {"device", "checkpoint_every", "precision", "cuda_graphs", "group_by_length"}
+
+
+def differences(records: list[ModelRecord]) -> dict[str, list[Any]]:
+    """{parameter: [its value for each model, in order]} for the hyperparameters that are not the same for all
+    (a parameter a model lacks counts as None), plus base_model when they differ: what a sweep varied, or what
+    sets a student apart from its teacher."""
+    if len(records) < 2:
+        return {}
+    params = [dict(record.params or {}) | {"base_model": record.base_model} for record in records]
+    names = sorted({name for p in params for name in p} - NOT_COMPARED)
+    out = {name: [p.get(name) for p in params] for name in names}
+    return {name: values for name, values in out.items() if any(v != values[0] for v in values)}
 
 
 def to_csv(data: dict[str, Any]) -> str:

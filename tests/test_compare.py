@@ -222,3 +222,24 @@ def test_a_students_page_links_to_the_comparison_with_its_teacher(logged_in, pai
     assert f'href="/compare/?models={teacher.pk},{student.pk}"' in html
     html = logged_in.get(f"/models/{teacher.pk}/").content.decode()
     assert f'href="/compare/?models={teacher.pk},{student.pk}"' in html and "Compare with its students" in html
+
+
+def test_the_comparison_names_the_hyperparameters_that_differ(api, logged_in, user):
+    from jobs.models import ModelRecord
+
+    def record(name, **params):
+        base = {"learning_rate": 2e-5, "epochs": 1, "device": "cpu", "seed": 42}
+        return ModelRecord.objects.create(
+            owner=user, name=name, kind="finetune", base_model="all-MiniLM-L6-v2", params=base | params,
+            metrics={}, label_names=["neg", "pos"], num_parameters=1, size_bytes=1,
+        )  # fmt: skip
+
+    a, b = record("a"), record("b", learning_rate=5e-5, device="cuda")
+    c = record("c", learning_rate=5e-5, warmup_ratio=0.1)
+
+    body = api.get(f"/api/models/compare/?ids={a.pk},{b.pk},{c.pk}").json()
+
+    assert body["differences"] == {"learning_rate": [2e-5, 5e-5, 5e-5], "warmup_ratio": [None, None, 0.1]}
+    html = logged_in.get(f"/compare/?models={a.pk},{b.pk},{c.pk}").content.decode()
+    assert '<tr data-param="learning_rate">' in html and 'data-param="device"' not in html
+    assert api.get(f"/api/models/compare/?ids={a.pk}").json()["differences"] == {}

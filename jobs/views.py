@@ -322,7 +322,7 @@ def model_delete(request, pk):
 @login_required
 def model_download(request, pk):
     """The model's folder as a streamed zip (the same as GET /api/models/{id}/download/)."""
-    return api_views.model_download(get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))
+    return api_views.model_download(request, get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))
 
 
 @login_required

@@ -93,3 +93,26 @@ def test_zip_chunks_streams_large_files_in_bounded_chunks():
     assert archive.read("m/model.safetensors") == weights and archive.read("m/rows.jsonl") == text
     assert archive.getinfo("m/rows.jsonl").compress_size < len(text) / 10
     assert b"".join(zip_chunks(entries)) == b"".join(chunks)  # reproducible: same files, same bytes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_the_zip_goes_out_chunk_by_chunk_not_read_whole_first(user, api, trained_model):
+    import asyncio
+    import warnings
+
+    from django.test import AsyncClient
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(user)
+        response = await client.get(f"/models/{trained_model.pk}/download/")
+        return response, [chunk async for chunk in response.streaming_content]
+
+    with warnings.catch_warnings():
+        # Django warns, then reads a sync iterator whole, when it has to serve one under ASGI.
+        warnings.filterwarnings("error", message="StreamingHttpResponse must consume synchronous iterators")
+        response, chunks = asyncio.run(download())
+
+    assert response.status_code == 200 and response.is_async
+    assert len(chunks) > len(trained_model.artifact_files)  # at least one chunk per file, as they are written
+    assert b"".join(chunks) == b"".join(api.get(f"/api/models/{trained_model.pk}/download/").streaming_content)

@@ -5,8 +5,10 @@ from pathlib import Path
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import default_storage
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models.deletion import ProtectedError
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
@@ -125,8 +127,11 @@ class JobViewSet(
         if not job.output_file:
             state = "is not a file classification" if job.kind != Job.Kind.CLASSIFY else f"is {job.status}"
             raise NotFound(f"no output: the job {state}")
-        name = Path(job.output_file.name).name
-        return FileResponse(job.output_file.open("rb"), as_attachment=True, filename=name, content_type="text/csv")
+        stored = job.output_file.name
+        return stream(
+            request, _file_chunks(stored), content_type="text/csv", filename=Path(stored).name,
+            length=default_storage.size(stored),
+        )  # fmt: skip
 
     @extend_schema(
         parameters=[
@@ -217,7 +222,7 @@ class ModelViewSet(
     def download(self, request, pk=None):
         """The model's folder as a zip, streamed: weights, tokenizer and config that transformers'
         `from_pretrained` loads, distillery.json, the ONNX export it is served at, and a README."""
-        return model_download(self.get_object())
+        return model_download(request, self.get_object())
 
     def get_queryset(self):
         return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
@@ -358,12 +363,34 @@ class ExplainView(APIView):
         return Response(body | {"serving_precision": record.serving_precision})
 
 
-def model_download(record: ModelRecord) -> StreamingHttpResponse:
+def model_download(request, record: ModelRecord) -> StreamingHttpResponse:
     """The streamed zip of a model's folder, for the API and the model page alike."""
     name, chunks = services.model_archive(record)
-    response = StreamingHttpResponse(chunks, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return stream(request, chunks, content_type="application/zip", filename=name)
+
+
+def stream(request, chunks, *, content_type: str, filename: str, length: int | None = None) -> StreamingHttpResponse:
+    """A download sent as it is read. Under ASGI the chunks go out through an async iterator: given a sync one
+    (FileResponse's too), Django's ASGI handler reads it whole into memory first, and only then sends it."""
+    asgi = isinstance(getattr(request, "_request", request), ASGIRequest)
+    response = StreamingHttpResponse(_async_chunks(chunks) if asgi else chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if length is not None:
+        response["Content-Length"] = str(length)
     return response
+
+
+def _file_chunks(name: str, size: int = 1 << 20):
+    with default_storage.open(name, "rb") as fh:
+        while block := fh.read(size):
+            yield block
+
+
+async def _async_chunks(chunks):
+    """A sync iterator's items, each read in a worker thread, so that the event loop never blocks on storage."""
+    done = object()
+    while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:
+        yield chunk
 
 
 async def _classify(record: ModelRecord, texts: list[str]):

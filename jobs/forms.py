@@ -103,6 +103,10 @@ class JobForm(forms.Form):
     teacher = forms.ModelChoiceField(
         queryset=ModelRecord.objects.none(), required=False, help_text="Distil: the trained model to distil."
     )
+    webhook_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", label="Webhook",
+        help_text="Optional: an http(s) URL POSTed each job's final status, signed with your API token.",
+    )  # fmt: skip
     batch_size = ValuesField(int, min_value=1, max_value=1024)
     learning_rate = ValuesField(float, min_value=0, help_text="Several, comma-separated, launch a sweep.")
     epochs = ValuesField(int, min_value=1, max_value=100)
@@ -164,6 +168,7 @@ class JobForm(forms.Form):
         initial = {
             "kind": job.kind, "dataset": job.dataset_id, "test_dataset": job.test_dataset_id,
             "base_model": job.base_model if job.kind == Job.Kind.FINETUNE else "", "teacher": job.teacher_id,
+            "webhook_url": job.webhook_url,
         }  # fmt: skip
         for name in cls.TRAIN_FIELDS + cls.DISTILL_FIELDS:
             if name in job.params:

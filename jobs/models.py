@@ -67,6 +67,7 @@ class Sweep(models.Model):
     )  # fmt: skip
     params = models.JSONField(help_text="The parameters every job shares.")
     grid = models.JSONField(help_text="{parameter: [values]}: the jobs are every combination of these.")
+    webhook_url = models.URLField(max_length=500, blank=True, help_text="Each job's, when it ends.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = SweepQuerySet.as_manager()
@@ -132,6 +133,9 @@ class Job(models.Model):
         "ModelRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )
     sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="POSTed the job's final status, signed, when it ends."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import hmac
 import io
 import itertools
 import json
@@ -356,6 +357,7 @@ def create_job(
     sweep: Sweep | None = None,
     recipe: str = "",
     test_dataset: Dataset | None = None,
+    webhook_url: str = "",
 ) -> Job:
     """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits.
     A recipe (mlcore.recipes) fills in the parameters the request leaves out."""
@@ -412,6 +414,7 @@ def create_job(
             celery_task_id=task_id,
             sweep=sweep,
             test_dataset=test_dataset,
+            webhook_url=webhook_url,
         )
         transaction.on_commit(lambda: run_job.apply_async((job.pk,), task_id=task_id))
         # After the commit: a job rolled back with its sweep was never there.
@@ -454,6 +457,7 @@ def create_sweep(
     name: str = "",
     recipe: str = "",
     test_dataset: Dataset | None = None,
+    webhook_url: str = "",
 ) -> Sweep:
     """Queue one job per combination of the grid's values, all or none: a combination that create_job refuses
     refuses the sweep, naming it. A grid may vary hyperparameters, and base_model (fine-tune) or teacher
@@ -478,7 +482,7 @@ def create_sweep(
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner, kind=kind, dataset=dataset, test_dataset=test_dataset, params=params, grid=grid,
-            base_model=base_model, teacher=teacher,
+            base_model=base_model, teacher=teacher, webhook_url=webhook_url,
             name=name or f"{Job.Kind(kind).label} sweep over {', '.join(axes)}",
         )  # fmt: skip
         for values in itertools.product(*(grid[axis] for axis in axes)):
@@ -489,7 +493,7 @@ def create_sweep(
                     owner, kind=kind, dataset=dataset, params={**params, **job_params},
                     base_model=combination.get("base_model", base_model),
                     teacher=teachers[combination["teacher"]] if "teacher" in combination else teacher,
-                    sweep=sweep, test_dataset=test_dataset,
+                    sweep=sweep, test_dataset=test_dataset, webhook_url=webhook_url,
                 )  # fmt: skip
             except ValidationError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in combination.items())
@@ -732,9 +736,10 @@ def jobs_ahead(job: Job) -> int | None:
 
 def request_cancel(job: Job) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next batch."""
-    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+    ended = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
         status=Job.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    ):
+    )
+    if ended:
         from .tasks import app
 
         app.control.revoke(job.celery_task_id)
@@ -742,6 +747,8 @@ def request_cancel(job: Job) -> Job:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
     broadcast_status(job)
+    if ended:
+        _notify(job)
     return job
 
 
@@ -751,7 +758,7 @@ def cancel_requested(job_id: int) -> bool:
 
 def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> None:
     """Record a job's end state. Only a running job can finish, so a late call cannot undo a cancel."""
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+    ended = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
         status=status,
         error=error[:5000],
         result_model=result_model,
@@ -761,6 +768,65 @@ def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRec
     )
     job.refresh_from_db()
     broadcast_status(job)
+    if ended:
+        _notify(job)
+
+
+# --- webhooks ---------------------------------------------------------------------------------------
+
+
+class WebhookUnavailable(Exception):
+    """The webhook's server could not be reached or answered 5xx: worth trying again later."""
+
+
+def _notify(job: Job) -> None:
+    """Queue the POST to the job's webhook once its end is committed."""
+    if job.webhook_url:
+        from .tasks import notify_webhook
+
+        transaction.on_commit(lambda: notify_webhook.delay(job.pk))
+
+
+def webhook_body(job: Job) -> bytes:
+    """The job's final status message (as the websocket sends it) with its model's test accuracy."""
+    event = job.to_event()
+    record = job.result_model
+    event["test_accuracy"] = record.metrics.get("test/accuracy") if record is not None else None
+    return json.dumps(event, sort_keys=True).encode()
+
+
+def webhook_signature(job: Job, body: bytes) -> str:
+    """sha256=HMAC-SHA256(body) keyed with the owner's API token, which the receiver knows to check it."""
+    from rest_framework.authtoken.models import Token
+
+    key, _ = Token.objects.get_or_create(user=job.owner)
+    return "sha256=" + hmac.new(key.key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_webhook(job_id: int, *, timeout: float = 10.0) -> int | None:
+    """POST a finished job's status to its webhook_url; the HTTP status (None when the job or its URL is gone).
+    A 4xx is the receiver's final answer; a 5xx or a network error raises WebhookUnavailable (Celery retries)."""
+    import urllib.error
+    import urllib.request
+
+    job = Job.objects.select_related("result_model", "owner").filter(pk=job_id).first()
+    if job is None or not job.webhook_url:
+        return None
+    body = webhook_body(job)
+    request = urllib.request.Request(job.webhook_url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "Distillery", "X-Distillery-Event": "job.finished",
+        "X-Distillery-Signature": webhook_signature(job, body),
+    })  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise WebhookUnavailable(f"{job.webhook_url} answered {exc.code}") from None
+        log.warning("job %s: webhook %s refused it with %s", job_id, job.webhook_url, exc.code)
+        return exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        raise WebhookUnavailable(f"{job.webhook_url}: {exc}") from None
 
 
 def delete_job(job: Job) -> None:

@@ -23,3 +23,12 @@ def run_job(self, job_id: int) -> str:
 def reap_stale_jobs() -> list[int]:
     """Periodic (Celery beat): give jobs whose worker machine went silent to a live worker."""
     return services.requeue_stale_jobs()
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(services.WebhookUnavailable,), max_retries=6,
+    retry_backoff=5, retry_backoff_max=600, retry_jitter=True,
+)  # fmt: skip
+def notify_webhook(self, job_id: int) -> int | None:
+    """POST a finished job's status to its webhook; retried with backoff while its server is unavailable."""
+    return services.post_webhook(job_id)

@@ -169,7 +169,7 @@ def job_create(request):
         params, grid = form.params(), form.grid()
         what = {
             "kind": form.cleaned_data["kind"], "dataset": form.cleaned_data["dataset"],
-            "test_dataset": form.cleaned_data["test_dataset"],
+            "test_dataset": form.cleaned_data["test_dataset"], "webhook_url": form.cleaned_data["webhook_url"],
             "base_model": params.pop("base_model", ""), "teacher": form.cleaned_data["teacher"], "params": params,
         }  # fmt: skip
         try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from mlcore import recipes
@@ -101,7 +102,21 @@ TEST_DATASET_HELP = (
 )
 
 
+WEBHOOK_HELP = (
+    "an http(s) URL POSTed the job's final status when it ends (JSON as its websocket status message, with "
+    "test_accuracy), signed: X-Distillery-Signature: sha256=HMAC-SHA256(body, your API token)"
+)
+
+
+def webhook_field() -> serializers.URLField:
+    return serializers.URLField(
+        required=False, allow_blank=True, max_length=500, help_text=WEBHOOK_HELP,
+        validators=[URLValidator(schemes=["http", "https"])],
+    )  # fmt: skip
+
+
 class JobSerializer(OwnReferences, serializers.ModelSerializer):
+    webhook_url = webhook_field()
     recipe = serializers.ChoiceField(
         choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
     )
@@ -118,7 +133,7 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
         fields = [
             "id", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "status", "progress",
             "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
-            "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead",
+            "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead", "webhook_url",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
@@ -152,6 +167,7 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
 
 
 class SweepSerializer(OwnReferences, serializers.ModelSerializer):
+    webhook_url = webhook_field()
     recipe = serializers.ChoiceField(
         choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
     )
@@ -175,7 +191,7 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
         model = Sweep
         fields = [
             "id", "name", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "grid", "recipe",
-            "created_at", "runs",
+            "webhook_url", "created_at", "runs",
         ]  # fmt: skip
         read_only_fields = ["created_at"]
 

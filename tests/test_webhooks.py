@@ -1,0 +1,141 @@
+"""A job with a webhook_url POSTs its final status there when it ends, signed with the owner's API token; the
+Celery task retries while the receiver is unavailable and stops at its answer. Receivers here are real HTTP
+servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from jobs import services, tasks
+from jobs.models import Job
+
+from .conftest import watch_job
+
+
+class Receiver:
+    """An HTTP server that records each POST and answers with the next of `statuses` (then 200)."""
+
+    def __init__(self, statuses=()):
+        self.statuses, self.requests, self.arrived = list(statuses), [], threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+                receiver.arrived.set()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def finished(user, trained_model, receiver):
+    job = trained_model.produced_by
+    Job.objects.filter(pk=job.pk).update(webhook_url=receiver.url)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.django_db
+def test_the_final_status_is_posted_signed_with_the_owners_token(finished, receiver, user):
+    assert services.post_webhook(finished.pk) == 200
+
+    headers, body = receiver.requests[0]
+    event = json.loads(body)
+    assert (event["job"], event["status"]) == (finished.pk, "succeeded")
+    assert event["result_model"] == finished.result_model_id
+    assert event["test_accuracy"] == 1.0 and headers["X-Distillery-Event"] == "job.finished"
+    key = Token.objects.get(user=user).key.encode()
+    assert headers["X-Distillery-Signature"] == "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.django_db
+def test_a_5xx_or_no_server_is_retried_and_a_4xx_is_final(finished, receiver):
+    receiver.statuses = [503, 502]
+    result = tasks.notify_webhook.apply(args=(finished.pk,))  # eager: Celery's retries run in place
+    assert result.get() == 200 and len(receiver.requests) == 3
+
+    receiver.statuses = [404]
+    assert services.post_webhook(finished.pk) == 404 and len(receiver.requests) == 4
+    Job.objects.filter(pk=finished.pk).update(webhook_url="http://127.0.0.1:9/nobody")  # discard port
+    with pytest.raises(services.WebhookUnavailable):
+        services.post_webhook(finished.pk)
+    assert tasks.notify_webhook.max_retries == 6
+    assert tasks.notify_webhook.autoretry_for == (services.WebhookUnavailable,)
+
+
+@pytest.mark.django_db
+def test_only_http_urls_are_taken(api, trained_model):
+    payload = {"kind": "finetune", "dataset": trained_model.dataset_id, "webhook_url": "file:///etc/passwd"}
+    response = api.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 400 and "webhook_url" in response.json()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_posts_when_the_job_ends(api, sentiment_csv, tiny_bert, fast_params, celery_worker, receiver):
+    dataset = api.post("/api/datasets/", {"file": sentiment_csv}, format="multipart").json()
+    payload = {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": fast_params,
+               "webhook_url": receiver.url}  # fmt: skip
+    job = api.post("/api/jobs/", payload, format="json").json()
+    assert job["webhook_url"] == receiver.url
+
+    final = asyncio.run(watch_job(job["id"], api.token, timeout=240))[-1]
+
+    assert final["status"] == "succeeded", final["error"]
+    assert receiver.arrived.wait(60), "no webhook POST arrived"
+    event = json.loads(receiver.requests[0][1])
+    assert (event["job"], event["status"], event["result_model"]) == (job["id"], "succeeded", final["result_model"])
+
+
+@pytest.mark.django_db
+def test_each_end_is_announced_once_whoever_ends_the_job(
+    user, trained_model, receiver, django_capture_on_commit_callbacks
+):
+    queued = Job.objects.create(owner=user, kind="finetune", dataset=trained_model.dataset, params={},
+                                webhook_url=receiver.url)  # fmt: skip
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.request_cancel(queued)  # a queued job ends at once
+        services.finish_job(queued, Job.Status.FAILED, error="late")  # too late: it changes nothing
+    assert len(callbacks) == 1 and Job.objects.get(pk=queued.pk).status == "cancelled"
+    silent = Job.objects.create(owner=user, kind="finetune", dataset=trained_model.dataset, params={})
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.request_cancel(silent)
+    assert callbacks == []  # no webhook, nothing to send
+
+
+@pytest.mark.django_db
+def test_the_launch_form_takes_a_webhook(logged_in, trained_model, receiver):
+    form = {
+        "kind": "finetune", "dataset": trained_model.dataset_id, "base_model": "all-MiniLM-L6-v2", "batch_size": "16",
+        "learning_rate": "2e-5", "epochs": "1", "max_length": "64", "seed": "1, 2", "truncation": "head",
+        "scheduler": "exponential", "warmup_ratio": "0", "weight_decay": "0", "webhook_url": receiver.url,
+    }  # fmt: skip
+    assert logged_in.post("/jobs/new/", form).status_code == 302  # two seeds: a sweep
+    assert set(Job.objects.filter(sweep__isnull=False).values_list("webhook_url", flat=True)) == {receiver.url}

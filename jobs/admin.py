@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import Dataset, Job, MetricPoint, ModelRecord, Sweep
+
+# Webhook URLs typed without a scheme are https (Django 6's default; 5.2 warns until it is chosen).
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Dataset)
@@ -12,6 +16,7 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = ("id", "kind", "owner", "dataset", "status", "progress", "created_at", "finished_at")
     list_filter = ("kind", "status")
     raw_id_fields = ("dataset", "teacher", "result_model", "sweep")
@@ -19,6 +24,7 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(Sweep)
 class SweepAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = ("id", "name", "kind", "owner", "dataset", "created_at")
     list_filter = ("kind",)
     search_fields = ("name", "owner__username")

@@ -168,6 +168,8 @@ DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR
 DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
 DISTILLERY_SWEEP_MAX_JOBS = env_int("DISTILLERY_SWEEP_MAX_JOBS", 16)  # jobs one sweep may queue
 DISTILLERY_MAX_ACTIVE_JOBS = env_int("DISTILLERY_MAX_ACTIVE_JOBS", 32)  # a user's queued + running; 0: no limit
+# Hosts a job's webhook_url may name (exact names or IPs); empty: any host the worker can reach.
+DISTILLERY_WEBHOOK_HOSTS = env_list("DISTILLERY_WEBHOOK_HOSTS", [])
 DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
 # A running job's worker writes a heartbeat this often; a job silent for DISTILLERY_STALE_AFTER seconds is sent
 # again by the periodic reap_stale_jobs task (Celery beat), so a worker machine that vanished loses no job.
@@ -235,6 +237,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "jobs.tasks.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "cpu"}},
+    "drop-stale-held-uploads": {
+        "task": "jobs.tasks.drop_stale_held_uploads", "schedule": 3600.0, "options": {"queue": "cpu"},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False

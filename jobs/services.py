@@ -96,7 +96,7 @@ def hold_upload(owner, upload, columns: list[str]) -> str:
     """Keep an upload whose columns the user has to choose, so that the choice needs no second upload: stored
     under held/ for HELD_FOR seconds, named by a signed token that only `owner` can use and that carries the
     file's columns. Uploads held longer are removed here."""
-    _drop_stale_held()
+    drop_stale_held()
     upload.seek(0)
     name = default_storage.save(f"held/{int(time.time())}-{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
     return signing.dumps({"owner": owner.pk, "name": name, "columns": columns}, salt=_HELD_SALT, compress=True)
@@ -131,16 +131,21 @@ def _read_held(owner, token: str) -> dict | None:
     return held if held.get("owner") == owner.pk else None
 
 
-def _drop_stale_held() -> None:
+def drop_stale_held() -> int:
+    """Remove the uploads held longer than HELD_FOR (hourly from Celery beat, and whenever one is held); how
+    many went."""
     try:
         folders, _ = default_storage.listdir("held")
     except (FileNotFoundError, NotImplementedError):
-        return
+        return 0
+    dropped = 0
     for folder in folders:
         stamp = folder.split("-", 1)[0]
         if stamp.isdigit() and int(stamp) < time.time() - HELD_FOR:
             for file_name in default_storage.listdir(f"held/{folder}")[1]:
                 default_storage.delete(f"held/{folder}/{file_name}")
+                dropped += 1
+    return dropped
 
 
 def dataset_folders() -> list[dict]:
@@ -393,6 +398,7 @@ def create_job(
         raise ValidationError({"kind": f"unknown job kind {kind!r}; use finetune or distill{hint}"})
 
     _check_active_jobs(owner, adding=1)
+    _check_webhook(webhook_url)
     if test_dataset is not None:
         unknown = sorted(set(test_dataset.labels) - set(dataset.labels))
         if unknown:
@@ -420,6 +426,20 @@ def create_job(
         # After the commit: a job rolled back with its sweep was never there.
         transaction.on_commit(lambda: broadcast_status(job))
     return job
+
+
+def _check_webhook(url: str) -> None:
+    """An http(s) URL, on one of DISTILLERY_WEBHOOK_HOSTS when the operator names some."""
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError({"webhook_url": "give an http:// or https:// URL"})
+    allowed = settings.DISTILLERY_WEBHOOK_HOSTS
+    if allowed and parts.hostname not in allowed:
+        raise ValidationError({"webhook_url": f"{parts.hostname} is not a webhook host here; ask the operator"})
 
 
 def _check_active_jobs(owner, *, adding: int, what: str = "another") -> None:

@@ -25,6 +25,12 @@ def reap_stale_jobs() -> list[int]:
     return services.requeue_stale_jobs()
 
 
+@shared_task
+def drop_stale_held_uploads() -> int:
+    """Periodic (Celery beat): remove uploads held for a column choice longer than services.HELD_FOR."""
+    return services.drop_stale_held()
+
+
 @shared_task(
     bind=True, acks_late=True, autoretry_for=(services.WebhookUnavailable,), max_retries=6,
     retry_backoff=5, retry_backoff_max=600, retry_jitter=True,

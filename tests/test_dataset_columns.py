@@ -84,7 +84,15 @@ def test_another_users_or_a_forged_token_holds_nothing_for_them(client, other_us
 
 
 def test_uploads_held_longer_than_a_day_are_removed(user, settings):
+    from django.conf import settings as django_settings
+
+    from jobs import tasks
+
     default_storage.save("held/1000-old/x.csv", ContentFile(b"text,label\n"))
-    services.hold_upload(user, _file(), ["review_body", "stars"])
+    services.hold_upload(user, _file(), ["review_body", "stars"])  # holding one drops the stale ones
     held = _held(settings)
     assert len(held) == 1 and "old" not in held[0]
+    default_storage.save("held/1000-older/y.csv", ContentFile(b"text,label\n"))
+    assert tasks.drop_stale_held_uploads.apply().get() == 1 and _held(settings) == held  # and so does beat, hourly
+    schedule = django_settings.CELERY_BEAT_SCHEDULE["drop-stale-held-uploads"]
+    assert schedule["task"] == tasks.drop_stale_held_uploads.name and schedule["schedule"] == 3600.0

@@ -91,10 +91,16 @@ def test_a_5xx_or_no_server_is_retried_and_a_4xx_is_final(finished, receiver):
 
 
 @pytest.mark.django_db
-def test_only_http_urls_are_taken(api, trained_model):
+def test_only_http_urls_on_the_operators_hosts_are_taken(api, trained_model, settings):
     payload = {"kind": "finetune", "dataset": trained_model.dataset_id, "webhook_url": "file:///etc/passwd"}
     response = api.post("/api/jobs/", payload, format="json")
     assert response.status_code == 400 and "webhook_url" in response.json()
+    settings.DISTILLERY_WEBHOOK_HOSTS = ["hooks.example.com"]
+    refused = api.post("/api/jobs/", payload | {"webhook_url": "http://169.254.169.254/latest"}, format="json")
+    assert refused.json() == {"webhook_url": ["169.254.169.254 is not a webhook host here; ask the operator"]}
+    taken = api.post("/api/jobs/", payload | {"webhook_url": "https://hooks.example.com/ci"}, format="json")
+    assert taken.status_code == 201
+    assert Job.objects.get(pk=taken.json()["id"]).webhook_url == "https://hooks.example.com/ci"
 
 
 @pytest.mark.e2e

@@ -550,7 +550,8 @@ def sweep_runs(sweep: Sweep) -> dict:
     """Each job of the sweep with the values it was given and its model's results, the best job by validation
     accuracy (the test rows stay unseen by the choice), and how many jobs are in each status."""
     runs = []
-    for job in sweep.jobs.all():  # prefetched in order, with their models: Sweep.objects.with_runs()
+    # Prefetched with their models by Sweep.objects.with_runs(); sorted here so that any caller gets job order.
+    for job in sorted(sweep.jobs.all(), key=lambda j: j.pk):
         metrics = job.result_model.metrics if job.result_model else {}
         runs.append({
             "job": job.pk,

@@ -66,7 +66,13 @@ class Sweep(models.Model):
         help_text="Distil: the teacher, unless swept.",
     )  # fmt: skip
     params = models.JSONField(help_text="The parameters every job shares.")
-    grid = models.JSONField(help_text="{parameter: [values]}: the jobs are every combination of these.")
+    grid = models.JSONField(
+        help_text="{parameter: [values]}: the jobs are every combination of these; for a search, the value each "
+        "trial drew, in job order."
+    )
+    search = models.JSONField(
+        null=True, blank=True, help_text="A random search's {space, trials, seed} (mlcore.search); null for a grid."
+    )
     webhook_url = models.URLField(max_length=500, blank=True, help_text="Each job's, when it ends.")
     created_at = models.DateTimeField(auto_now_add=True)
 

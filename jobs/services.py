@@ -10,7 +10,6 @@ import io
 import itertools
 import json
 import logging
-import math
 import re
 import shutil
 import tempfile
@@ -470,7 +469,8 @@ def create_sweep(
     *,
     kind: str,
     dataset: Dataset,
-    grid: dict,
+    grid: dict | None = None,
+    search: dict | None = None,
     params: dict | None = None,
     base_model: str = "",
     teacher: ModelRecord | None = None,
@@ -479,34 +479,43 @@ def create_sweep(
     test_dataset: Dataset | None = None,
     webhook_url: str = "",
 ) -> Sweep:
-    """Queue one job per combination of the grid's values, all or none: a combination that create_job refuses
-    refuses the sweep, naming it. A grid may vary hyperparameters, and base_model (fine-tune) or teacher
+    """Queue one job per combination of the grid's values, or per trial of a random search
+    ({"space": ..., "trials": n, "seed": s}; mlcore.search), all or none: a combination that create_job refuses
+    refuses the sweep, naming it. Either may vary hyperparameters, and base_model (fine-tune) or teacher
     (distillation, model ids) to compare several."""
     params = dict(params or {})
-    axes = _check_grid(kind, grid, params)
-    if recipe:  # stored expanded, so the sweep shows what its jobs share; the grid overrides the recipe
+    if (grid is None) == (search is None):
+        raise ValidationError({"grid": "give either a grid (every combination) or a search (random trials)"})
+    field = "grid" if grid is not None else "search"
+    if grid is not None:
+        axes = _check_grid(kind, grid, params)
+        combinations = [dict(zip(axes, v, strict=True)) for v in itertools.product(*(grid[axis] for axis in axes))]
+    else:
+        combinations = _search_trials(kind, search, params)
+        axes = list(search["space"])
+        grid = {axis: [trial[axis] for trial in combinations] for axis in axes}  # what each trial drew
+    if recipe:  # stored expanded, so the sweep shows what its jobs share; the sweep overrides the recipe
         preset = recipe_params(recipe, kind)
         params = {**{k: v for k, v in preset.items() if k not in grid}, **params}
     if ("base_model" in axes and base_model) or ("teacher" in axes and teacher is not None):
-        raise ValidationError({"grid": f"{SWEEP_AXES[kind]} is both fixed and swept; choose one"})
+        raise ValidationError({field: f"{SWEEP_AXES[kind]} is both fixed and swept; choose one"})
     teachers = {}
     if "teacher" in axes:
         if not all(isinstance(pk, int) and not isinstance(pk, bool) for pk in grid["teacher"]):
-            raise ValidationError({"grid": "teacher: give model ids"})
+            raise ValidationError({field: "teacher: give model ids"})
         visible = ModelRecord.objects.visible_to(owner).in_bulk(grid["teacher"])
-        missing = [str(pk) for pk in grid["teacher"] if pk not in visible]
+        missing = [str(pk) for pk in dict.fromkeys(grid["teacher"]) if pk not in visible]
         if missing:
-            raise ValidationError({"grid": f"teacher: no model {', '.join(missing)} of yours"})
+            raise ValidationError({field: f"teacher: no model {', '.join(missing)} of yours"})
         teachers = visible
-    _check_active_jobs(owner, adding=math.prod(len(grid[axis]) for axis in axes), what="this sweep's")
+    _check_active_jobs(owner, adding=len(combinations), what="this sweep's")
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner, kind=kind, dataset=dataset, test_dataset=test_dataset, params=params, grid=grid,
-            base_model=base_model, teacher=teacher, webhook_url=webhook_url,
-            name=name or f"{Job.Kind(kind).label} sweep over {', '.join(axes)}",
+            search=search, base_model=base_model, teacher=teacher, webhook_url=webhook_url,
+            name=name or f"{Job.Kind(kind).label} {'search' if search else 'sweep'} over {', '.join(axes)}",
         )  # fmt: skip
-        for values in itertools.product(*(grid[axis] for axis in axes)):
-            combination = dict(zip(axes, values, strict=True))
+        for combination in combinations:
             job_params = {k: v for k, v in combination.items() if k not in SWEEP_AXES.values()}
             try:
                 create_job(
@@ -517,24 +526,30 @@ def create_sweep(
                 )  # fmt: skip
             except ValidationError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in combination.items())
-                raise ValidationError({"grid": f"{where}: {'; '.join(exc.messages)}"}) from None
+                raise ValidationError({field: f"{where}: {'; '.join(exc.messages)}"}) from None
     return sweep
+
+
+def _check_axes(kind: str, names, params: dict, field: str) -> None:
+    """Each swept name is a parameter of the job kind (or its base_model/teacher) that params do not fix."""
+    config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
+    allowed = [f.name for f in dataclasses.fields(config_cls)]
+    if kind in SWEEP_AXES:
+        allowed.append(SWEEP_AXES[kind])
+    for axis in names:
+        if axis not in allowed:
+            raise ValidationError({field: f"{axis!r} cannot be swept; choose from {', '.join(allowed)}"})
+        if axis in params:
+            raise ValidationError({field: f"{axis!r} is both fixed in params and swept; choose one"})
 
 
 def _check_grid(kind: str, grid, params: dict) -> list[str]:
     """The grid's axes in order, once it is known to be {name: [distinct values]} within the job limit."""
     if not isinstance(grid, dict) or not grid:
         raise ValidationError({"grid": "give {parameter: [values, ...]} with at least one parameter"})
-    config_cls = DistillConfig if kind == Job.Kind.DISTILL else TrainConfig
-    allowed = [f.name for f in dataclasses.fields(config_cls)]
-    if kind in SWEEP_AXES:
-        allowed.append(SWEEP_AXES[kind])
+    _check_axes(kind, grid, params, "grid")
     combinations = 1
     for axis, values in grid.items():
-        if axis not in allowed:
-            raise ValidationError({"grid": f"{axis!r} cannot be swept; choose from {', '.join(allowed)}"})
-        if axis in params:
-            raise ValidationError({"grid": f"{axis!r} is both fixed in params and swept; choose one"})
         if not isinstance(values, list) or not values:
             raise ValidationError({"grid": f"{axis}: give a list of values"})
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
@@ -544,6 +559,26 @@ def _check_grid(kind: str, grid, params: dict) -> list[str]:
     if combinations > limit:
         raise ValidationError({"grid": f"{combinations} combinations; at most {limit} jobs per sweep"})
     return list(grid)
+
+
+def _search_trials(kind: str, search, params: dict) -> list[dict]:
+    """The trials a random search draws (mlcore.search), once its space names sweepable parameters and its
+    trials fit the job limit."""
+    from mlcore.search import SearchError, sample
+
+    if not isinstance(search, dict) or not isinstance(search.get("space"), dict):
+        raise ValidationError({"search": 'give {"space": {parameter: {distribution: [...]}}, "trials": n}'})
+    unknown = set(search) - {"space", "trials", "seed"}
+    if unknown:
+        raise ValidationError({"search": f"unknown key {sorted(unknown)[0]!r}; use space, trials and seed"})
+    _check_axes(kind, search["space"], params, "search")
+    trials, limit = search.get("trials", 8), settings.DISTILLERY_SWEEP_MAX_JOBS
+    if isinstance(trials, int) and trials > limit:
+        raise ValidationError({"search": f"{trials} trials; at most {limit} jobs per sweep"})
+    try:
+        return sample(search["space"], trials, seed=search.get("seed", 0))
+    except SearchError as exc:
+        raise ValidationError({"search": str(exc)}) from None
 
 
 def sweep_runs(sweep: Sweep) -> dict:

@@ -163,3 +163,37 @@ def test_a_user_cannot_queue_past_the_active_jobs_limit(api, other_api, dataset,
     assert api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset["id"]}, format="json").status_code == 400
     Job.objects.filter(status="queued").update(status="cancelled")  # finished jobs do not count
     assert api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset["id"]}, format="json").status_code == 201
+
+
+def test_a_random_search_queues_its_trials_as_drawn(api, dataset):
+    space = {"learning_rate": {"log_uniform": [1e-5, 1e-4]}, "epochs": {"int": [1, 3]}}
+    payload = {"kind": "finetune", "dataset": dataset["id"], "search": {"space": space, "trials": 5, "seed": 1}}
+    response = api.post("/api/sweeps/", payload, format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    from mlcore.search import sample
+
+    drawn = sample(space, 5, seed=1)
+    jobs = Job.objects.filter(sweep_id=body["id"]).order_by("pk")
+    assert [{k: j.params[k] for k in space} for j in jobs] == drawn
+    assert body["name"] == "Fine-tune search over learning_rate, epochs" and body["search"]["trials"] == 5
+    assert body["grid"] == {name: [d[name] for d in drawn] for name in ("learning_rate", "epochs")}
+    assert [r["values"] for r in body["runs"]["runs"]] == drawn
+
+
+@pytest.mark.parametrize(
+    ("payload", "key", "message"),
+    [
+        ({"search": {"space": {"learning_rate": {"normal": [0, 1]}}}}, "search", "unknown distribution 'normal'"),
+        ({"search": {"space": {"colour": {"uniform": [0, 1]}}}}, "search", "'colour' cannot be swept"),
+        ({"search": {"space": {"seed": {"int": [0, 9]}}, "trials": 40}}, "search", "40 trials; at most 16"),
+        ({"search": {"space": {"seed": {"int": [0, 9]}}, "runs": 4}}, "search", "unknown key 'runs'"),
+        ({"search": {"space": {"seed": {"int": [0, 9]}}}, "grid": {"epochs": [1, 2]}}, "grid", "give either a grid"),
+        ({}, "grid", "give either a grid"),
+    ],
+)
+def test_a_bad_search_gets_a_400_naming_it(api, dataset, payload, key, message):
+    response = api.post("/api/sweeps/", {"kind": "finetune", "dataset": dataset["id"], **payload}, format="json")
+    assert response.status_code == 400 and message in response.json()[key][0]
+    assert Job.objects.count() == 0

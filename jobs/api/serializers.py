@@ -181,17 +181,22 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     params = serializers.DictField(required=False, default=dict, help_text="What every job shares.")
     grid = serializers.DictField(
-        child=serializers.ListField(child=serializers.JSONField(), allow_empty=False),
+        child=serializers.ListField(child=serializers.JSONField(), allow_empty=False), required=False,
         help_text="{parameter: [values]}: one job per combination; base_model (fine-tune) and teacher (distil, "
-        "model ids) may be swept too.",
-    )
+        "model ids) may be swept too. In a search's answer: the value each trial drew, in job order.",
+    )  # fmt: skip
+    search = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text='Instead of a grid, a random search: {"space": {parameter: {"uniform"|"log_uniform"|"int": '
+        '[low, high]} or {"choice": [values]}}, "trials": n (default 8), "seed": s (default 0)}.',
+    )  # fmt: skip
     runs = serializers.SerializerMethodField()
 
     class Meta:
         model = Sweep
         fields = [
-            "id", "name", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "grid", "recipe",
-            "webhook_url", "created_at", "runs",
+            "id", "name", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "grid", "search",
+            "recipe", "webhook_url", "created_at", "runs",
         ]  # fmt: skip
         read_only_fields = ["created_at"]
 

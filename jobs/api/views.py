@@ -255,12 +255,7 @@ class ModelViewSet(
     def compare(self, request):
         """Models side by side: the study's table, size, CPU latency and throughput (with ratios against the
         first model) and their training curves; as JSON, a CSV table or a PNG figure."""
-        try:
-            records = compare.load_models(request.user, compare.parse_ids(request.query_params.getlist("ids")))
-        except DjangoValidationError as exc:
-            raise ValidationError({"ids": exc.messages}) from None
-        except ModelRecord.DoesNotExist as exc:
-            raise NotFound(str(exc)) from None
+        records = self._compared(request.query_params.getlist("ids"))
         response = Response(compare.comparison(records))
         fmt = request.accepted_renderer.format
         if fmt in FILE_FORMATS:
@@ -278,15 +273,21 @@ class ModelViewSet(
         models): each one's label, probabilities, whether the text was cut, and its time to answer once loaded."""
         payload = s.CompareTextSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        records = self._compared([payload.validated_data["ids"]])
         try:
-            ids = compare.parse_ids([payload.validated_data["ids"]])
-            records = compare.load_models(request.user, ids)
             body = compare.answers(records, payload.validated_data["text"])
+        except DjangoValidationError as exc:
+            raise ValidationError({"ids": exc.messages}) from None
+        return Response({"answers": body})
+
+    def _compared(self, values: list[str]) -> list[ModelRecord]:
+        """The models named by ids values ("3,4"), in order; 400 for bad ids, 404 for ones not the user's."""
+        try:
+            return compare.load_models(self.request.user, compare.parse_ids(values))
         except DjangoValidationError as exc:
             raise ValidationError({"ids": exc.messages}) from None
         except ModelRecord.DoesNotExist as exc:
             raise NotFound(str(exc)) from None
-        return Response({"answers": body})
 
 
 

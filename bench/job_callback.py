@@ -4,9 +4,10 @@
 
 A training job reports every batch: a MetricPoint row, a message to the job's channel group, the progress, and a
 look at the cancel flag. Run inline that is an INSERT, a channels-redis send, an UPDATE and a SELECT per batch;
-jobs.runner.JobCallback now leaves them to a thread of its own. This runs `--steps` steps of about `--step-ms`
-milliseconds three ways: bare (no reporting), inline (services.record_metric, set_progress and cancel_requested
-after each step) and writer (runner.job_callback; the wait at the end for the last points to be saved counts),
+jobs.training.callback.JobCallback now leaves them to a thread of its own. This runs `--steps` steps of about
+`--step-ms` milliseconds three ways: bare (no reporting), inline (lifecycle.record_metric, set_progress and
+cancel_requested after each step) and writer (job_callback; the wait at the end for the last points to be saved
+counts),
 for two kinds of step: "python", fixed Python work that holds the GIL (a launch-bound GPU step, the worst case
 for a second thread), and "wait", a sleep that releases it (a GPU-bound step). Each way's cost is its extra
 milliseconds per step over bare, the median over `--rounds` rounds.
@@ -47,8 +48,9 @@ def calibrate(step_ms: float) -> int:
 
 
 def measure(job: Any, steps: int, step: Any) -> dict[str, float]:
-    from jobs import runner, services
     from jobs.models import MetricPoint
+    from jobs.training import lifecycle
+    from jobs.training.callback import job_callback
 
     metrics = {"train/loss": 0.5, "train/accuracy": 0.75, "lr": 2e-5, "epoch": 0.1}
     seconds = {}
@@ -62,13 +64,13 @@ def measure(job: Any, steps: int, step: Any) -> dict[str, float]:
     start = time.perf_counter()
     for i in range(steps):
         step()
-        services.record_metric(job, seq=seq + i + 1, step=i + 1, kind="train", values=metrics)
-        services.set_progress(job.pk, (i + 1) / steps)
-        services.cancel_requested(job.pk)
+        lifecycle.record_metric(job, seq=seq + i + 1, step=i + 1, kind="train", values=metrics)
+        lifecycle.set_progress(job.pk, (i + 1) / steps)
+        lifecycle.cancel_requested(job.pk)
     seconds["inline"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    with runner.job_callback(job) as callback:
+    with job_callback(job) as callback:
         for i in range(steps):
             callback.should_stop()
             step()

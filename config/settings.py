@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import queues
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DISTILLERY_VAR_DIR", BASE_DIR / "var"))
 
@@ -217,17 +219,16 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Celery: one block, explicit limits. Training goes to the "gpu" queue (a worker without a GPU falls back
-# to CPU); light work to "cpu". Late acks + reject on worker loss give a job back to the queue if the
-# worker process dies mid-job instead of losing it.
+# Celery: one block, explicit limits. Training goes to the GPU queue (a worker without a GPU falls back to
+# CPU); light work to the CPU queue (config/queues.py names both). Late acks + reject on worker loss give a job
+# back to the queue if the worker process dies mid-job instead of losing it.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {"jobs.tasks.run_job": {"queue": "gpu"}}
+CELERY_TASK_DEFAULT_QUEUE = queues.CPU  # a job's own queue is chosen by Job.queue when it is sent
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -236,9 +237,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "jobs.tasks.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "cpu"}},
+    "reap-stale-jobs": {"task": "jobs.tasks.reap_stale_jobs", "schedule": 60.0, "options": {"queue": queues.CPU}},
     "drop-stale-held-uploads": {
-        "task": "jobs.tasks.drop_stale_held_uploads", "schedule": 3600.0, "options": {"queue": "cpu"},
+        "task": "jobs.tasks.drop_stale_held_uploads", "schedule": 3600.0, "options": {"queue": queues.CPU},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

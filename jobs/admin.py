@@ -1,3 +1,8 @@
+"""Django admin for every model.
+
+Runs in: the web process.
+"""
+
 from django.contrib import admin
 from django.db import models
 

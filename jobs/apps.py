@@ -1,3 +1,8 @@
+"""The jobs app.
+
+Runs in: every process that sets Django up (web, workers, manage.py).
+"""
+
 from django.apps import AppConfig
 
 
@@ -6,4 +11,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Distillery jobs"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the receivers)
+        # Django's place for it: the receivers connect once every model is loaded.
+        from . import signals  # noqa: F401

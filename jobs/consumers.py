@@ -1,12 +1,17 @@
-"""Websocket consumers: one job's live metrics, and the live job list."""
+"""Websocket consumers: one job's live metrics, and the live job list.
+
+Runs in: the web process.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import services
 from .models import Job, MetricPoint
+from .training.events import job_group, user_jobs_group
 
 HISTORY_LIMIT = 20_000  # metric points sent on connect; a job has one per batch
 
@@ -24,7 +29,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not await self._may_see(user):
             await self.close(code=4403)
             return
-        self.group = services.job_group(self.job_id)
+        self.group = job_group(self.job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.last_seq = _after(self.scope)
@@ -70,7 +75,7 @@ class JobListConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4403)
             return
-        self.group = services.user_jobs_group(user.pk)
+        self.group = user_jobs_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -83,8 +88,6 @@ class JobListConsumer(AsyncJsonWebsocketConsumer):
 
 
 def _after(scope) -> int:
-    from urllib.parse import parse_qs
-
     query = parse_qs(scope.get("query_string", b"").decode())
     try:
         return max(0, int(query.get("after", ["0"])[0]))

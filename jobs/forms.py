@@ -1,9 +1,17 @@
+"""The dashboard's forms: dataset uploads and imports, the launch form (its bounds and choices read from
+mlcore.config), model import, classify.
+
+Runs in: the web process.
+"""
+
 from __future__ import annotations
+
+import typing
 
 from django import forms
 
 from mlcore import catalogue, recipes
-from mlcore.config import DistillConfig, TrainConfig, config_defaults
+from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, field_choices, field_range
 
 from .models import Dataset, Job, ModelRecord
 
@@ -57,10 +65,14 @@ class DatasetHubForm(forms.Form):
 
 
 class ValuesField(forms.CharField):
-    """One number, or several separated by commas (which launch a sweep); cleans to a list of distinct values."""
+    """One number, or several separated by commas (which launch a sweep); cleans to a list of distinct values.
+    Whole numbers or not, and the range, are those of the config's field `param`: a value out of range gets the
+    config's own message, so the form refuses exactly what the job would."""
 
-    def __init__(self, kind: type, *, min_value=None, max_value=None, **kwargs):
-        self.kind, self.min_value, self.max_value = kind, min_value, max_value
+    def __init__(self, config: type[TrainConfig], param: str, **kwargs):
+        hint = typing.get_type_hints(config)[param]  # int, float, or either with None
+        self.kind = float if float in (hint, *typing.get_args(hint)) else int
+        self.param, self.range = param, field_range(config, param)
         super().__init__(**kwargs)
 
     def to_python(self, value) -> list:
@@ -72,10 +84,11 @@ class ValuesField(forms.CharField):
             except ValueError:
                 name = "a whole number" if self.kind is int else "a number"
                 raise forms.ValidationError(f"{item!r} is not {name}") from None
-            if self.min_value is not None and number < self.min_value:
-                raise forms.ValidationError(f"{item} is below {self.min_value}")
-            if self.max_value is not None and number > self.max_value:
-                raise forms.ValidationError(f"{item} is above {self.max_value}")
+            if self.range is not None:
+                try:
+                    self.range.check(self.param, number)
+                except ConfigError as exc:
+                    raise forms.ValidationError(str(exc)) from None
             if number in values:
                 raise forms.ValidationError(f"{item} is given twice")
             values.append(number)
@@ -84,6 +97,19 @@ class ValuesField(forms.CharField):
     def validate(self, value) -> None:
         if self.required and not value:
             raise forms.ValidationError(self.error_messages["required"], code="required")
+
+
+CHOICE_LABELS = {
+    "truncation": {"head": "head: the start of the text", "head_tail": "head_tail: its start and its end"},
+    "scheduler": {"exponential": "exponential (the study's)", "linear": "linear, after a warm-up"},
+}  # by value; the values themselves are the config's
+
+
+def _choices(config: type[TrainConfig], param: str) -> list[tuple[str, str]]:
+    # The config's choices, in its order, each with its label: a choice the config adds shows as its value, and a
+    # label for a value the config has dropped is never offered.
+    labels = CHOICE_LABELS.get(param, {})
+    return [(value, labels.get(value, value)) for value in field_choices(config, param)]
 
 
 class JobForm(forms.Form):
@@ -107,42 +133,42 @@ class JobForm(forms.Form):
         required=False, max_length=500, assume_scheme="https", label="Webhook",
         help_text="Optional: an http(s) URL POSTed each job's final status, signed with your API token.",
     )  # fmt: skip
-    batch_size = ValuesField(int, min_value=1, max_value=1024)
-    learning_rate = ValuesField(float, min_value=0, help_text="Several, comma-separated, launch a sweep.")
-    epochs = ValuesField(int, min_value=1, max_value=100)
-    max_length = ValuesField(int, min_value=8, max_value=512)
-    max_train_samples = ValuesField(int, min_value=1, required=False)
-    max_eval_samples = ValuesField(int, min_value=1, required=False)
-    seed = ValuesField(int, min_value=0, help_text="Several seeds measure the noise.")
+    batch_size = ValuesField(TrainConfig, "batch_size")
+    learning_rate = ValuesField(TrainConfig, "learning_rate", help_text="Several, comma-separated, launch a sweep.")
+    epochs = ValuesField(TrainConfig, "epochs")
+    max_length = ValuesField(TrainConfig, "max_length")
+    max_train_samples = ValuesField(TrainConfig, "max_train_samples", required=False)
+    max_eval_samples = ValuesField(TrainConfig, "max_eval_samples", required=False)
+    seed = ValuesField(TrainConfig, "seed", help_text="Several seeds measure the noise.")
     split_seed = ValuesField(
-        int, min_value=0, required=False, help_text="Fixes the train/valid/test rows whatever the seed; empty: seed."
-    )
+        TrainConfig, "split_seed", required=False,
+        help_text="Fixes the train/valid/test rows whatever the seed; empty: seed.",
+    )  # fmt: skip
     truncation = forms.ChoiceField(
-        choices=[("head", "head: the start of the text"), ("head_tail", "head_tail: its start and its end")],
+        choices=_choices(TrainConfig, "truncation"),
         help_text="How a text longer than max_length is cut.",
     )
     scheduler = forms.ChoiceField(
-        choices=[("exponential", "exponential (the study's)"), ("linear", "linear, after a warm-up")],
+        choices=_choices(TrainConfig, "scheduler"),
         help_text="Learning-rate schedule.",
     )
-    warmup_ratio = ValuesField(float, min_value=0, max_value=1, help_text="Linear: share of the steps warming up.")
-    weight_decay = ValuesField(float, min_value=0, help_text="AdamW; never on biases and LayerNorm.")
+    warmup_ratio = ValuesField(TrainConfig, "warmup_ratio", help_text="Linear: share of the steps warming up.")
+    weight_decay = ValuesField(TrainConfig, "weight_decay", help_text="AdamW; never on biases and LayerNorm.")
     keep_best_epoch = forms.BooleanField(
         required=False, label="Keep the best epoch", help_text="End on the epoch with the best validation accuracy."
     )
     early_stopping_patience = ValuesField(
-        int, min_value=1, max_value=100, required=False, label="Early stopping patience",
+        TrainConfig, "early_stopping_patience", required=False, label="Early stopping patience",
         help_text="Epochs without a better validation accuracy before training stops; empty: never.",
     )  # fmt: skip
-    alpha = ValuesField(
-        float, min_value=0, max_value=1, required=False, help_text="Distil: weight of the soft (KL) loss."
-    )
-    temperature = ValuesField(float, min_value=0.01, required=False, help_text="Distil: softmax temperature.")
+    alpha = ValuesField(DistillConfig, "alpha", required=False, help_text="Distil: weight of the soft (KL) loss.")
+    temperature = ValuesField(DistillConfig, "temperature", required=False, help_text="Distil: softmax temperature.")
     student_layers = ValuesField(
-        int, min_value=1, required=False, help_text="Distil: layers the derived student keeps (empty: every other)."
-    )
+        DistillConfig, "student_layers", required=False,
+        help_text="Distil: layers the derived student keeps (empty: every other).",
+    )  # fmt: skip
     hidden_loss_weight = ValuesField(
-        float, min_value=0, required=False, help_text="Distil: weight of the hidden-state (MSE) loss."
+        DistillConfig, "hidden_loss_weight", required=False, help_text="Distil: weight of the hidden-state (MSE) loss."
     )
 
     TRAIN_FIELDS = (

@@ -1,14 +1,19 @@
-"""The checks behind /healthz."""
+"""The checks behind /healthz.
+
+Runs in: the web process.
+"""
 
 from __future__ import annotations
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app
 
 
 def health_status() -> tuple[dict, int]:
     """DB, Redis and worker checks for /healthz."""
-    from django.db import connection
-
-    from config.celery import app
-
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -17,9 +22,6 @@ def health_status() -> tuple[dict, int]:
     except Exception as exc:  # report, do not raise: this is the health page
         checks["database"] = f"error: {exc}"
     try:
-        import redis
-        from django.conf import settings
-
         redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
         checks["redis"] = "ok"
     except Exception as exc:

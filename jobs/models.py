@@ -1,13 +1,23 @@
-"""Datasets, jobs, their metric points, and the models jobs produce."""
+"""Datasets, jobs, their metric points, and the models jobs produce; a job's state machine lives on Job.
+
+Runs in: the web process and the workers. Each state change is one compare-and-set UPDATE (healthchecks keeps
+its checks' state the same way), so two processes racing for a job cannot both win; what a change announces or
+enqueues is the business of jobs.training, which calls these.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+
+from config import queues
+from mlcore.config import DistillConfig, TrainConfig, config_from_dict
 
 
 class OwnedQuerySet(models.QuerySet):
@@ -20,8 +30,20 @@ class OwnedQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
 
-class Dataset(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+class Owned(models.Model):
+    """A user's object: only its owner (and staff) see it, newest first."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="%(class)ss")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+
+class Dataset(Owned):
     name = models.CharField(max_length=200)
     file = models.FileField(upload_to="datasets/%Y/%m/")
     original_filename = models.CharField(max_length=255)
@@ -32,12 +54,6 @@ class Dataset(models.Model):
     labels = models.JSONField(help_text="Label names, sorted.")
     label_counts = models.JSONField(help_text="Rows per label.")
     size_bytes = models.PositiveBigIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = OwnedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.num_rows} rows)"
@@ -51,11 +67,10 @@ class SweepQuerySet(OwnedQuerySet):
         )
 
 
-class Sweep(models.Model):
+class Sweep(Owned):
     """Fine-tune or distillation jobs launched together over a grid of hyperparameters (and of base models or
     teachers), ranked by their validation accuracy."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=[("finetune", "Fine-tune"), ("distill", "Distil")])
     dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="sweeps")
@@ -74,18 +89,47 @@ class Sweep(models.Model):
         null=True, blank=True, help_text="A random search's {space, trials, seed} (mlcore.search); null for a grid."
     )
     webhook_url = models.URLField(max_length=500, blank=True, help_text="Each job's, when it ends.")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = SweepQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.name} (sweep #{self.pk})"
 
 
-class Job(models.Model):
+class JobQuerySet(OwnedQuerySet):
+    def claim(self, job_id: int, worker: str) -> bool:
+        """Move a queued job to running on `worker`: whether this call won it."""
+        now = timezone.now()
+        return bool(
+            self.filter(pk=job_id, status=Job.Status.QUEUED).update(
+                status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker,
+                attempts=F("attempts") + 1,
+            )  # fmt: skip
+        )
+
+    def take_over(self, job: Job, worker: str) -> bool:
+        """Give a running job whose worker is gone to `worker`: whether this call won it. The compare-and-set is
+        on its attempts, so two deliveries of one task cannot both take it over."""
+        return bool(
+            self.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+                worker=worker, attempts=job.attempts + 1, heartbeat_at=timezone.now()
+            )
+        )
+
+    def stale(self):
+        """Running jobs whose worker has shown no sign of life for DISTILLERY_STALE_AFTER seconds."""
+        cutoff = timezone.now() - timedelta(seconds=settings.DISTILLERY_STALE_AFTER)
+        return self.filter(status=Job.Status.RUNNING).filter(
+            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        )
+
+    def active_training(self, owner):
+        """The user's queued and running training jobs (what DISTILLERY_MAX_ACTIVE_JOBS counts)."""
+        training = [kind for kind, queue in Job.QUEUES.items() if queue == queues.GPU]
+        return self.filter(owner=owner, kind__in=training, status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
+
+
+class Job(Owned):
     class Kind(models.TextChoices):
         FINETUNE = "finetune", "Fine-tune"
         DISTILL = "distill", "Distil"
@@ -99,8 +143,11 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    # The one place a job's queue is decided: training on the GPU queue, a file classification on the CPU one.
+    QUEUES = {Kind.FINETUNE: queues.GPU, Kind.DISTILL: queues.GPU, Kind.CLASSIFY: queues.CPU}
+    # The hyperparameters of each training kind (a file classification has none).
+    CONFIGS = {Kind.FINETUNE: TrainConfig, Kind.DISTILL: DistillConfig}
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     dataset = models.ForeignKey(
         Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", help_text="Training data."
@@ -142,14 +189,10 @@ class Job(models.Model):
     webhook_url = models.URLField(
         max_length=500, blank=True, help_text="POSTed the job's final status, signed, when it ends."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = OwnedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    objects = JobQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
@@ -157,6 +200,54 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue that runs this job."""
+        return self.QUEUES[self.kind]
+
+    @cached_property
+    def config(self) -> TrainConfig:
+        """The job's hyperparameters as its kind's config (mlcore.config), parsed once. Raises ConfigError for
+        params that do not fit the kind, KeyError for a file classification, which has none."""
+        return config_from_dict(self.CONFIGS[self.kind], self.params)
+
+    def is_stale(self, now=None) -> bool:
+        """The job's worker has not shown a sign of life for DISTILLERY_STALE_AFTER seconds."""
+        last = self.heartbeat_at or self.started_at
+        return last is not None and ((now or timezone.now()) - last).total_seconds() > settings.DISTILLERY_STALE_AFTER
+
+    def jobs_ahead(self) -> int | None:
+        """How many queued jobs (anyone's) wait before this queued one on its queue; None if it is not queued."""
+        if self.status != self.Status.QUEUED:
+            return None
+        same_queue = [kind for kind, queue in self.QUEUES.items() if queue == self.queue]
+        return Job.objects.filter(status=self.Status.QUEUED, kind__in=same_queue, pk__lt=self.pk).count()
+
+    def finish(self, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> bool:
+        """Record the job's end: whether this call ended it. Only a running job can finish, so a late call
+        cannot undo a cancel. The instance is refreshed either way."""
+        ended = Job.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            status=status,
+            error=error[:5000],
+            result_model=result_model,
+            finished_at=timezone.now(),
+            phase="",
+            progress=1.0 if status == self.Status.SUCCEEDED else F("progress"),
+        )
+        self.refresh_from_db()
+        return bool(ended)
+
+    def request_cancel(self) -> bool:
+        """Cancel a queued job at once (True), or flag a running one to stop at its next batch (False). The
+        instance is refreshed."""
+        ended = Job.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+        )
+        if not ended:
+            Job.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(cancel_requested=True)
+        self.refresh_from_db()
+        return bool(ended)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -223,7 +314,7 @@ def artifact_prefix() -> str:
     return f"models/{uuid.uuid4().hex}"
 
 
-class ModelRecord(models.Model):
+class ModelRecord(Owned):
     """A trained classifier: its lineage, hyperparameters, metrics and files in storage."""
 
     class Kind(models.TextChoices):
@@ -257,12 +348,8 @@ class ModelRecord(models.Model):
     )
     is_promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = OwnedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Owned.Meta):
         constraints = [
             # Each user serves exactly one promoted model at a time.
             models.UniqueConstraint(fields=["owner"], condition=Q(is_promoted=True), name="one_promoted_per_owner")

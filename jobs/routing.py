@@ -1,3 +1,8 @@
+"""The websocket URLs.
+
+Runs in: the web process.
+"""
+
 from django.urls import path
 
 from . import consumers

@@ -1,18 +1,21 @@
-"""Celery tasks: thin wrappers that load a job, claim it, and hand it to the runner."""
+"""Celery tasks: thin wrappers that take ids, load what they need and call the domain.
+
+Runs in: the workers. Nothing imports this module but Celery: the web side sends tasks by name
+(training.dispatch), which is also where RUN_JOB and NOTIFY_WEBHOOK are named.
+"""
 
 from celery import shared_task
 
-from config.celery import app  # noqa: F401  (re-exported for services.request_cancel)
-
-from . import runner, services
+from .datasets.held import drop_stale_held
 from .models import Job
+from .training import dispatch, lifecycle, runner, webhooks
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=dispatch.RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> str:
-    """Run one fine-tune or distillation job on this worker."""
+    """Run one job (fine-tune, distillation or file classification) on this worker."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    job = services.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
+    job = lifecycle.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
     if job is None:
         return "skipped"
     runner.execute(job)
@@ -22,19 +25,19 @@ def run_job(self, job_id: int) -> str:
 @shared_task
 def reap_stale_jobs() -> list[int]:
     """Periodic (Celery beat): give jobs whose worker machine went silent to a live worker."""
-    return services.requeue_stale_jobs()
+    return lifecycle.requeue_stale_jobs()
 
 
 @shared_task
 def drop_stale_held_uploads() -> int:
-    """Periodic (Celery beat): remove uploads held for a column choice longer than services.HELD_FOR."""
-    return services.drop_stale_held()
+    """Periodic (Celery beat): remove uploads held for a column choice longer than datasets.held.HELD_FOR."""
+    return drop_stale_held()
 
 
 @shared_task(
-    bind=True, acks_late=True, autoretry_for=(services.WebhookUnavailable,), max_retries=6,
-    retry_backoff=5, retry_backoff_max=600, retry_jitter=True,
+    name=dispatch.NOTIFY_WEBHOOK, bind=True, acks_late=True, autoretry_for=(webhooks.WebhookUnavailable,),
+    max_retries=6, retry_backoff=5, retry_backoff_max=600, retry_jitter=True,
 )  # fmt: skip
 def notify_webhook(self, job_id: int) -> int | None:
     """POST a finished job's status to its webhook; retried with backoff while its server is unavailable."""
-    return services.post_webhook(job_id)
+    return webhooks.post(job_id)

@@ -1,3 +1,8 @@
+"""The dashboard's URLs (the API's are routed in config/urls.py).
+
+Runs in: the web process.
+"""
+
 from django.urls import path
 
 from . import views

@@ -1,4 +1,7 @@
-"""The dashboard: datasets, jobs and models in one place; the live job page; the classify page."""
+"""The dashboard: datasets, jobs and models in one place; the live job page; the classify page.
+
+Runs in: the web process.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,15 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import compare, services, serving
-from .api import views as api_views
+from mlcore import catalogue
+from mlcore.config import TrainConfig
+from mlcore.recipes import RECIPES
+
+from . import accounts
+from .api.downloads import model_download as download
+from .datasets import services as datasets
+from .datasets.held import held_columns, hold_upload
+from .datasets.preview import dataset_preview
 from .forms import (
     ClassifyFileForm,
     ClassifyForm,
@@ -23,6 +33,12 @@ from .forms import (
 )
 from .health import health_status
 from .models import Dataset, Job, ModelRecord, Sweep
+from .registry import compare
+from .registry import services as registry
+from .serving import engines
+from .serving.batch import create_classify_job
+from .sweeps.services import cancel_sweep, create_sweep, delete_sweep, sweep_runs
+from .training.launch import LaunchSpec, create_job, delete_job, request_cancel
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -32,19 +48,16 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 @login_required
 def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None, model_form=None):
-    from mlcore.catalogue import hub_online
-    from mlcore.recipes import RECIPES
-
     user = request.user
-    folders = services.dataset_folders()
+    folders = datasets.dataset_folders()
     context = {
         "datasets": Dataset.objects.visible_to(user),
         "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
-        "sweeps": [(sweep, services.sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
+        "sweeps": [(sweep, sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
         "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher")[:50],
         "upload_form": upload_form or DatasetUploadForm(),
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
-        "hub_form": (hub_form or DatasetHubForm()) if hub_online() else None,
+        "hub_form": (hub_form or DatasetHubForm()) if catalogue.hub_online() else None,
         "job_form": job_form or JobForm(user=user, initial=_launch_again(request)),
         "model_form": model_form or ModelImportForm(),
         "recipes": list(RECIPES.values()),
@@ -73,7 +86,7 @@ def _launch_again(request) -> dict | None:
 @require_POST
 def dataset_upload(request):
     held = request.POST.get("held", "")
-    columns = services.held_columns(request.user, held) if held and not request.FILES.get("file") else None
+    columns = held_columns(request.user, held) if held and not request.FILES.get("file") else None
     form = DatasetUploadForm(request.POST, request.FILES, columns=columns)
     if not form.is_valid():
         return dashboard(request, upload_form=form)
@@ -81,15 +94,15 @@ def dataset_upload(request):
     choice = {"text_column": d["text_column"] or None, "label_column": d["label_column"] or None}
     try:
         if d["file"]:
-            dataset = services.create_dataset(request.user, d["name"], d["file"], **choice)
+            dataset = datasets.create_dataset(request.user, d["name"], d["file"], **choice)
         else:
-            dataset = services.create_dataset_from_held(request.user, d["name"], held, **choice)
+            dataset = datasets.create_dataset_from_held(request.user, d["name"], held, **choice)
     except ValidationError as exc:
         errors = exc.message_dict
         offered = errors.pop("columns", None) or columns
         if offered:  # the form comes back holding the file, its columns offered
             if d["file"]:
-                held = services.hold_upload(request.user, d["file"], offered)
+                held = hold_upload(request.user, d["file"], offered)
             kept = {k: v for k, v in choice.items() if v in offered}  # a typed name that is a column stays
             form = DatasetUploadForm({"name": d["name"], "held": held, **kept}, columns=offered)
             form.is_valid()
@@ -103,8 +116,8 @@ def dataset_upload(request):
 @require_POST
 def dataset_import(request):
     """Import a server folder (IMDB layout) as a dataset."""
-    form = DatasetFolderForm(request.POST, folders=services.dataset_folders())
-    return _new_dataset(request, form, "folder_form", "imported", lambda d: services.create_folder_dataset(
+    form = DatasetFolderForm(request.POST, folders=datasets.dataset_folders())
+    return _new_dataset(request, form, "folder_form", "imported", lambda d: datasets.create_folder_dataset(
         request.user, d["name"], d["server_path"], d["split"]
     ))  # fmt: skip
 
@@ -114,7 +127,7 @@ def dataset_import(request):
 def dataset_hub_import(request):
     """Import a split of a hub dataset."""
     form = DatasetHubForm(request.POST)
-    return _new_dataset(request, form, "hub_form", "imported", lambda d: services.create_hub_dataset(
+    return _new_dataset(request, form, "hub_form", "imported", lambda d: datasets.create_hub_dataset(
         request.user, d["name"], d["hub_id"], d["split"]
     ))  # fmt: skip
 
@@ -135,14 +148,12 @@ def _new_dataset(request, form, form_name: str, verb: str, create):
 @login_required
 def dataset_detail(request, pk):
     """A dataset's preview; ?max_length= and ?model= choose how its texts are counted in tokens."""
-    from mlcore import catalogue
-
     dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
     models = [entry for entry in catalogue.catalogue() if entry["available"]]
     context = {"dataset": dataset, "catalogue": models, "error": None, "preview": None}
     try:
-        max_length = int(request.GET.get("max_length", 128))
-        preview = services.dataset_preview(dataset, model_id=request.GET.get("model", ""), max_length=max_length)
+        max_length = int(request.GET.get("max_length", TrainConfig.max_length))
+        preview = dataset_preview(dataset, model_id=request.GET.get("model", ""), max_length=max_length)
     except ValueError:
         context["error"] = "max_length must be an integer"
     except ValidationError as exc:
@@ -167,16 +178,16 @@ def job_create(request):
     form = JobForm(request.POST, user=request.user)
     if form.is_valid():
         params, grid = form.params(), form.grid()
-        what = {
-            "kind": form.cleaned_data["kind"], "dataset": form.cleaned_data["dataset"],
-            "test_dataset": form.cleaned_data["test_dataset"], "webhook_url": form.cleaned_data["webhook_url"],
-            "base_model": params.pop("base_model", ""), "teacher": form.cleaned_data["teacher"], "params": params,
-        }  # fmt: skip
+        spec = LaunchSpec(
+            kind=form.cleaned_data["kind"], dataset=form.cleaned_data["dataset"],
+            test_dataset=form.cleaned_data["test_dataset"], webhook_url=form.cleaned_data["webhook_url"],
+            base_model=params.pop("base_model", ""), teacher=form.cleaned_data["teacher"], params=params,
+        )  # fmt: skip
         try:
             if grid:
-                sweep = services.create_sweep(request.user, grid=grid, **what)
+                sweep = create_sweep(request.user, spec, grid=grid)
             else:
-                job = services.create_job(request.user, **what)
+                job = create_job(request.user, spec)
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
@@ -189,7 +200,7 @@ def job_detail(request, pk):
     job = get_object_or_404(
         Job.objects.visible_to(request.user).select_related("dataset", "test_dataset", "result_model", "sweep"), pk=pk
     )
-    return render(request, "jobs/job_detail.html", {"job": job, "jobs_ahead": services.jobs_ahead(job)})
+    return render(request, "jobs/job_detail.html", {"job": job, "jobs_ahead": job.jobs_ahead()})
 
 
 @login_required
@@ -197,7 +208,7 @@ def job_detail(request, pk):
 def job_cancel(request, pk):
     job = get_object_or_404(Job.objects.visible_to(request.user), pk=pk)
     if not job.is_finished:
-        services.request_cancel(job)
+        request_cancel(job)
         messages.info(request, f"Cancel requested for job #{job.pk}.")
     return redirect("job-detail", pk=job.pk)
 
@@ -207,7 +218,7 @@ def sweep_detail(request, pk):
     sweep = get_object_or_404(
         Sweep.objects.visible_to(request.user).with_runs().select_related("dataset", "test_dataset", "teacher"), pk=pk
     )
-    summary = services.sweep_runs(sweep)
+    summary = sweep_runs(sweep)
     ranked = sorted((r for r in summary["runs"] if r["model"]), key=lambda r: -(r["valid_accuracy"] or 0))
     best = next((job.result_model for job in sweep.jobs.all() if job.pk == summary["best"]), None)
     context = {
@@ -221,7 +232,7 @@ def sweep_detail(request, pk):
 @require_POST
 def sweep_cancel(request, pk):
     sweep = get_object_or_404(Sweep.objects.visible_to(request.user), pk=pk)
-    cancelled = services.cancel_sweep(sweep)
+    cancelled = cancel_sweep(sweep)
     messages.info(request, f"Cancel requested for {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}.")
     return redirect("sweep-detail", pk=pk)
 
@@ -230,14 +241,14 @@ def sweep_cancel(request, pk):
 @require_POST
 def sweep_delete(request, pk):
     sweep = get_object_or_404(Sweep.objects.visible_to(request.user), pk=pk)
-    return _delete(request, services.delete_sweep, sweep, "sweep-detail", f"Deleted {sweep.name} and its jobs.")
+    return _delete(request, delete_sweep, sweep, "sweep-detail", f"Deleted {sweep.name} and its jobs.")
 
 
 @login_required
 @require_POST
 def job_delete(request, pk):
     job = get_object_or_404(Job.objects.visible_to(request.user), pk=pk)
-    return _delete(request, services.delete_job, job, "job-detail", f"Deleted job #{pk} and its metrics.")
+    return _delete(request, delete_job, job, "job-detail", f"Deleted job #{pk} and its metrics.")
 
 
 def _delete(request, delete, obj, page: str, done: str):
@@ -289,7 +300,7 @@ def compare_models(request):
 @require_POST
 def model_promote(request, pk):
     record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
-    services.promote(record)
+    registry.promote(record)
     messages.success(request, f"{record.name} now serves your classify requests.")
     return redirect(request.POST.get("next") or "dashboard")
 
@@ -300,7 +311,7 @@ def model_import(request):
     form = ModelImportForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            record, skipped = services.import_model_archive(
+            record, skipped = registry.import_model_archive(
                 request.user, form.cleaned_data["file"], name=form.cleaned_data["name"]
             )
         except ValidationError as exc:
@@ -316,22 +327,22 @@ def model_import(request):
 @require_POST
 def model_delete(request, pk):
     record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
-    return _delete(request, services.delete_model, record, "model-detail", f"Deleted {record.name} and its files.")
+    return _delete(request, registry.delete_model, record, "model-detail", f"Deleted {record.name} and its files.")
 
 
 @login_required
 def model_download(request, pk):
     """The model's folder as a streamed zip (the same as GET /api/models/{id}/download/)."""
-    return api_views.model_download(request, get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))
+    return download(request, get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))
 
 
 @login_required
 def classify(request):
-    record = services.promoted_model(request.user)
+    record = registry.promoted_model(request.user)
     form = ClassifyForm(request.POST or None)
     prediction = None
     if request.method == "POST" and form.is_valid() and record is not None:
-        prediction = serving.engine_for(record).predict([form.cleaned_data["text"]])[0]
+        prediction = engines.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
     context = {"form": form, "model": record, "prediction": prediction, "file_form": ClassifyFileForm()}
     return render(request, "jobs/classify.html", context)
@@ -344,14 +355,14 @@ def classify_file(request):
     form = ClassifyFileForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            job = services.create_classify_job(
+            job = create_classify_job(
                 request.user, form.cleaned_data["file"], text_column=form.cleaned_data["text_column"]
             )
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
             return redirect("job-detail", pk=job.pk)
-    record = services.promoted_model(request.user)
+    record = registry.promoted_model(request.user)
     context = {"form": ClassifyForm(), "model": record, "prediction": None, "file_form": form}
     return render(request, "jobs/classify.html", context, status=400)
 
@@ -360,14 +371,11 @@ def classify_file(request):
 def api_token(request):
     """Your API token, for scripts (Authorization: Token <key>); POST makes a new one, and the old one stops
     working at once (the fast path forgets it through jobs.signals)."""
-    from rest_framework.authtoken.models import Token
-
     if request.method == "POST":
-        Token.objects.filter(user=request.user).delete()
+        accounts.new_api_token(request.user)
         messages.success(request, "A new token: the old one no longer works.")
         return redirect("api-token-page")
-    token, _ = Token.objects.get_or_create(user=request.user)
-    return render(request, "jobs/api_token.html", {"token": token})
+    return render(request, "jobs/api_token.html", {"token": accounts.api_token(request.user)})
 
 
 def healthz(request):

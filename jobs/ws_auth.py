@@ -1,17 +1,16 @@
-"""Token auth for websocket clients that have no session cookie (scripts): `?token=<api token>`."""
+"""Token auth for websocket clients that have no session cookie (scripts): `?token=<api token>`.
+
+Runs in: the web process.
+"""
 
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 
+from .accounts import user_for_token
 
-@database_sync_to_async
-def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else None
+_user_for_token = database_sync_to_async(user_for_token)
 
 
 class TokenAuthMiddleware(BaseMiddleware):

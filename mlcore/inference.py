@@ -15,6 +15,7 @@ from mlcore.data import TextDataset
 from mlcore.devices import resolve_device
 from mlcore.encoding import TRUNCATIONS, encode
 from mlcore.loading import load_trained, load_trained_parts
+from mlcore.quantize import quantize_dynamic_int8
 
 DEFAULT_MAX_LENGTH = 128  # tokens, for folders without distillery.json
 TOKEN_BUDGET = 8192  # padded tokens per forward pass: long texts go in smaller chunks than short ones
@@ -98,8 +99,6 @@ class Classifier:
             if precision == "int8":
                 if torch_device.type != "cpu":
                     raise ValueError("int8 dynamic quantisation runs on CPU only")
-                from mlcore.quantize import quantize_dynamic_int8
-
                 model = quantize_dynamic_int8(model)
         length = max_length or int(manifest.get("max_length") or DEFAULT_MAX_LENGTH)
         cut = truncation or manifest.get("truncation") or "head"

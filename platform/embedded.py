@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import runpy
 import shutil
 import signal
 import socket
@@ -25,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DISTILLERY_VAR_DIR", ROOT / "var"))
+# The queues one worker consumes to do everything, read from where they are named (a plain file, no imports).
+QUEUES = runpy.run_path(str(ROOT / "config" / "queues.py"))["ALL"]
 STOP_GRACE_S = 10  # how long a child may take to shut down after SIGTERM before it is killed
 LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
 
@@ -183,7 +186,7 @@ def serve(host: str, port: int) -> int:
                 log(f"manage.py {step[0]} failed with code {code}")
                 return code
         py = sys.executable  # 3. the worker and the web server
-        worker = [py, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1"]
+        worker = [py, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "--concurrency", "1"]
         worker += ["--loglevel", "INFO", "-n", "distillery@%h"]
         # One machine, one worker: it also runs Celery beat (reap_stale_jobs every minute).
         worker += ["--beat", "--schedule", str(VAR_DIR / "celerybeat-schedule")]

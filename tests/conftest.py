@@ -18,6 +18,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from jobs.datasets import services as dataset_services
+from jobs.registry import services as registry
+from jobs.serving import engines, fastpath
+from jobs.training import lifecycle
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -82,9 +87,8 @@ def _fresh_serving_engines():
     """Each test starts with no model loaded in this process (nor classify quota reserved), and leaves no
     engine thread behind."""
     yield
-    from jobs import fastpath, serving
 
-    serving.reset()
+    engines.reset()
     fastpath.reset_leases()
 
 
@@ -157,13 +161,12 @@ def tiny_model_dir(tiny_bert, tmp_path_factory) -> Path:
 @pytest.fixture
 def trained_model(user, tiny_bert, tiny_model_dir):
     """A model record of the session's tiny fine-tuned model, owned by `user`, stored through storage."""
-    from jobs import services
     from jobs.models import Job
     from mlcore.testing import sentiment_rows
     from mlcore.train import TrainResult
 
     upload = SimpleUploadedFile("reviews.csv", csv_bytes(sentiment_rows(160)))
-    dataset = services.create_dataset(user, "reviews", upload)
+    dataset = dataset_services.create_dataset(user, "reviews", upload)
     job = Job.objects.create(
         owner=user, kind=Job.Kind.FINETUNE, dataset=dataset, base_model=str(tiny_bert), params=FAST_PARAMS,
         status=Job.Status.RUNNING,
@@ -173,8 +176,8 @@ def trained_model(user, tiny_bert, tiny_model_dir):
         output_dir=tiny_model_dir, label_names=meta["label_names"], metrics={"test/accuracy": 1.0},
         num_parameters=1, size_bytes=1, steps=1, train_rows=1,
     )
-    record = services.register_model(job, result)
-    services.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
+    record = registry.register_model(job, result)
+    lifecycle.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
     return record
 
 
@@ -232,7 +235,8 @@ def _worker_database_url() -> str:
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Start `celery worker -Q gpu,cpu` against the test database and the test Redis; stop it after."""
+    """Start a `celery worker` on every queue against the test database and the test Redis; stop it after."""
+    from config import queues
     from config.celery import app
 
     with django_db_blocker.unblock():
@@ -246,7 +250,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu", "--concurrency", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues.ALL), "--concurrency", "1",
              "--pool", "prefork", "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, ModelRecord
+from jobs.registry import services as registry
+from jobs.sweeps import services as sweeps
+from jobs.training.launch import LaunchSpec
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 def _ids(response) -> list[int]:
@@ -22,7 +25,7 @@ def _ids(response) -> list[int]:
 
 
 def test_jobs_filter_by_status_kind_sweep_and_dataset(api, other_api, user, other_user, dataset):
-    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"seed": [1, 2]})
+    sweep = sweeps.create_sweep(user, LaunchSpec(kind="finetune", dataset=dataset), grid={"seed": [1, 2]})
     swept = sorted(sweep.jobs.values_list("pk", flat=True))
     running = Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="running")
     Job.objects.create(owner=other_user, kind="finetune", dataset=dataset, params={}, status="running")
@@ -41,7 +44,7 @@ def test_models_filter_by_kind_teacher_and_promotion(api, user, trained_model):
         owner=user, name="student", kind="distill", teacher=trained_model, params={}, metrics={},
         label_names=["negative", "positive"], num_parameters=1, size_bytes=1,
     )  # fmt: skip
-    services.promote(student)
+    registry.promote(student)
     assert _ids(api.get("/api/models/?kind=distill")) == [student.pk]
     assert _ids(api.get(f"/api/models/?teacher={trained_model.pk}")) == [student.pk]
     assert _ids(api.get("/api/models/?is_promoted=false")) == [trained_model.pk]

@@ -8,7 +8,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from jobs import services, serving
+from jobs.registry import services as registry
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -32,12 +33,12 @@ def test_one_text_and_a_batch_are_classified_by_the_promoted_model(api, trained_
 def test_the_model_is_loaded_once_and_swapped_on_promote(api, trained_model, second_model):
     api.post(f"/api/models/{trained_model.pk}/promote/")
     assert api.post("/api/classify/", {"text": "good"}, format="json").json()["model"] == trained_model.pk
-    first = serving.engine_for(trained_model)
+    first = engines.engine_for(trained_model)
     api.post("/api/classify/", {"text": "bad"}, format="json")
-    assert serving.engine_for(trained_model) is first and first.stats.requests == 2
+    assert engines.engine_for(trained_model) is first and first.stats.requests == 2
     api.post(f"/api/models/{second_model.pk}/promote/")
     assert api.post("/api/classify/", {"text": "good"}, format="json").json()["model"] == second_model.pk
-    assert serving.engine_for(second_model) is not first
+    assert engines.engine_for(second_model) is not first
 
 
 def test_int8_serving_is_chosen_per_model_record(api, trained_model):
@@ -45,7 +46,7 @@ def test_int8_serving_is_chosen_per_model_record(api, trained_model):
     trained_model.save()
     api.post(f"/api/models/{trained_model.pk}/promote/")
     assert api.post("/api/classify/", {"text": "great good film"}, format="json").json()["label"] == "positive"
-    assert serving.engine_for(trained_model).classifier.precision == "int8"
+    assert engines.engine_for(trained_model).classifier.precision == "int8"
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,7 @@ def test_the_classify_page_shows_the_label(client, user, trained_model):
 @pytest.fixture
 def second_model(user, trained_model, tiny_model_dir):
     """Another record of the same files: a promote switches which record (and engine) serves."""
-    return services.import_model(user, tiny_model_dir, name="second")
+    return registry.import_model(user, tiny_model_dir, name="second")
 
 
 TEXTS = ["great good film", "awful bad movie", "good", "bad bad bad", "wonderful great", "terrible awful"]
@@ -105,7 +106,7 @@ def test_concurrent_requests_get_their_own_answers_and_a_promote_loses_none(api,
         response = await client.post("/api/classify/", {"text": text}, content_type="application/json", headers=auth)
         return text, response.status_code, response.json()
 
-    old = serving.engine_for(trained_model)
+    old = engines.engine_for(trained_model)
 
     async def load():
         # The old model is held busy while requests queue on it, and the promote happens with them in flight.
@@ -114,7 +115,7 @@ def test_concurrent_requests_get_their_own_answers_and_a_promote_loses_none(api,
             async with asyncio.timeout(30):
                 while old._queue.qsize() < 10:
                     await asyncio.sleep(0.001)
-            await sync_to_async(services.promote)(second_model)
+            await sync_to_async(registry.promote)(second_model)
         second = [asyncio.ensure_future(one(TEXTS[i % len(TEXTS)])) for i in range(30)]
         return await asyncio.gather(*first, *second)
 

@@ -11,7 +11,9 @@ from channels.testing import HttpCommunicator
 from rest_framework.authtoken.models import Token
 
 from config.asgi import application
-from jobs import services, serving
+from jobs.registry import services as registry
+from jobs.registry import storage
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,8 +103,8 @@ def test_the_throttle_is_shared_with_the_view(api, promoted, settings):
 
 def test_a_deleted_token_and_a_promote_apply_at_once(api, user, promoted, tiny_model_dir):
     assert _post(api.token, {"text": "good"})[1]["model"] == promoted.pk
-    other = services.import_model(user, tiny_model_dir, name="other")
-    services.promote(other)
+    other = registry.import_model(user, tiny_model_dir, name="other")
+    registry.promote(other)
     assert _post(api.token, {"text": "good"})[1]["model"] == other.pk
     Token.objects.filter(key=api.token).delete()
     assert _post(api.token, {"text": "good"})[0] == 401
@@ -111,7 +113,7 @@ def test_a_deleted_token_and_a_promote_apply_at_once(api, user, promoted, tiny_m
 def test_a_full_engine_queue_is_a_503_that_says_retry(api, promoted, monkeypatch):
     from mlcore.serving import Overloaded
 
-    engine = serving.engine_for(promoted)
+    engine = engines.engine_for(promoted)
 
     def full(texts):
         raise Overloaded("the classify queue is full (2048 requests); retry shortly")
@@ -128,8 +130,8 @@ def test_baseline_serving_takes_the_django_path_with_the_baseline_engine(api, pr
     settings.DISTILLERY_SERVING_ENGINE = "baseline"
     status, body, _ = _post(api.token, {"text": "great good film"})
     assert status == 200 and body["model"] == promoted.pk, body
-    assert isinstance(serving.engine_for(promoted), BaselineEngine)
-    assert "baseline" in [key[2] for key in serving.loaded()]
+    assert isinstance(engines.engine_for(promoted), BaselineEngine)
+    assert "baseline" in [key[2] for key in engines.loaded()]
 
 
 def _spinning(engine) -> str:
@@ -142,27 +144,27 @@ def test_the_promoted_model_is_served_by_onnx_runtime_or_torch_as_configured(api
     from mlcore import onnxrt
 
     expected = _post(api.token, {"text": "a great good film"})[1]
-    engine = serving.engine_for(promoted)
+    engine = engines.engine_for(promoted)
     assert engine.classifier.runtime == "onnx" and engine.classifier.precision == promoted.serving_precision
     assert _spinning(engine) == "0"  # DISTILLERY_SERVING_SPIN's default
     exports = settings.DISTILLERY_MODEL_CACHE / "onnx" / promoted.artifact_prefix.split("/")[-1]
     assert (exports / "model.onnx").is_file()  # a cache beside the models, not the stored folder
-    assert not (services.model_dir(promoted) / onnxrt.EXPORT_DIR).exists()
+    assert not (storage.model_dir(promoted) / onnxrt.EXPORT_DIR).exists()
 
-    serving.reset()
+    engines.reset()
     settings.DISTILLERY_SERVING_SPIN = True
     assert _post(api.token, {"text": "a great good film"})[1] == expected
-    assert _spinning(serving.engine_for(promoted)) == "1"
+    assert _spinning(engines.engine_for(promoted)) == "1"
 
     settings.DISTILLERY_SERVING_RUNTIME = "torch"
     body = _post(api.token, {"text": "a great good film"})[1]
-    assert serving.engine_for(promoted).classifier.runtime == "torch"
+    assert engines.engine_for(promoted).classifier.runtime == "torch"
     assert body["label"] == expected["label"] and abs(body["probability"] - expected["probability"]) < 0.02
 
     # A model ONNX cannot take is served by PyTorch rather than failing.
-    serving.reset()
+    engines.reset()
     settings.DISTILLERY_SERVING_RUNTIME = "onnx"
     monkeypatch.setattr(onnxrt, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported op")))
     status, body, _ = _post(api.token, {"text": "a great good film"})
     assert status == 200 and body["label"] == expected["label"]
-    assert serving.engine_for(promoted).classifier.runtime == "torch"
+    assert engines.engine_for(promoted).classifier.runtime == "torch"

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs import compare
 from jobs.models import Job, MetricPoint, ModelRecord
+from jobs.registry import compare
 
 pytestmark = pytest.mark.django_db
 

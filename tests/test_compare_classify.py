@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import services, serving
+from jobs.registry import services as registry
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ TEXT = "a great, good film"
 
 @pytest.fixture
 def pair(user, trained_model, tiny_model_dir):
-    return trained_model, services.import_model(user, tiny_model_dir, name="copy")
+    return trained_model, registry.import_model(user, tiny_model_dir, name="copy")
 
 
 def test_each_model_answers_the_text_as_classify_would(api, pair):
@@ -26,7 +27,7 @@ def test_each_model_answers_the_text_as_classify_would(api, pair):
     answers = response.json()["answers"]
     assert [(a["id"], a["name"]) for a in answers] == [(second.pk, "copy"), (first.pk, first.name)]
     for answer, record in zip(answers, (second, first), strict=True):
-        expected = serving.engine_for(record).predict([TEXT])[0]
+        expected = engines.engine_for(record).predict([TEXT])[0]
         assert (answer["label"], answer["truncated"]) == (expected.label, False)
         assert answer["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
         assert sum(answer["probabilities"].values()) == pytest.approx(1.0)

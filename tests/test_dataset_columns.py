@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import services
+from jobs.datasets import held as held_uploads
 from jobs.models import Dataset
 
 from .conftest import csv_bytes
@@ -89,7 +89,7 @@ def test_uploads_held_longer_than_a_day_are_removed(user, settings):
     from jobs import tasks
 
     default_storage.save("held/1000-old/x.csv", ContentFile(b"text,label\n"))
-    services.hold_upload(user, _file(), ["review_body", "stars"])  # holding one drops the stale ones
+    held_uploads.hold_upload(user, _file(), ["review_body", "stars"])  # holding one drops the stale ones
     held = _held(settings)
     assert len(held) == 1 and "old" not in held[0]
     default_storage.save("held/1000-older/y.csv", ContentFile(b"text,label\n"))

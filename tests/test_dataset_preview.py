@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from transformers import AutoTokenizer
 
-import mlcore.preview
-from jobs import services
+from jobs.datasets import preview
+from jobs.datasets import services as dataset_services
 from mlcore.catalogue import bundled_path
 from tests.conftest import csv_bytes
 
@@ -19,7 +19,7 @@ ROWS = [(" ".join(["great"] * n) + " film", "positive" if n % 2 else "negative")
 
 @pytest.fixture
 def dataset(user):
-    return services.create_dataset(user, "lengths", SimpleUploadedFile("lengths.csv", csv_bytes(ROWS)))
+    return dataset_services.create_dataset(user, "lengths", SimpleUploadedFile("lengths.csv", csv_bytes(ROWS)))
 
 
 def _lengths() -> list[int]:
@@ -50,9 +50,9 @@ def test_the_preview_shows_the_first_rows_and_the_label_distribution(api, datase
 def test_a_long_text_is_cut_in_the_sample_and_says_how_long_it_is(api, user):
     text = "word " * 500
     upload = SimpleUploadedFile("long.csv", csv_bytes([(text, "a"), ("short", "b")]))
-    dataset = services.create_dataset(user, "long", upload)
+    dataset = dataset_services.create_dataset(user, "long", upload)
     row = api.get(f"/api/datasets/{dataset.pk}/preview/").json()["rows"][0]
-    assert len(row["text"]) == services.PREVIEW_TEXT_CHARS and row["text_chars"] == len(text)
+    assert len(row["text"]) == preview.PREVIEW_TEXT_CHARS and row["text_chars"] == len(text)
 
 
 def test_a_second_preview_comes_from_the_cache(api, dataset, monkeypatch):
@@ -61,8 +61,8 @@ def test_a_second_preview_comes_from_the_cache(api, dataset, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("tokenised again")
 
-    monkeypatch.setattr(mlcore.preview, "token_length_summary", fail)
-    monkeypatch.setattr(services, "load_dataset", fail)
+    monkeypatch.setattr(preview, "token_length_summary", fail)
+    monkeypatch.setattr(preview, "load_dataset", fail)
     again = api.get(f"/api/datasets/{dataset.pk}/preview/", {"max_length": 24, "rows": 2})
     assert again.status_code == 200 and again.json()["tokens"] == first["tokens"]
     assert again.json()["rows"] == first["rows"][:2]
@@ -75,7 +75,7 @@ def test_a_second_preview_comes_from_the_cache(api, dataset, monkeypatch):
     ("query", "field", "message"),
     [
         ({"max_length": "abc"}, "max_length", "must be an integer"),
-        ({"max_length": 4}, "max_length", "between 8 and 512"),
+        ({"max_length": 4}, "max_length", "max_length must be in [8, 512], got 4"),
         ({"rows": 51}, "rows", "between 0 and 50"),
         ({"model": "/etc"}, "model", "not in the catalogue"),
     ],
@@ -115,7 +115,7 @@ def test_the_dataset_page_says_what_is_wrong(client, user, dataset):
     client.force_login(user)
     response = client.get(f"/datasets/{dataset.pk}/", {"max_length": 2000})
     assert response.status_code == 400
-    assert "max_length must be between 8 and 512 tokens" in response.content.decode()
+    assert "max_length must be in [8, 512], got 2000" in response.content.decode()
 
 
 def test_uploading_on_the_dashboard_leads_to_the_preview(client, user):

@@ -10,8 +10,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import services
+from jobs.files import checkpoint_dir
 from jobs.models import Job, MetricPoint, ModelRecord
+from jobs.serving import batch
+from jobs.training import lifecycle
 
 from .conftest import csv_bytes
 
@@ -32,9 +34,9 @@ def _finetune(api, dataset) -> dict:
 
 def test_a_finished_job_goes_with_its_metric_points_and_its_model_stays(api, trained_model):
     job = trained_model.produced_by
-    services.record_metrics(job, [MetricPoint(job=job, seq=i, step=i, kind="train", values={}) for i in (1, 2, 3)])
+    lifecycle.record_metrics(job, [MetricPoint(job=job, seq=i, step=i, kind="train", values={}) for i in (1, 2, 3)])
     other = Job.objects.create(owner=job.owner, kind="finetune", dataset=job.dataset, params={}, status="failed")
-    services.record_metric(other, seq=1, step=1, kind="train", values={"train/loss": 0.5})
+    lifecycle.record_metric(other, seq=1, step=1, kind="train", values={"train/loss": 0.5})
 
     response = api.delete(f"/api/jobs/{job.pk}/")
 
@@ -60,10 +62,10 @@ def test_a_file_classifications_files_and_a_left_checkpoint_go_with_it(
 ):
     settings.DISTILLERY_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
     upload = SimpleUploadedFile("texts.csv", csv_bytes([("good",), ("bad",)], header=("text",)))
-    job = services.create_classify_job(trained_model.owner, upload, model=trained_model)
+    job = batch.create_classify_job(trained_model.owner, upload, model=trained_model)
     job.output_file.save("out.csv", ContentFile(b"row,label\n1,pos\n"), save=False)
     Job.objects.filter(pk=job.pk).update(status="succeeded", output_file=job.output_file.name)
-    checkpoint = services.checkpoint_dir(job)
+    checkpoint = checkpoint_dir(job.pk)
     checkpoint.mkdir(parents=True)
     (checkpoint / "state.pt").write_bytes(b"x")
     names = [job.input_file.name, job.output_file.name]

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from jobs import services
 from jobs.models import Job, ModelRecord
+from jobs.registry import storage
 from mlcore import onnxrt
 
 from .conftest import job_socket, launch_finetune, watch_job
@@ -77,7 +77,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     # the worker stored the ONNX export it will be served at with the model, tied to its weights
     served_file = "model-int8.onnx" if chose_int8 else "model.onnx"
     assert {served_file, "onnx.json"} <= set(teacher.artifact_files)
-    assert set(onnxrt.shipped(services.model_dir(teacher))) == {teacher.serving_precision}
+    assert set(onnxrt.shipped(storage.model_dir(teacher))) == {teacher.serving_precision}
 
     # 3. a client that reconnects after seq 5 gets exactly the points after it
     late = asyncio.run(watch_job(job["id"], api.token, after=5))
@@ -90,7 +90,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     many = api.post("/api/classify/", {"texts": ["awful boring movie", "wonderful and great"]}, format="json")
     assert [p["label"] for p in many.json()] == ["negative", "positive"]
-    assert not (services.onnx_exports_dir(teacher) / served_file).exists()  # served from the shipped file
+    assert not (storage.onnx_exports_dir(teacher) / served_file).exists()  # served from the shipped file
 
     # 5. distil the fine-tuned model into a derived student, in the worker
     job, messages = _run_andwatch_job(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import serving
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_an_int8_model_is_explained_with_its_fp32_weights(api, trained_model):
     body = api.post("/api/explain/", {"text": "awful bad movie"}, format="json").json()
     assert (body["serving_precision"], body["explained_precision"]) == ("int8", "fp32")
     trained_model.refresh_from_db()
-    assert serving.explainer_for(trained_model).precision == "fp32"
+    assert engines.explainer_for(trained_model).precision == "fp32"
 
 
 @pytest.mark.parametrize("payload, status, message", [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Dataset
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_a_split_is_imported_as_a_dataset_jobs_read_like_an_upload(api, roots):
     assert body["num_rows"] == 5 and body["labels"] == ["neg", "pos"]
     assert body["label_counts"] == {"neg": 2, "pos": 3}
     assert body["name"] == "aclImdb-train" and body["original_filename"] == "aclImdb/train"
-    data = services.load_dataset(Dataset.objects.get(pk=body["id"]))
+    data = dataset_services.load_dataset(Dataset.objects.get(pk=body["id"]))
     assert sorted(zip(data.texts, data.labels, strict=True)) == sorted(
         (text, data.label_names.index(label)) for folder, texts in REVIEWS.items() if folder.startswith("train/")
         for label in [folder.split("/")[1]] if label != "unsup" for text in texts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Dataset
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_a_hub_split_is_imported_with_its_label_names(api, hub):
     assert body["labels"] == ["neg", "pos"] and body["label_counts"] == {"neg": 2, "pos": 2}
     assert body["original_filename"] == "stanfordnlp/imdb/train" and body["name"] == "stanfordnlp-imdb-train"
     assert hub == {"path": "stanfordnlp/imdb", "split": "train"}
-    data = services.load_dataset(Dataset.objects.get(pk=body["id"]))
+    data = dataset_services.load_dataset(Dataset.objects.get(pk=body["id"]))
     assert [(t, data.label_names[y]) for t, y in zip(data.texts, data.labels, strict=True)][:2] == [
         ("A joy.", "pos"), ("Dull.", "neg"),
     ]  # fmt: skip

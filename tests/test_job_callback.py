@@ -8,8 +8,10 @@ import threading
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import runner, services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, MetricPoint
+from jobs.training import events, launch, lifecycle
+from jobs.training.callback import job_callback
 from mlcore.callbacks import Phase
 
 from .conftest import csv_bytes
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def job(user):
     upload = SimpleUploadedFile("a.csv", csv_bytes([("good", "pos"), ("bad", "neg")]))
-    dataset = services.create_dataset(user, "d", upload)
+    dataset = dataset_services.create_dataset(user, "d", upload)
     return Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="running")
 
 
@@ -29,18 +31,18 @@ def job(user):
 def held_writes(monkeypatch):
     """Every record_metrics call waits until the test sets the returned event (at most 30 s)."""
     release = threading.Event()
-    original = services.record_metrics
+    original = lifecycle.record_metrics
 
     def held(job, points):
         release.wait(30)
         original(job, points)
 
-    monkeypatch.setattr(services, "record_metrics", held)
+    monkeypatch.setattr(lifecycle, "record_metrics", held)
     return release
 
 
 def test_reports_return_while_the_database_is_held_and_are_all_saved_in_order_on_close(job, held_writes):
-    with runner.job_callback(job) as callback:
+    with job_callback(job) as callback:
         for step in range(1, 6):
             callback.on_batch_end(step, 10, {"train/loss": 1.0 / step, "lr": 2e-5})
         callback.on_evaluate("val", 5, {"val/accuracy": 0.75, "val/report": {"not": "a number"}})
@@ -59,14 +61,14 @@ def test_reports_return_while_the_database_is_held_and_are_all_saved_in_order_on
 
 def test_after_a_checkpoint_training_goes_on_only_once_every_earlier_point_is_saved(job, monkeypatch):
     events: list[str] = []
-    original = services.record_metrics
+    original = lifecycle.record_metrics
 
     def logged(job, points):
         original(job, points)
         events.append(f"saved up to seq {points[-1].seq}")
 
-    monkeypatch.setattr(services, "record_metrics", logged)
-    with runner.job_callback(job) as callback:
+    monkeypatch.setattr(lifecycle, "record_metrics", logged)
+    with job_callback(job) as callback:
         for step in range(1, 4):
             callback.on_batch_end(step, 10, {"train/loss": 0.5})
         callback.on_checkpoint(3, "/checkpoints/checkpoint.pt")
@@ -76,8 +78,8 @@ def test_after_a_checkpoint_training_goes_on_only_once_every_earlier_point_is_sa
 
 def test_the_jobs_pages_get_its_status_each_time_its_whole_percentage_moves(job, monkeypatch):
     sent: list[tuple[str, float]] = []
-    monkeypatch.setattr(services, "broadcast_status", lambda job: sent.append((job.status, job.progress)))
-    with runner.job_callback(job) as callback:
+    monkeypatch.setattr(events, "broadcast_status", lambda job: sent.append((job.status, job.progress)))
+    with job_callback(job) as callback:
         for step in range(1, 101):
             callback.on_batch_end(step, 1000, {"train/loss": 0.5})
     assert sent[-1] == ("running", pytest.approx(0.1))  # the last progress, sent when the writer closed
@@ -90,30 +92,30 @@ def test_the_jobs_pages_get_its_status_each_time_its_whole_percentage_moves(job,
 def test_a_phase_is_recorded_and_sent_after_the_points_reported_before_it(job, monkeypatch):
     sent: list[tuple[str, int]] = []
     monkeypatch.setattr(
-        services, "broadcast_status", lambda job: sent.append((job.phase, job.metrics.count()))
+        events, "broadcast_status", lambda job: sent.append((job.phase, job.metrics.count()))
     )  # fmt: skip
-    with runner.job_callback(job) as callback:
+    with job_callback(job) as callback:
         callback.on_batch_end(1, 10, {"train/loss": 0.5})
         callback.on_phase(Phase.VALIDATING)
     assert [s for s in sent if s[0]][0] == ("validating", 1)  # progress messages may come first, without a phase
     job.refresh_from_db()
     assert job.phase == "validating"
-    services.finish_job(job, Job.Status.SUCCEEDED)
+    lifecycle.finish_job(job, Job.Status.SUCCEEDED)
     assert job.phase == ""
 
 
 def test_a_resumed_job_continues_the_seq_of_the_points_it_has(job):
-    services.record_metric(job, seq=1, step=1, kind="train", values={})
-    services.record_metric(job, seq=2, step=2, kind="train", values={})
-    with runner.job_callback(job) as callback:
+    lifecycle.record_metric(job, seq=1, step=1, kind="train", values={})
+    lifecycle.record_metric(job, seq=2, step=2, kind="train", values={})
+    with job_callback(job) as callback:
         callback.on_batch_end(3, 10, {"train/loss": 0.5})
     assert list(MetricPoint.objects.filter(job=job).values_list("seq", "step")) == [(1, 1), (2, 2), (3, 3)]
 
 
 def test_a_cancel_request_reaches_should_stop_without_a_query_from_training(job, django_assert_num_queries):
-    with runner.job_callback(job) as callback:
+    with job_callback(job) as callback:
         assert not callback.should_stop()
-        services.request_cancel(job)
+        launch.request_cancel(job)
         assert callback.cancel_seen.wait(10)
         with django_assert_num_queries(0):
             assert callback.should_stop()
@@ -123,9 +125,9 @@ def test_a_failed_write_fails_the_training_thread_at_its_next_report(job, monkey
     def broken(job, points):
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr(services, "record_metrics", broken)
+    monkeypatch.setattr(lifecycle, "record_metrics", broken)
     with pytest.raises(RuntimeError, match="could not record the job's metrics: database went away"):
-        with runner.job_callback(job) as callback:
+        with job_callback(job) as callback:
             callback.on_batch_end(1, 10, {"train/loss": 0.5})
     # The error reached the block's end through close(); a report after it raises at once.
     with pytest.raises(RuntimeError, match="database went away"):
@@ -134,7 +136,7 @@ def test_a_failed_write_fails_the_training_thread_at_its_next_report(job, monkey
 
 def test_an_error_in_training_is_the_one_raised_and_what_was_reported_is_still_saved(job):
     with pytest.raises(ValueError, match="training broke"):
-        with runner.job_callback(job) as callback:
+        with job_callback(job) as callback:
             callback.on_batch_end(1, 10, {"train/loss": 0.5})
             raise ValueError("training broke")
     assert MetricPoint.objects.filter(job=job).count() == 1

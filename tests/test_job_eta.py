@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 def _job(owner, dataset, **fields) -> Job:
@@ -52,7 +52,7 @@ def test_a_queued_job_knows_how_many_wait_before_it_on_its_queue(api, user, othe
     classify = Job.objects.create(owner=user, kind="classify", model=trained_model, params={})  # the CPU queue
     mine = _job(user, dataset)
 
-    assert [services.jobs_ahead(j) for j in (first, classify, mine)] == [0, 0, 1]
+    assert [j.jobs_ahead() for j in (first, classify, mine)] == [0, 0, 1]
     assert api.get(f"/api/jobs/{mine.pk}/").json()["jobs_ahead"] == 1
     assert {j["jobs_ahead"] for j in api.get("/api/jobs/").json()["results"]} == {None}  # not per row of a list
     page = api.get(f"/api/jobs/{first.pk}/")

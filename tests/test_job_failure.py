@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import runner, services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, ModelRecord
+from jobs.training import launch, lifecycle, runner
+from jobs.training.launch import LaunchSpec
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 def _claim_and_run(job: Job) -> Job:
-    claimed = services.claim_job(job.pk, worker="test")
+    claimed = lifecycle.claim_job(job.pk, worker="test")
     assert claimed is not None
     runner.execute(claimed)
     job.refresh_from_db()
@@ -25,7 +27,7 @@ def _claim_and_run(job: Job) -> Job:
 
 def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dataset, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here; fail at once instead of timing out
-    job = services.create_job(user, kind="finetune", dataset=dataset, base_model="no-such-org/no-such-model")
+    job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset, base_model="no-such-org/no-such-model"))
     job = _claim_and_run(job)
     assert job.status == "failed"
     assert "could not load model 'no-such-org/no-such-model'" in job.error
@@ -33,29 +35,29 @@ def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dat
 
 
 def test_a_job_is_claimed_once(user, dataset):
-    job = services.create_job(user, kind="finetune", dataset=dataset)
-    assert services.claim_job(job.pk, worker="a") is not None
-    assert services.claim_job(job.pk, worker="b") is None  # a duplicate delivery while "a" is alive
+    job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset))
+    assert lifecycle.claim_job(job.pk, worker="a") is not None
+    assert lifecycle.claim_job(job.pk, worker="b") is None  # a duplicate delivery while "a" is alive
     job.refresh_from_db()
     assert (job.status, job.worker) == ("running", "a")
 
 
 def test_a_job_cancelled_while_queued_is_not_run(user, dataset):
-    job = services.create_job(user, kind="finetune", dataset=dataset)
-    services.request_cancel(job)
-    assert services.claim_job(job.pk, worker="a") is None
+    job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset))
+    launch.request_cancel(job)
+    assert lifecycle.claim_job(job.pk, worker="a") is None
     job.refresh_from_db()
     assert job.status == "cancelled" and job.started_at is None
 
 
 def test_a_job_that_keeps_losing_its_worker_fails_with_a_clear_message(user, sentiment_csv, settings):
-    dataset = services.create_dataset(user, "d", sentiment_csv)
-    job = services.create_job(user, kind="finetune", dataset=dataset)
-    assert services.claim_job(job.pk, worker="w1") is not None
-    assert services.claim_job(job.pk, worker="alive") is None  # a plain duplicate never takes a running job
+    dataset = dataset_services.create_dataset(user, "d", sentiment_csv)
+    job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset))
+    assert lifecycle.claim_job(job.pk, worker="w1") is not None
+    assert lifecycle.claim_job(job.pk, worker="alive") is None  # a plain duplicate never takes a running job
     for attempt in range(2, settings.DISTILLERY_MAX_ATTEMPTS + 1):  # each redelivery takes the job over
-        assert services.claim_job(job.pk, worker=f"w{attempt}", redelivered=True) is not None
-    assert services.claim_job(job.pk, worker="last", redelivered=True) is None
+        assert lifecycle.claim_job(job.pk, worker=f"w{attempt}", redelivered=True) is not None
+    assert lifecycle.claim_job(job.pk, worker="last", redelivered=True) is None
     job.refresh_from_db()
     assert job.status == "failed"
     assert f"stopped before it finished, {settings.DISTILLERY_MAX_ATTEMPTS} times" in job.error

@@ -7,15 +7,16 @@ import io
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, MetricPoint
+from jobs.training import lifecycle
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def job(user, sentiment_csv):
-    dataset = services.create_dataset(user, "reviews", sentiment_csv)
+    dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
     job = Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="succeeded")
     points = [
         (1, 1, "train", {"train/loss": 0.7, "train/accuracy": 0.5, "lr": 2e-5}),
@@ -23,7 +24,7 @@ def job(user, sentiment_csv):
         (3, 2, "val", {"val/accuracy": 0.75}),
         (4, 2, "test", {"test/accuracy": 0.8, "test/report": {"x": 1}}),
     ]
-    services.record_metrics(job, [MetricPoint(job=job, seq=q, step=t, kind=k, values=v) for q, t, k, v in points])
+    lifecycle.record_metrics(job, [MetricPoint(job=job, seq=q, step=t, kind=k, values=v) for q, t, k, v in points])
     return job
 
 

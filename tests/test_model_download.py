@@ -10,7 +10,7 @@ import pytest
 import torch
 from django.core.files.storage import default_storage
 
-from jobs import serving
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def test_the_unzipped_folder_loads_in_plain_transformers_and_answers_like_classi
     labels = [model.config.id2label[i] for i in range(probs.shape[1])]
     assert labels == trained_model.label_names
 
-    served = serving.engine_for(trained_model).predict(TEXTS)
+    served = engines.engine_for(trained_model).predict(TEXTS)
     for row, prediction in zip(probs.tolist(), served, strict=True):
         assert prediction.probabilities == pytest.approx(dict(zip(labels, row, strict=True)), abs=1e-4)
     assert [labels[i] for i in probs.argmax(-1).tolist()] == [p.label for p in served]

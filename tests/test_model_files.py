@@ -10,7 +10,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from jobs import services, serving
+from jobs.registry import storage
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +24,8 @@ def _files(record, settings) -> tuple[list[str], Path]:
 def test_deleting_a_model_removes_its_stored_files_and_its_onnx_export(
     trained_model, settings, django_capture_on_commit_callbacks
 ):
-    engine = serving.engine_for(trained_model)  # loaded and exported to ONNX, as serving it does
-    assert [key[0] for key in serving.loaded()] == [trained_model.artifact_prefix]
+    engine = engines.engine_for(trained_model)  # loaded and exported to ONNX, as serving it does
+    assert [key[0] for key in engines.loaded()] == [trained_model.artifact_prefix]
     stored, exports = _files(trained_model, settings)
     assert "model.safetensors" in trained_model.artifact_files
     assert all(default_storage.exists(name) for name in stored) and (exports / "model.onnx").is_file()
@@ -34,7 +35,7 @@ def test_deleting_a_model_removes_its_stored_files_and_its_onnx_export(
 
     assert [name for name in stored if default_storage.exists(name)] == []
     assert not exports.exists()
-    assert serving.loaded() == []  # no longer served by this process
+    assert engines.loaded() == []  # no longer served by this process
     engine._thread.join(30)
     assert not engine._thread.is_alive()
 
@@ -47,4 +48,4 @@ def test_a_rolled_back_delete_keeps_the_files(trained_model, settings, django_ca
             raise RuntimeError("changed my mind")
     assert callbacks == []
     assert all(default_storage.exists(name) for name in stored)
-    assert services.model_dir(trained_model).is_dir()
+    assert storage.model_dir(trained_model).is_dir()

@@ -12,8 +12,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import serving
 from jobs.models import ModelRecord
+from jobs.serving import engines
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +51,8 @@ def test_a_downloaded_model_comes_back_in_and_answers_the_same(api, other_api, t
     record = ModelRecord.objects.get(pk=body["id"])
     assert "model.safetensors" in record.artifact_files and not any(n.endswith(".onnx") for n in record.artifact_files)
     assert len(_stored(settings)) == before + len(record.artifact_files)
-    ours = serving.engine_for(trained_model).predict(TEXTS)
-    theirs = serving.engine_for(record).predict(TEXTS)
+    ours = engines.engine_for(trained_model).predict(TEXTS)
+    theirs = engines.engine_for(record).predict(TEXTS)
     for a, b in zip(ours, theirs, strict=True):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, MetricPoint, ModelRecord
+from jobs.registry import services as registry
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ REPORT = {
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_classify_without_a_promoted_model_says_so(logged_in):
 
 
 def test_classify_with_a_promoted_model_shows_the_form(logged_in, record):
-    services.promote(record)
+    registry.promote(record)
     response = logged_in.get("/classify/")
     assert response.status_code == 200
     html = response.content.decode()

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, Sweep
 
 from .conftest import csv_bytes
@@ -78,9 +79,8 @@ def test_the_dashboard_fills_its_fields_from_the_recipes(logged_in):
 
 
 def test_the_form_sends_the_engine_fields_and_sweeps_them(logged_in, user, sentiment_csv):
-    from jobs import services
 
-    dataset = services.create_dataset(user, "reviews", sentiment_csv)
+    dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
     form = {
         "kind": "finetune", "dataset": dataset.pk, "base_model": "all-MiniLM-L6-v2", "batch_size": "32",
         "learning_rate": "5e-5", "epochs": "2", "max_length": "128", "seed": "42", "truncation": "head_tail",

@@ -10,15 +10,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import runner, services, tasks
+from jobs import tasks
+from jobs.datasets import services as dataset_services
 from jobs.models import Job
+from jobs.training import dispatch, lifecycle, runner
 
 from .conftest import watch_job
 
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 def _running(user, dataset, *, silent_for: float, **fields) -> Job:
@@ -34,13 +36,14 @@ def _running(user, dataset, *, silent_for: float, **fields) -> Job:
 def test_only_silent_running_jobs_are_sent_again(user, dataset, settings, monkeypatch):
     settings.DISTILLERY_STALE_AFTER = 300
     sent = []
-    monkeypatch.setattr(tasks.run_job, "apply_async", lambda args, **kw: sent.append((args, kw)))
+    monkeypatch.setattr(dispatch.app, "send_task", lambda name, args, **kw: sent.append((name, args, kw)))
     silent = _running(user, dataset, silent_for=301)
     _running(user, dataset, silent_for=100)  # alive
     Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="queued")
     assert tasks.reap_stale_jobs() == [silent.pk]
-    ((args, kw),) = sent
+    ((name, args, kw),) = sent
     silent.refresh_from_db()
+    assert name == tasks.run_job.name == dispatch.RUN_JOB
     assert args == (silent.pk,) and kw["queue"] == "gpu" and kw["task_id"] == silent.celery_task_id
 
 
@@ -48,12 +51,12 @@ def test_only_silent_running_jobs_are_sent_again(user, dataset, settings, monkey
 def test_a_silent_job_is_taken_over_without_a_redelivery_and_a_live_one_is_not(user, dataset, settings):
     settings.DISTILLERY_STALE_AFTER = 300
     alive = _running(user, dataset, silent_for=10)
-    assert services.claim_job(alive.pk, worker="other") is None
+    assert lifecycle.claim_job(alive.pk, worker="other") is None
     silent = _running(user, dataset, silent_for=400)
-    taken = services.claim_job(silent.pk, worker="other")
+    taken = lifecycle.claim_job(silent.pk, worker="other")
     assert taken is not None and (taken.worker, taken.attempts) == ("other", 2)
     assert (timezone.now() - taken.heartbeat_at).total_seconds() < 5
-    assert services.claim_job(silent.pk, worker="third") is None  # fresh again: nobody else takes it
+    assert lifecycle.claim_job(silent.pk, worker="third") is None  # fresh again: nobody else takes it
 
 
 @pytest.mark.django_db(transaction=True)
@@ -64,7 +67,7 @@ def test_a_running_job_beats_from_its_own_thread(user, dataset, settings):
         deadline = time.monotonic() + 10
         while Job.objects.get(pk=job.pk).heartbeat_at < timezone.now() - timedelta(seconds=5):
             assert time.monotonic() < deadline, "no heartbeat within 10 s"
-    assert not services.is_stale(Job.objects.get(pk=job.pk))
+    assert not Job.objects.get(pk=job.pk).is_stale()
 
 
 @pytest.mark.e2e

@@ -8,15 +8,18 @@ import re
 
 import pytest
 
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job, ModelRecord, Sweep
+from jobs.sweeps import services as sweeps
+from jobs.training import launch
+from jobs.training.launch import LaunchSpec
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def dataset(user, sentiment_csv):
-    return services.create_dataset(user, "reviews", sentiment_csv)
+    return dataset_services.create_dataset(user, "reviews", sentiment_csv)
 
 
 def _form(dataset, **fields) -> dict:
@@ -67,7 +70,7 @@ def test_several_values_launch_a_sweep_of_every_combination(logged_in, dataset, 
     [
         ({"learning_rate": "1e-5, fast"}, "&#x27;fast&#x27; is not a number"),
         ({"epochs": "1, 1"}, "1 is given twice"),
-        ({"batch_size": "16, 0"}, "0 is below 1"),
+        ({"batch_size": "16, 0"}, "batch_size must be in [1, 1024], got 0"),
         ({"base_model": "all-MiniLM-L6-v2, /nowhere/model"}, "base_model=/nowhere/model: "),
     ],
 )
@@ -88,7 +91,8 @@ def _succeed(job: Job, valid: float) -> ModelRecord:
 
 
 def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(logged_in, user, dataset):
-    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"learning_rate": [1e-5, 2e-5, 3e-5]})
+    spec = LaunchSpec(kind="finetune", dataset=dataset)
+    sweep = sweeps.create_sweep(user, spec, grid={"learning_rate": [1e-5, 2e-5, 3e-5]})
     first, second, third = sweep.jobs.order_by("pk")
     models = [_succeed(first, 0.6), _succeed(second, 0.9), _succeed(third, 0.7)]
 
@@ -110,7 +114,7 @@ def test_the_sweep_page_marks_the_best_run_and_compares_the_models_best_first(lo
 
 
 def test_the_sweep_page_cancels_then_deletes_the_sweep(logged_in, user, dataset):
-    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"seed": [1, 2]})
+    sweep = sweeps.create_sweep(user, LaunchSpec(kind="finetune", dataset=dataset), grid={"seed": [1, 2]})
     refused = logged_in.post(f"/sweeps/{sweep.pk}/delete/", follow=True)
     assert "cancel the sweep first" in refused.content.decode() and Sweep.objects.exists()
 
@@ -123,7 +127,7 @@ def test_the_sweep_page_cancels_then_deletes_the_sweep(logged_in, user, dataset)
 
 
 def test_another_users_sweep_page_is_not_found(client, other_user, user, dataset):
-    sweep = services.create_sweep(user, kind="finetune", dataset=dataset, grid={"seed": [1, 2]})
+    sweep = sweeps.create_sweep(user, LaunchSpec(kind="finetune", dataset=dataset), grid={"seed": [1, 2]})
     client.force_login(other_user)
     assert client.get(f"/sweeps/{sweep.pk}/").status_code == 404
     assert client.post(f"/sweeps/{sweep.pk}/cancel/").status_code == 404
@@ -131,9 +135,8 @@ def test_another_users_sweep_page_is_not_found(client, other_user, user, dataset
 
 
 def test_launch_again_fills_the_form_as_the_job_was_launched(logged_in, user, dataset, other_user):
-    job = services.create_job(
-        user, kind="finetune", dataset=dataset, test_dataset=dataset, recipe="best", params={"seed": 7}
-    )
+    spec = LaunchSpec(kind="finetune", dataset=dataset, test_dataset=dataset, recipe="best", params={"seed": 7})
+    job = launch.create_job(user, spec)
     assert f'href="/?again={job.pk}#new-job"' in logged_in.get(f"/jobs/{job.pk}/").content.decode()
 
     html = logged_in.get(f"/?again={job.pk}").content.decode()

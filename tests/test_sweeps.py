@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import services
 from jobs.models import Job, ModelRecord, Sweep
+from jobs.registry import services as registry
 
 from .conftest import csv_bytes
 
@@ -51,7 +51,7 @@ def test_several_base_models_are_compared_in_one_sweep(api, dataset, tiny_bert):
 
 
 def test_several_teachers_are_distilled_in_one_sweep(api, user, trained_model, tiny_model_dir):
-    second = services.import_model(user, tiny_model_dir, name="second")
+    second = registry.import_model(user, tiny_model_dir, name="second")
     grid = {"teacher": [trained_model.pk, second.pk]}
     payload = {"kind": "distill", "dataset": trained_model.dataset_id, "grid": grid, "params": {"temperature": 2.0}}
     response = api.post("/api/sweeps/", payload, format="json")

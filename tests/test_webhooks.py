@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rest_framework.authtoken.models import Token
 
-from jobs import services, tasks
+from jobs import tasks
 from jobs.models import Job
+from jobs.training import launch, lifecycle, webhooks
 
 from .conftest import watch_job
 
@@ -64,7 +65,7 @@ def finished(user, trained_model, receiver):
 
 @pytest.mark.django_db
 def test_the_final_status_is_posted_signed_with_the_owners_token(finished, receiver, user):
-    assert services.post_webhook(finished.pk) == 200
+    assert webhooks.post(finished.pk) == 200
 
     headers, body = receiver.requests[0]
     event = json.loads(body)
@@ -82,12 +83,12 @@ def test_a_5xx_or_no_server_is_retried_and_a_4xx_is_final(finished, receiver):
     assert result.get() == 200 and len(receiver.requests) == 3
 
     receiver.statuses = [404]
-    assert services.post_webhook(finished.pk) == 404 and len(receiver.requests) == 4
+    assert webhooks.post(finished.pk) == 404 and len(receiver.requests) == 4
     Job.objects.filter(pk=finished.pk).update(webhook_url="http://127.0.0.1:9/nobody")  # discard port
-    with pytest.raises(services.WebhookUnavailable):
-        services.post_webhook(finished.pk)
+    with pytest.raises(webhooks.WebhookUnavailable):
+        webhooks.post(finished.pk)
     assert tasks.notify_webhook.max_retries == 6
-    assert tasks.notify_webhook.autoretry_for == (services.WebhookUnavailable,)
+    assert tasks.notify_webhook.autoretry_for == (webhooks.WebhookUnavailable,)
 
 
 @pytest.mark.django_db
@@ -127,12 +128,12 @@ def test_each_end_is_announced_once_whoever_ends_the_job(
     queued = Job.objects.create(owner=user, kind="finetune", dataset=trained_model.dataset, params={},
                                 webhook_url=receiver.url)  # fmt: skip
     with django_capture_on_commit_callbacks() as callbacks:
-        services.request_cancel(queued)  # a queued job ends at once
-        services.finish_job(queued, Job.Status.FAILED, error="late")  # too late: it changes nothing
+        launch.request_cancel(queued)  # a queued job ends at once
+        lifecycle.finish_job(queued, Job.Status.FAILED, error="late")  # too late: it changes nothing
     assert len(callbacks) == 1 and Job.objects.get(pk=queued.pk).status == "cancelled"
     silent = Job.objects.create(owner=user, kind="finetune", dataset=trained_model.dataset, params={})
     with django_capture_on_commit_callbacks() as callbacks:
-        services.request_cancel(silent)
+        launch.request_cancel(silent)
     assert callbacks == []  # no webhook, nothing to send
 
 

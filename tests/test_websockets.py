@@ -10,8 +10,9 @@ from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.asgi import application
-from jobs import services
+from jobs.datasets import services as dataset_services
 from jobs.models import Job
+from jobs.training import events, launch, lifecycle
 
 from .conftest import csv_bytes
 
@@ -22,7 +23,7 @@ ORIGIN = [(b"origin", b"http://testserver")]
 @pytest.fixture
 def job(user):
     upload = SimpleUploadedFile("a.csv", csv_bytes([("good", "pos"), ("bad", "neg")]))
-    dataset = services.create_dataset(user, "d", upload)
+    dataset = dataset_services.create_dataset(user, "d", upload)
     return Job.objects.create(owner=user, kind="finetune", dataset=dataset, params={}, status="running")
 
 
@@ -54,18 +55,18 @@ def test_a_foreign_origin_is_refused(job, api):
 
 def test_a_client_catches_up_after_a_seq_then_gets_live_points_once(job, api):
     for seq in range(1, 6):
-        services.record_metric(job, seq=seq, step=seq, kind="train", values={"train/loss": float(seq)})
+        lifecycle.record_metric(job, seq=seq, step=seq, kind="train", values={"train/loss": float(seq)})
 
     async def scenario():
         communicator = _connect(f"/ws/jobs/{job.pk}/?after=2&token={api.token}")
         assert (await communicator.connect())[0]
         received = [await communicator.receive_json_from() for _ in range(4)]  # seq 3, 4, 5 + status
         # A duplicate of seq 5 (e.g. a retried broadcast) is dropped; seq 6 arrives live.
-        await sync_to_async(services._group_send)(services.job_group(job.pk), {
+        await sync_to_async(events.group_send)(events.job_group(job.pk), {
             "type": "metric", "job": job.pk, "seq": 5, "step": 5, "kind": "train", "values": {}})
-        await sync_to_async(services.record_metric)(job, seq=6, step=6, kind="train", values={"train/loss": 6.0})
+        await sync_to_async(lifecycle.record_metric)(job, seq=6, step=6, kind="train", values={"train/loss": 6.0})
         received.append(await communicator.receive_json_from())
-        await sync_to_async(services.finish_job)(job, "succeeded")
+        await sync_to_async(lifecycle.finish_job)(job, "succeeded")
         received.append(await communicator.receive_json_from())
         assert await communicator.receive_nothing()
         await communicator.disconnect()
@@ -83,7 +84,7 @@ def test_the_job_list_socket_announces_status_changes(job, api):
     async def scenario():
         communicator = _connect(f"/ws/jobs/?token={api.token}")
         assert (await communicator.connect())[0]
-        await sync_to_async(services.request_cancel)(job)
+        await sync_to_async(launch.request_cancel)(job)
         message = await communicator.receive_json_from()
         await communicator.disconnect()
         return message

@@ -1,5 +1,8 @@
 """A model comparison as a CSV table or a PNG figure, a job's metric points as a CSV: DRF picks these by
-?format=csv|png or the Accept header."""
+?format=csv|png or the Accept header.
+
+Runs in: the web process.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import io
 
 from rest_framework.renderers import BaseRenderer
 
-from .. import compare
+from ..registry import compare
 
 
 class ComparisonCSVRenderer(BaseRenderer):

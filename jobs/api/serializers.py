@@ -1,13 +1,22 @@
+"""The REST API's serializers: requests checked at the edge, then handed to the domain's services.
+
+Runs in: the web process.
+"""
+
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from mlcore import recipes
 
-from .. import services
+from ..datasets import services as datasets
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
+from ..registry.services import import_model_archive
+from ..sweeps.services import create_sweep, sweep_runs
+from ..training.launch import LaunchSpec, create_job
 
 
 def raise_drf(exc: DjangoValidationError):
@@ -58,17 +67,17 @@ class DatasetSerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         try:
             if "hub_id" in validated_data:
-                return services.create_hub_dataset(
+                return datasets.create_hub_dataset(
                     self.context["request"].user, validated_data.get("name", ""), validated_data["hub_id"],
                     validated_data.get("split") or "train", config=validated_data.get("hub_config", ""),
                     text_column=validated_data.get("text_column"), label_column=validated_data.get("label_column"),
                 )  # fmt: skip
             if "server_path" in validated_data:
-                return services.create_folder_dataset(
+                return datasets.create_folder_dataset(
                     self.context["request"].user, validated_data.get("name", ""), validated_data["server_path"],
                     validated_data.get("split", ""),
                 )  # fmt: skip
-            return services.create_dataset(
+            return datasets.create_dataset(
                 self.context["request"].user,
                 validated_data.get("name", ""),
                 validated_data["file"],
@@ -77,18 +86,6 @@ class DatasetSerializer(serializers.ModelSerializer):
             )
         except DjangoValidationError as exc:
             raise_drf(exc)
-
-
-class OwnReferences:
-    """Only the requesting user's own datasets and models can be referenced ("does not exist" otherwise)."""
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["dataset"].queryset = fields["test_dataset"].queryset = Dataset.objects.visible_to(request.user)
-            fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
-        return fields
 
 
 RECIPE_HELP = "a preset that fills in the params left out: " + "; ".join(
@@ -108,26 +105,35 @@ WEBHOOK_HELP = (
 )
 
 
-def webhook_field() -> serializers.URLField:
-    return serializers.URLField(
-        required=False, allow_blank=True, max_length=500, help_text=WEBHOOK_HELP,
-        validators=[URLValidator(schemes=["http", "https"])],
-    )  # fmt: skip
+class LaunchFields(serializers.Serializer):
+    """What a job and a sweep are launched with (training.launch.LaunchSpec). Only the requesting user's own
+    datasets and models can be referenced ("does not exist" otherwise)."""
 
-
-class JobSerializer(OwnReferences, serializers.ModelSerializer):
-    webhook_url = webhook_field()
-    recipe = serializers.ChoiceField(
-        choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
-    )
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
     test_dataset = serializers.PrimaryKeyRelatedField(
         queryset=Dataset.objects.none(), required=False, allow_null=True, help_text=TEST_DATASET_HELP
     )
+    base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
     teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
     params = serializers.DictField(required=False, default=dict)
-    base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    recipe = serializers.ChoiceField(
+        choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
+    )
+    webhook_url = serializers.URLField(
+        required=False, allow_blank=True, max_length=500, help_text=WEBHOOK_HELP,
+        validators=[URLValidator(schemes=["http", "https"])],
+    )  # fmt: skip
 
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["dataset"].queryset = fields["test_dataset"].queryset = Dataset.objects.visible_to(request.user)
+            fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
+        return fields
+
+
+class JobSerializer(LaunchFields, serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
@@ -150,7 +156,7 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
 
     def get_jobs_ahead(self, obj) -> int | None:
         view = self.context.get("view")
-        return services.jobs_ahead(obj) if getattr(view, "action", None) == "retrieve" else None
+        return obj.jobs_ahead() if getattr(view, "action", None) == "retrieve" else None
 
     def get_output(self, obj) -> str | None:
         if not obj.output_file:
@@ -160,24 +166,15 @@ class JobSerializer(OwnReferences, serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request is not None else url
 
     def create(self, validated_data):
+        spec, _ = LaunchSpec.take(validated_data)
         try:
-            return services.create_job(self.context["request"].user, **validated_data)
+            return create_job(self.context["request"].user, spec)
         except DjangoValidationError as exc:
             raise_drf(exc)
 
 
-class SweepSerializer(OwnReferences, serializers.ModelSerializer):
-    webhook_url = webhook_field()
-    recipe = serializers.ChoiceField(
-        choices=list(recipes.RECIPES), required=False, allow_blank=True, write_only=True, help_text=RECIPE_HELP
-    )
-    kind = serializers.ChoiceField(choices=[Job.Kind.FINETUNE, Job.Kind.DISTILL])
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
-    test_dataset = serializers.PrimaryKeyRelatedField(
-        queryset=Dataset.objects.none(), required=False, allow_null=True, help_text=TEST_DATASET_HELP
-    )
-    teacher = serializers.PrimaryKeyRelatedField(queryset=ModelRecord.objects.none(), required=False, allow_null=True)
-    base_model = serializers.CharField(required=False, allow_blank=True, max_length=300)
+class SweepSerializer(LaunchFields, serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=list(Job.CONFIGS))
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     params = serializers.DictField(required=False, default=dict, help_text="What every job shares.")
     grid = serializers.DictField(
@@ -203,11 +200,12 @@ class SweepSerializer(OwnReferences, serializers.ModelSerializer):
     def get_runs(self, obj) -> dict:
         """{runs: [{job, status, progress, values, model, valid_accuracy, test_accuracy, avg_train_loss, error}],
         best: the job with the best validation accuracy, best_valid_accuracy, counts: jobs per status, finished}"""
-        return services.sweep_runs(obj)
+        return sweep_runs(obj)
 
     def create(self, validated_data):
+        spec, sweep_data = LaunchSpec.take(validated_data)
         try:
-            sweep = services.create_sweep(self.context["request"].user, **validated_data)
+            sweep = create_sweep(self.context["request"].user, spec, **sweep_data)
         except DjangoValidationError as exc:
             raise_drf(exc)
         return Sweep.objects.with_runs().get(pk=sweep.pk)
@@ -245,7 +243,7 @@ class ModelUploadSerializer(serializers.Serializer):
 
     def create(self, validated_data):
         try:
-            record, skipped = services.import_model_archive(
+            record, skipped = import_model_archive(
                 self.context["request"].user, validated_data["file"], name=validated_data.get("name", "")
             )
         except DjangoValidationError as exc:
@@ -272,8 +270,6 @@ class ClassifyRequestSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
-        from django.conf import settings
-
         if ("text" in attrs) == ("texts" in attrs):
             raise serializers.ValidationError("send either 'text' (one string) or 'texts' (a list of strings)")
         texts = attrs.get("texts", [attrs.get("text")])

@@ -1,14 +1,17 @@
+"""The REST API's views (DRF): each reads and checks the request, calls the domain, and maps its refusals to
+4xx and its unavailability to 503.
+
+Runs in: the web process.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
-from django.core.handlers.asgi import ASGIRequest
 from django.db.models.deletion import ProtectedError
-from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
@@ -20,12 +23,22 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from mlcore import catalogue
+from mlcore.config import TrainConfig, field_range
 
-from .. import compare, services, serving
+from ..datasets.preview import PREVIEW_ROWS, dataset_preview
+from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
+from ..registry import compare
+from ..registry import services as registry
+from ..serving import engines
+from ..serving.batch import create_classify_job
+from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
+from ..serving.throttles import ClassifyRateThrottle
+from ..sweeps.services import cancel_sweep, delete_sweep
+from ..training.launch import delete_job, job_defaults, job_recipes, request_cancel
 from . import serializers as s
+from .downloads import file_chunks, model_download, stream
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
-from .throttles import ClassifyRateThrottle
 
 
 class DatasetViewSet(
@@ -42,13 +55,16 @@ class DatasetViewSet(
     @action(detail=False, methods=["get"], pagination_class=None)
     def folders(self, request):
         """Server folders (IMDB layout) that POST /api/datasets/ can import with server_path and split."""
-        return Response(services.dataset_folders())
+        return Response(dataset_folders())
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("max_length", int, description="tokens a job would keep (default 128, 8..512)"),
+            OpenApiParameter(
+                "max_length", int, description=f"tokens a job would keep (default {TrainConfig.max_length}, "
+                f"{field_range(TrainConfig, 'max_length').describe()})",
+            ),  # fmt: skip
             OpenApiParameter("model", str, description="catalogue id whose tokenizer counts (default: bundled)"),
-            OpenApiParameter("rows", int, description=f"sample rows (default {services.PREVIEW_ROWS})"),
+            OpenApiParameter("rows", int, description=f"sample rows (default {PREVIEW_ROWS})"),
         ],
         responses=dict,
     )
@@ -57,13 +73,13 @@ class DatasetViewSet(
         """Sample rows, label distribution, token-length histogram and the share of texts max_length cuts."""
         dataset = self.get_object()
         numbers = {}
-        for name, default in (("max_length", 128), ("rows", services.PREVIEW_ROWS)):
+        for name, default in (("max_length", TrainConfig.max_length), ("rows", PREVIEW_ROWS)):
             try:
                 numbers[name] = int(request.query_params.get(name, default))
             except ValueError:
                 raise ValidationError({name: ["must be an integer"]}) from None
         try:
-            body = services.dataset_preview(dataset, model_id=request.query_params.get("model", ""), **numbers)
+            body = dataset_preview(dataset, model_id=request.query_params.get("model", ""), **numbers)
         except DjangoValidationError as exc:
             s.raise_drf(exc)
         return Response(body)
@@ -109,7 +125,7 @@ class JobViewSet(
         return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
 
     # A finished job goes with its metric points and files; its model stays. A queued or running one: 400.
-    delete_service = staticmethod(services.delete_job)
+    delete_service = staticmethod(delete_job)
 
     @extend_schema(request=None, responses=s.JobSerializer)
     @action(detail=True, methods=["post"])
@@ -117,7 +133,7 @@ class JobViewSet(
         job = self.get_object()
         if job.is_finished:
             raise ValidationError({"status": f"the job has already {job.status}"})
-        return Response(self.get_serializer(services.request_cancel(job)).data)
+        return Response(self.get_serializer(request_cancel(job)).data)
 
     @extend_schema(responses={(200, "text/csv"): bytes})
     @action(detail=True, methods=["get"])
@@ -129,7 +145,7 @@ class JobViewSet(
             raise NotFound(f"no output: the job {state}")
         stored = job.output_file.name
         return stream(
-            request, _file_chunks(stored), content_type="text/csv", filename=Path(stored).name,
+            request, file_chunks(stored), content_type="text/csv", filename=Path(stored).name,
             length=default_storage.size(stored),
         )  # fmt: skip
 
@@ -172,13 +188,13 @@ class SweepViewSet(
         return Sweep.objects.visible_to(self.request.user).with_runs()
 
     # A finished sweep goes with its jobs and their metrics; their models stay. Otherwise 400.
-    delete_service = staticmethod(services.delete_sweep)
+    delete_service = staticmethod(delete_sweep)
 
     @extend_schema(request=None, responses=s.SweepSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel every job of the sweep that has not finished."""
-        services.cancel_sweep(self.get_object())
+        cancel_sweep(self.get_object())
         return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
 
 
@@ -213,7 +229,7 @@ class ModelViewSet(
         if instance.owner_id != self.request.user.pk:
             raise ValidationError({"detail": "only the owner can delete a model"})
         try:
-            services.delete_model(instance)
+            registry.delete_model(instance)
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages[0]}) from None
 
@@ -233,8 +249,8 @@ class ModelViewSet(
         record = self.get_object()
         if record.owner_id != request.user.pk:
             raise ValidationError({"detail": "only the owner can promote a model"})
-        record = services.promote(record)
-        serving.preload(record)  # this process loads it now; others on their next classify
+        record = registry.promote(record)
+        engines.preload(record)  # this process loads it now; others on their next classify
         return Response(self.get_serializer(record).data)
 
     @extend_schema(
@@ -275,7 +291,7 @@ class ModelViewSet(
         payload.is_valid(raise_exception=True)
         records = self._compared([payload.validated_data["ids"]])
         try:
-            body = compare.answers(records, payload.validated_data["text"])
+            body = side_by_side(records, payload.validated_data["text"])
         except DjangoValidationError as exc:
             raise ValidationError({"ids": exc.messages}) from None
         return Response({"answers": body})
@@ -308,7 +324,7 @@ class ClassifyView(AsyncAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        self.record = services.promoted_model(request.user)
+        self.record = registry.promoted_model(request.user)
 
     @extend_schema(request=s.ClassifyRequestSerializer, responses=s.PredictionSerializer(many=True))
     async def post(self, request):
@@ -317,8 +333,11 @@ class ClassifyView(AsyncAPIView):
         if self.record is None:
             raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
         texts = payload.validated_data.get("texts") or [payload.validated_data["text"]]
-        predictions = await _classify(self.record, texts)
-        body = [{**_prediction(p), "model": self.record.pk} for p in predictions]
+        try:
+            predictions = await classify_texts(self.record, texts)
+        except Unavailable as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        body = answers(self.record, predictions)
         return Response(body[0] if "text" in payload.validated_data else body)
 
 
@@ -332,7 +351,7 @@ class ClassifyFileView(APIView):
         payload = s.ClassifyFileSerializer(data=request.data, context={"request": request})
         payload.is_valid(raise_exception=True)
         try:
-            job = services.create_classify_job(
+            job = create_classify_job(
                 request.user,
                 payload.validated_data["file"],
                 model=payload.validated_data.get("model"),
@@ -353,66 +372,15 @@ class ExplainView(APIView):
     def post(self, request):
         payload = s.ExplainRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        record = services.promoted_model(request.user)
+        record = registry.promoted_model(request.user)
         if record is None:
             raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
-        from mlcore.explain import explain
+        from mlcore.explain import explain  # imports torch: here, at the first explanation, not at web start
 
-        explanation = explain(serving.explainer_for(record), payload.validated_data["text"])
+        explanation = explain(engines.explainer_for(record), payload.validated_data["text"])
         # Gradients need float weights: an int8-served model is explained with its fp32 weights.
         body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
         return Response(body | {"serving_precision": record.serving_precision})
-
-
-def model_download(request, record: ModelRecord) -> StreamingHttpResponse:
-    """The streamed zip of a model's folder, for the API and the model page alike."""
-    name, chunks = services.model_archive(record)
-    return stream(request, chunks, content_type="application/zip", filename=name)
-
-
-def stream(request, chunks, *, content_type: str, filename: str, length: int | None = None) -> StreamingHttpResponse:
-    """A download sent as it is read. Under ASGI the chunks go out through an async iterator: given a sync one
-    (FileResponse's too), Django's ASGI handler reads it whole into memory first, and only then sends it."""
-    asgi = isinstance(getattr(request, "_request", request), ASGIRequest)
-    response = StreamingHttpResponse(_async_chunks(chunks) if asgi else chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    if length is not None:
-        response["Content-Length"] = str(length)
-    return response
-
-
-def _file_chunks(name: str, size: int = 1 << 20):
-    with default_storage.open(name, "rb") as fh:
-        while block := fh.read(size):
-            yield block
-
-
-async def _async_chunks(chunks):
-    """A sync iterator's items, each read in a worker thread, so that the event loop never blocks on storage."""
-    done = object()
-    while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:
-        yield chunk
-
-
-async def _classify(record: ModelRecord, texts: list[str]):
-    from mlcore.serving import EngineClosed, Overloaded
-
-    for _ in range(3):  # an engine closed between lookup and submit (a model swap) is looked up again
-        engine = serving.cached_engine(record) or await sync_to_async(serving.engine_for, thread_sensitive=False)(
-            record
-        )
-        try:
-            return await engine.classify(texts)
-        except EngineClosed:
-            continue
-        except Overloaded as e:
-            raise ServiceUnavailable(str(e)) from None
-    raise ServiceUnavailable("the model is being replaced; retry")
-
-
-def _prediction(p) -> dict:
-    # What PredictionSerializer declares, built directly: this is the hot path.
-    return {"label": p.label, "probability": p.probability, "probabilities": p.probabilities, "truncated": p.truncated}
 
 
 class CatalogueView(APIView):
@@ -422,5 +390,5 @@ class CatalogueView(APIView):
     @extend_schema(responses=dict)
     def get(self, request):
         return Response(
-            {"models": catalogue.catalogue(), "defaults": services.job_defaults(), "recipes": services.job_recipes()}
+            {"models": catalogue.catalogue(), "defaults": job_defaults(), "recipes": job_recipes()}
         )

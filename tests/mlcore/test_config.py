@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, config_from_dict, config_help
+from mlcore.config import (
+    ConfigError,
+    DistillConfig,
+    Range,
+    TrainConfig,
+    config_defaults,
+    config_fields,
+    config_from_dict,
+    config_help,
+    field_choices,
+    field_range,
+    parameters_markdown,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_defaults_are_the_studys():
@@ -126,3 +146,111 @@ def test_direct_construction_is_validated_as_well():
 def test_a_non_dict_is_refused():
     with pytest.raises(ConfigError, match="must be a JSON object"):
         config_from_dict(TrainConfig, ["batch_size", 8])  # type: ignore[arg-type]
+
+
+def test_an_optional_parameter_left_empty_skips_its_range():
+    config = config_from_dict(
+        DistillConfig, {"split_seed": None, "early_stopping_patience": None, "student_layers": None}
+    )
+    assert (config.split_seed, config.early_stopping_patience, config.student_layers) == (None, None, None)
+
+
+def test_a_sample_limit_has_no_upper_bound():
+    assert config_from_dict(TrainConfig, {"max_train_samples": 10**30}).max_train_samples == 10**30
+
+
+@pytest.mark.parametrize(
+    ("bounds", "text"),
+    [
+        (Range(8, 512), "[8, 512]"),
+        (Range(0, 1, low_open=True), "(0, 1]"),
+        (Range(0, 0.5, high_open=True), "[0, 0.5)"),
+        (Range(0, 100, low_open=True, high_open=True), "(0, 100)"),
+        (Range(1, 1_000_000), "[1, 1e+06]"),
+        (Range(1, math.inf), "[1, inf)"),
+    ],
+)
+def test_a_range_describes_itself_as_an_interval(bounds, text):
+    assert bounds.describe() == text
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "message"),
+    [
+        (Range(8, 512), 4, "x must be in [8, 512], got 4"),
+        (Range(0, 1, low_open=True), 0.0, "x must be in (0, 1], got 0.0"),
+        (Range(0, 1), float("nan"), "x must be in [0, 1], got nan"),
+        (Range(0, math.inf), float("inf"), "x must be at least 0, got inf"),
+        (Range(1, math.inf, note=" (or empty)"), 0, "x must be at least 1 (or empty), got 0"),
+    ],
+)
+def test_a_range_refuses_a_value_outside_it_naming_the_parameter(bounds, value, message):
+    with pytest.raises(ConfigError) as refused:
+        bounds.check("x", value)
+    assert str(refused.value) == message
+
+
+def test_a_range_takes_its_closed_ends_and_refuses_its_open_ones():
+    Range(8, 512).check("x", 8)
+    Range(8, 512).check("x", 512)
+    assert not Range(0, 1, low_open=True).contains(0) and Range(0, 1, low_open=True).contains(1)
+    assert Range(0, 1, high_open=True).contains(0) and not Range(0, 1, high_open=True).contains(1)
+
+
+def test_field_range_and_field_choices_read_the_field_metadata():
+    assert field_range(TrainConfig, "learning_rate") == Range(0, 1, low_open=True)
+    assert field_range(DistillConfig, "temperature") == Range(0, 100, low_open=True)
+    assert field_range(TrainConfig, "truncation") is None
+    assert field_choices(TrainConfig, "scheduler") == ("exponential", "linear")
+    assert field_choices(TrainConfig, "batch_size") is None
+    with pytest.raises(KeyError, match="TrainConfig has no parameter 'alpha'"):
+        field_range(TrainConfig, "alpha")
+
+
+def test_config_fields_lists_every_field_in_order_with_its_range_or_choices():
+    fields = {f["name"]: f for f in config_fields(DistillConfig)}
+    assert list(fields) == [f.name for f in dataclasses.fields(DistillConfig)]
+    assert fields["learning_rate"] == {
+        "name": "learning_rate", "type": "float", "default": 2e-5, "help": config_help(DistillConfig)["learning_rate"],
+        "range": {"low": 0, "high": 1, "low_open": True, "high_open": False}, "choices": None,
+    }  # fmt: skip
+    assert fields["max_train_samples"]["type"] == "int | None"
+    assert fields["max_train_samples"]["range"] == {"low": 1, "high": None, "low_open": False, "high_open": False}
+    assert (fields["truncation"]["range"], fields["truncation"]["choices"]) == (None, ["head", "head_tail"])
+    assert (fields["group_by_length"]["type"], fields["group_by_length"]["choices"]) == ("bool | str", ["auto"])
+    assert (fields["cuda_graphs"]["type"], fields["cuda_graphs"]["range"]) == ("bool", None)
+    assert [f["name"] for f in config_fields(TrainConfig)] == list(fields)[: len(config_fields(TrainConfig))]
+
+
+def test_every_number_parameter_has_a_range_and_every_choice_a_check():
+    for f in config_fields(DistillConfig):
+        if "int" in f["type"].split(" | ") or "float" in f["type"].split(" | "):
+            assert f["range"] is not None, f["name"]
+        if f["choices"] is not None:
+            bad = "not-a-choice"
+            with pytest.raises(ConfigError, match=f"^{f['name']} must be one of"):
+                config_from_dict(DistillConfig, {f["name"]: bad})
+
+
+def _markdown_rows() -> dict[str, list[str]]:
+    rows = [line.strip("|").split(" | ") for line in parameters_markdown().splitlines()[2:]]
+    return {cells[0].strip().strip("`"): [c.strip() for c in cells] for cells in rows}
+
+
+def test_the_parameters_table_has_a_row_per_parameter_with_its_default_and_interval():
+    rows = _markdown_rows()
+    assert list(rows) == [f.name for f in dataclasses.fields(DistillConfig)]
+    assert rows["learning_rate"][1:4] == ["finetune, distill", "`2e-05`", "(0, 1]"]
+    assert rows["temperature"][1:4] == ["distill", "`1.0`", "(0, 100]"]
+    assert rows["student_layers"][2:4] == ["empty", "[1, 1000] or empty"]
+    assert rows["truncation"][3] == "`'head'` or `'head_tail'`"
+    assert rows["group_by_length"][3] == "`true`, `false` or `'auto'`"
+    for f in config_fields(DistillConfig):
+        bounds = field_range(DistillConfig, f["name"])
+        assert bounds is None or bounds.describe() in rows[f["name"]][3], f["name"]
+        assert rows[f["name"]][4] == f["help"]
+
+
+def test_python_dash_m_mlcore_config_prints_the_table():
+    run = subprocess.run([sys.executable, "-m", "mlcore.config"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert run.stdout == parameters_markdown()

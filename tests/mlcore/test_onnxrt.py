@@ -12,7 +12,7 @@ from mlcore import onnxrt
 from mlcore.batching import pad
 from mlcore.encoding import encode
 from mlcore.inference import Classifier
-from mlcore.quantize import compare_precisions
+from mlcore.precisions import compare_precisions
 from mlcore.serving import BatchingEngine
 from mlcore.testing import sentiment_rows
 

@@ -1,4 +1,7 @@
-"""Create the first account on first start, so the README can say how to log in."""
+"""Create the first account on first start, so the README can say how to log in.
+
+Runs in: the launcher (make up) and container entry points, before the web process starts.
+"""
 
 import os
 import secrets

@@ -1,9 +1,12 @@
-"""Register a trained model folder (from mlcore, the benchmarks, or any HF sequence classifier) for a user."""
+"""Register a trained model folder (from mlcore, the benchmarks, or any HF sequence classifier) for a user.
+
+Runs in: an operator's shell (manage.py import_model).
+"""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs import services
+from jobs.registry.services import import_model
 from mlcore.data import DataError
 from mlcore.loading import ModelLoadError
 
@@ -32,7 +35,7 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             raise CommandError(f"no user {owner!r}") from None
         try:
-            record = services.import_model(
+            record = import_model(
                 user, folder, name=name, promote_it=promote, validation_file=validation_file
             )
         except (ModelLoadError, DataError) as e:

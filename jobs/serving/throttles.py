@@ -1,4 +1,7 @@
-"""The classify throttle, shared by the DRF view and the ASGI fast path (jobs.fastpath)."""
+"""The classify throttle, shared by the DRF view and the ASGI fast path (serving.fastpath).
+
+Runs in: the web process.
+"""
 
 from __future__ import annotations
 

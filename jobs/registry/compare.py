@@ -1,18 +1,20 @@
 """Models side by side: the study's table, size and CPU speed relative to the first model, overlaid training
-curves; as a dict (the page and the API's JSON), a CSV and a PNG."""
+curves; as a dict (the page and the API's JSON), a CSV and a PNG.
+
+Runs in: the web process. (Answering a text with several models, "Try a text", is serving's: serving.classify.)
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from .models import MetricPoint, ModelRecord
+from ..models import MetricPoint, ModelRecord
 
 MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
 CURVE_POINTS = 400  # points per curve at most: a longer run is averaged over equal runs of consecutive steps
@@ -234,31 +236,3 @@ def _ratio(value: float | None, base: float | None) -> float | None:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
-
-
-def answers(records: list[ModelRecord], text: str) -> list[dict[str, Any]]:
-    """Each model's prediction for one text, side by side, with the time it took once loaded (the serving engine
-    of this process, as classify answers). At most DISTILLERY_SERVING_CACHE models: more would push each other
-    out of the process's loaded engines and reload every time.
-
-    Raises ValidationError when asked for more."""
-    from django.conf import settings
-
-    from . import serving
-
-    limit = settings.DISTILLERY_SERVING_CACHE
-    if len(records) > limit:
-        raise ValidationError(f"at most {limit} models answer a text together, not {len(records)}")
-    engines = [serving.engine_for(record) for record in records]  # loading first: it is not the answer's time
-    out = []
-    for record, engine in zip(records, engines, strict=True):
-        start = time.perf_counter()
-        prediction = engine.predict([text])[0]
-        elapsed = (time.perf_counter() - start) * 1000
-        out.append({
-            "id": record.pk, "name": record.name, "label": prediction.label,
-            "probability": prediction.probability, "probabilities": prediction.probabilities,
-            "truncated": prediction.truncated, "latency_ms": round(elapsed, 2),
-            "serving_precision": record.serving_precision,
-        })  # fmt: skip
-    return out

@@ -13,6 +13,8 @@ about a tenth of that, on the event loop, with the same contract:
 - answers and error bodies are the view's: `{"detail": ...}` for 401, 404, 429, 503, field errors for 400.
 
 Anything else (session-authenticated browsers, other methods, baseline serving) goes to Django unchanged.
+
+Runs in: the web process (config/asgi.py puts it in front of Django).
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ import math
 import time
 from typing import Any
 
+import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http.request import split_domain_port, validate_host
+
+from .. import accounts
+from ..api.serializers import ClassifyRequestSerializer
+from ..registry.services import promoted_model
+from .classify import Unavailable, answers, classify_texts
+from .throttles import ClassifyRateThrottle, QuotaLeases
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +114,12 @@ async def _answer(scope, headers: dict, token: str, receive) -> tuple[int, bytes
     if record is None:
         return _json(404, {"detail": "no promoted model: promote one with POST /api/models/{id}/promote/"})
 
-    from rest_framework.exceptions import APIException
-
-    from .api.views import _classify, _prediction
-
     try:
-        predictions = await _classify(record, texts)
-    except APIException as e:  # the engine is full or being replaced
-        return _json(e.status_code, {"detail": str(e.detail)})
-    answers = [{**_prediction(p), "model": record.pk} for p in predictions]
-    return _json(200, answers[0] if single else answers)
+        predictions = await classify_texts(record, texts)
+    except Unavailable as e:  # the engine is full or being replaced
+        return _json(503, {"detail": str(e)})
+    body = answers(record, predictions)
+    return _json(200, body[0] if single else body)
 
 
 async def _read_body(receive, limit: int) -> bytes | None:
@@ -138,8 +144,6 @@ def _validate(data) -> tuple[list[str], bool, Any]:
         text = data.get("text")
         if isinstance(text, str) and text.strip() and len(text) <= 100_000:
             return [text], True, None  # the common case, checked as the serializer would
-    from .api.serializers import ClassifyRequestSerializer
-
     payload = ClassifyRequestSerializer(data=data)
     if not payload.is_valid():
         return [], False, payload.errors
@@ -162,20 +166,11 @@ async def _who(token: str):
 
 
 def _lookup(token: str):
-    from django.db import connections
-    from rest_framework.authtoken.models import Token
-
-    from . import services
-
     # A thread of the loop's default executor: its connection is closed after use rather than left open in a
     # thread-local (lookups happen once per token per TTL, so reconnecting costs little).
     try:
-        found = Token.objects.select_related("user").get(key=token)
-        if not found.user.is_active:
-            return None
-        return found.user.pk, services.promoted_model(found.user)
-    except Token.DoesNotExist:
-        return None
+        user = accounts.user_for_token(token)
+        return None if user is None else (user.pk, promoted_model(user))
     finally:
         connections.close_all()
 
@@ -192,8 +187,6 @@ def forget(user_id: int | None = None) -> None:
 
 async def _throttle_wait(user_id: int) -> float | None:
     """Seconds to wait if this request is over the user's classify rate, else None (and it is counted)."""
-    from .api.throttles import ClassifyRateThrottle, QuotaLeases
-
     global _leases
     throttle = ClassifyRateThrottle()
     if throttle.num_requests is None:
@@ -223,8 +216,6 @@ def _redis_client():
     Its pool blocks when all REDIS_POOL_SIZE connections are busy: the default pool raises "Too many
     connections" instead, which a burst of new users' first requests could reach.
     """
-    import redis.asyncio
-
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
     if client is None:

@@ -4,6 +4,8 @@ A model record's files never change, so promoting another model makes the next r
 its engine is built (loaded, quantised if chosen, warmed up) before it is published here, so no request sees a
 half-loaded model, and requests already queued on the old engine finish on it. An engine pushed out of the
 LRU stops taking requests and answers those it holds before its thread ends.
+
+Runs in: the web process (and a worker's file classification, through load_classifier).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 
 from django.conf import settings
 
-from . import services
-from .models import ModelRecord
+from ..models import ModelRecord
+from ..registry.storage import model_dir, onnx_exports_dir
+from .runtime import runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +36,13 @@ def _key(record: ModelRecord) -> tuple:
     return (record.artifact_prefix, record.serving_precision, settings.DISTILLERY_SERVING_ENGINE, runtime())
 
 
-def runtime() -> str:
-    """DISTILLERY_SERVING_RUNTIME, or torch where onnxruntime is not installed."""
-    from mlcore import onnxrt
-
-    return onnxrt.runtime_for(settings.DISTILLERY_SERVING_RUNTIME)
-
-
 def load_classifier(record: ModelRecord, precision: str | None = None):
     """`record`'s Classifier at `precision` (default: its serving precision) on the serving runtime; a model
     that cannot be exported to ONNX is served by PyTorch instead (logged)."""
-    from mlcore.inference import Classifier
+    from mlcore.inference import Classifier  # imports torch: here, at the first classify, not at web start
 
     precision = precision or record.serving_precision
-    folder = services.model_dir(record)
+    folder = model_dir(record)
     if runtime() == "onnx":
         try:
             return Classifier.load(
@@ -55,7 +51,7 @@ def load_classifier(record: ModelRecord, precision: str | None = None):
                 precision=precision,
                 runtime="onnx",
                 threads=settings.DISTILLERY_SERVING_THREADS,
-                onnx_dir=services.onnx_exports_dir(record),
+                onnx_dir=onnx_exports_dir(record),
                 spin=settings.DISTILLERY_SERVING_SPIN,
             )
         except Exception:
@@ -107,7 +103,7 @@ def _build(record: ModelRecord):
 
     set_threads(settings.DISTILLERY_SERVING_THREADS)
     if settings.DISTILLERY_SERVING_ENGINE == "baseline":  # the study's serving: fp32, one at a time
-        return BaselineEngine(Classifier.load(services.model_dir(record), device="cpu"))
+        return BaselineEngine(Classifier.load(model_dir(record), device="cpu"))
     classifier = load_classifier(record)
     log.info("serving model %s (%s, %s)", record.pk, record.serving_precision, classifier.runtime)
     engine = BatchingEngine(
@@ -159,9 +155,9 @@ def explainer_for(record: ModelRecord):
         if record.artifact_prefix in _explainers:
             _explainers.move_to_end(record.artifact_prefix)
             return _explainers[record.artifact_prefix]
-    from mlcore.inference import Classifier
+    from mlcore.inference import Classifier  # imports torch: here, at the first explanation
 
-    classifier = Classifier.load(services.model_dir(record), device="cpu")
+    classifier = Classifier.load(model_dir(record), device="cpu")
     with _lock:
         _explainers[record.artifact_prefix] = classifier
         while len(_explainers) > settings.DISTILLERY_SERVING_CACHE:

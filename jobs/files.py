@@ -1,0 +1,82 @@
+"""Files through Django's storage API: uploads checked for size, local paths for stored files, and saving that
+leaves nothing behind when the row it belongs to cannot be saved.
+
+Runs in: the web process and the workers. A leaf: it imports nothing of jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+
+
+def check_upload_size(upload, *, limit_mb: int | None = None) -> None:
+    """Refuse an empty upload, or one over `limit_mb` (default DISTILLERY_MAX_UPLOAD_MB), as a ValidationError
+    on `file`."""
+    limit_mb = settings.DISTILLERY_MAX_UPLOAD_MB if limit_mb is None else limit_mb
+    if upload.size > limit_mb * 1024 * 1024:
+        raise ValidationError({"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {limit_mb} MB"})
+    if upload.size == 0:
+        raise ValidationError({"file": "the file is empty"})
+
+
+@contextlib.contextmanager
+def local_upload(upload) -> Iterator[Path]:
+    """A filesystem path for an upload: Django's temp file when it spooled to disk, else a copy."""
+    temp_path = getattr(upload, "temporary_file_path", None)
+    if temp_path is not None:
+        yield Path(temp_path())
+        return
+    suffix = "".join(Path(upload.name).suffixes[-2:])
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        upload.seek(0)
+        shutil.copyfileobj(upload, tmp)
+        tmp.flush()
+        yield Path(tmp.name)
+
+
+@contextlib.contextmanager
+def local_file(name: str) -> Iterator[Path]:
+    """A filesystem path for a stored file, copying it out of storage when the backend has no paths."""
+    try:
+        yield Path(default_storage.path(name))
+        return
+    except NotImplementedError:
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(name).name
+        with default_storage.open(name, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        yield target
+
+
+@contextlib.contextmanager
+def saved_unless_failed() -> Iterator[Callable[[str, object], str]]:
+    """Save files for a row about to be created, and remove them all if the block fails (the row was not
+    saved, so nothing would ever point at them). Yields save(name, content) -> the stored name."""
+    saved: list[str] = []
+
+    def save(name: str, content) -> str:
+        stored = default_storage.save(name, content)
+        saved.append(stored)
+        return stored
+
+    try:
+        yield save
+    except BaseException:
+        for stored in saved:
+            default_storage.delete(stored)
+        raise
+
+
+def checkpoint_dir(job_id: int) -> Path:
+    """Where a training job's checkpoints go: a folder per job that outlives the worker process, so whichever
+    worker takes the job over resumes from it (on a cluster, DISTILLERY_CHECKPOINT_DIR is shared storage)."""
+    return Path(settings.DISTILLERY_CHECKPOINT_DIR) / f"job-{job_id}"

@@ -1,0 +1,138 @@
+"""The model registry: a trained model registered, a model folder or zip imported, promoted to serve its
+owner's classify requests, deleted; and the rule that picks the precision a model serves at.
+
+Runs in: the workers (register_model after training) and the web process (the rest; manage.py import_model).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.deletion import ProtectedError
+from django.utils import timezone
+
+from mlcore.data import read_table
+
+from ..files import check_upload_size, local_upload
+from ..models import Job, ModelRecord
+from ..serving.runtime import runtime
+from . import storage
+
+
+def register_model(job: Job, result) -> ModelRecord:
+    """Save a finished job's model folder through the storage API and create its record."""
+    record = ModelRecord(
+        owner=job.owner,
+        name=f"{job.get_kind_display().lower()}-{job.pk}",
+        kind=job.kind,
+        base_model=job.base_model,
+        teacher=job.teacher,
+        dataset=job.dataset,
+        params=job.params,
+        metrics=result.metrics,
+        label_names=result.label_names,
+        num_parameters=result.num_parameters,
+        size_bytes=result.size_bytes,
+        serving_precision=serving_precision_for(result.metrics),
+    )
+    return storage.store(record, Path(result.output_dir))
+
+
+def import_model(
+    owner, folder: str | Path, *, name: str = "", promote_it: bool = False, validation_file: str | None = None
+) -> ModelRecord:
+    """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
+
+    With validation_file (labelled rows it did not train on), int8 is measured against fp32 on them and the
+    serving precision chosen as for a trained model."""
+    from mlcore.artifacts import folder_size  # imports transformers: here, not at web start
+    from mlcore.loading import load_trained
+
+    folder = Path(folder)
+    model, _, label_names, manifest = load_trained(folder)  # raises ModelLoadError with the reason
+    record = ModelRecord(
+        owner=owner,
+        name=name or folder.name,
+        kind=ModelRecord.Kind.IMPORTED,
+        base_model=str(manifest.get("base_model") or ""),
+        params=manifest.get("config") or {},
+        metrics=manifest.get("metrics") or {},
+        label_names=label_names,
+        num_parameters=sum(p.numel() for p in model.parameters()),
+        size_bytes=folder_size(folder),
+    )
+    if validation_file:
+        from mlcore.precisions import compare_precisions  # imports torch: here, not at web start
+
+        rows, _ = read_table(validation_file)
+        report = compare_precisions(folder, rows, runtime=runtime())
+        record.metrics = {**record.metrics, "int8": report}
+        record.serving_precision = serving_precision_for(record.metrics)
+    record = storage.store(record, folder)
+    return promote(record) if promote_it else record
+
+
+def import_model_archive(owner, upload, *, name: str = "") -> tuple[ModelRecord, list[str]]:
+    """Register an uploaded zip of a model folder (a Distillery download, or any HF sequence-classification
+    folder with safetensors weights): unpacked safely, loaded once to check it, stored as an imported record.
+    Returns the record and the archive's files it left out (see mlcore.artifacts.unpack_model_archive)."""
+    from mlcore.artifacts import ArchiveError, unpack_model_archive  # imports transformers: not at web start
+    from mlcore.loading import ModelLoadError
+
+    limit_mb = settings.DISTILLERY_MAX_MODEL_UPLOAD_MB
+    check_upload_size(upload, limit_mb=limit_mb)
+    with local_upload(upload) as path, tempfile.TemporaryDirectory(prefix="distillery-import-") as tmp:
+        folder = Path(tmp) / "model"
+        try:
+            skipped = unpack_model_archive(path, folder, max_bytes=limit_mb * 2**20)
+            record = import_model(owner, folder, name=name or Path(upload.name).stem)
+        except (ArchiveError, ModelLoadError) as exc:  # without the server's temporary path
+            message = str(exc).replace(f"model {str(folder)!r}", "the archive's model")
+            raise ValidationError({"file": message}) from None
+    return record, skipped
+
+
+def delete_model(record: ModelRecord) -> None:
+    """Delete a model record; its files go once the deletion commits (jobs.signals). A promoted model, or one
+    that jobs name as their teacher or classifier, is refused with the reason."""
+    if record.is_promoted:
+        raise ValidationError("the model is promoted: it answers your classify requests; promote another first")
+    users = list(Job.objects.filter(Q(teacher=record) | Q(model=record)).order_by("pk").values_list("pk", flat=True))
+    if users:
+        ids = ", ".join(f"#{pk}" for pk in users)
+        raise ValidationError(f"jobs use this model ({ids}); delete them first")
+    try:
+        record.delete()
+    except ProtectedError:  # a job named it since the check
+        raise ValidationError("jobs use this model; delete them first") from None
+
+
+def serving_precision_for(metrics: dict) -> str:
+    """int8 when the quantised model measured faster and lost at most DISTILLERY_INT8_MAX_DROP accuracy points
+    on the validation rows (metrics from mlcore.precisions.compare_precisions); fp32 otherwise."""
+    q = metrics.get("int8") or {}
+    if not q or q.get("accuracy_drop_points") is None:
+        return ModelRecord.Precision.FP32
+    ok = q["accuracy_drop_points"] <= settings.DISTILLERY_INT8_MAX_DROP and q.get("speedup", 0) > 1.0
+    return ModelRecord.Precision.INT8 if ok else ModelRecord.Precision.FP32
+
+
+def promote(record: ModelRecord) -> ModelRecord:
+    """Make this the model that serves its owner's classify requests. Saved (not a bare UPDATE), so that
+    jobs.signals tells this process's classify fast path to look the owner's model up again."""
+    with transaction.atomic():
+        ModelRecord.objects.filter(owner=record.owner, is_promoted=True).exclude(pk=record.pk).update(
+            is_promoted=False
+        )
+        record.is_promoted, record.promoted_at = True, timezone.now()
+        record.save(update_fields=["is_promoted", "promoted_at"])
+    return record
+
+
+def promoted_model(user) -> ModelRecord | None:
+    return ModelRecord.objects.filter(owner=user, is_promoted=True).first()

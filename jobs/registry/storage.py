@@ -1,0 +1,75 @@
+"""Where a model's files live: under its record's prefix in storage (Django's storage API), copied to a local
+folder where the backend has no paths, with this machine's ONNX exports beside the copies.
+
+Runs in: the web process and the workers. A leaf: it imports nothing of jobs but the models and files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from ..files import saved_unless_failed
+from ..models import ModelRecord
+
+
+def store(record: ModelRecord, folder: Path) -> ModelRecord:
+    """Copy a model folder's files into storage under the record's prefix, then save the record (its files are
+    removed again if it cannot be saved)."""
+    with saved_unless_failed() as save:
+        names = []
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                with path.open("rb") as fh:
+                    save(f"{record.artifact_prefix}/{path.name}", File(fh))
+                names.append(path.name)
+        record.artifact_files = names
+        record.save()
+    return record
+
+
+def model_dir(record: ModelRecord) -> Path:
+    """A local folder holding the model's files: storage's own folder, or a cached copy of it (made whole in a
+    .partial folder first, so a copy cut short is never taken for the model)."""
+    try:
+        return Path(default_storage.path(record.artifact_prefix))
+    except NotImplementedError:
+        pass
+    target = local_copy_dir(record)
+    if not (target / ".complete").exists():
+        partial = target.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for name in record.artifact_files:
+            with default_storage.open(f"{record.artifact_prefix}/{name}", "rb") as src:
+                with open(partial / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        (partial / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target
+
+
+def local_copy_dir(record: ModelRecord) -> Path:
+    """Where model_dir() copies a record's files when storage has no local path."""
+    return Path(settings.DISTILLERY_MODEL_CACHE) / Path(record.artifact_prefix).name
+
+
+def onnx_exports_dir(record: ModelRecord) -> Path:
+    """Where this machine keeps a record's ONNX exports: derived files, beside the cached models, never in the
+    stored model's folder."""
+    return Path(settings.DISTILLERY_MODEL_CACHE) / "onnx" / Path(record.artifact_prefix).name
+
+
+def delete_model_files(record: ModelRecord) -> None:
+    """Remove a deleted record's files: those in storage, and this machine's derived copies (the local copy of
+    a remote storage's files and the ONNX exports in DISTILLERY_MODEL_CACHE). Files already gone are skipped."""
+    for name in record.artifact_files:
+        default_storage.delete(f"{record.artifact_prefix}/{name}")
+    copy = local_copy_dir(record)
+    for folder in (copy, copy.with_suffix(".partial"), onnx_exports_dir(record)):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""File classification: a file of texts validated and stored in the web process, classified by a worker on the
+CPU queue into a CSV with each row's label and probabilities.
+
+Runs in: the web process (create_classify_job) and the workers (classify_file, from the runner).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from mlcore.data import DataError, detect_format, read_texts
+
+from ..files import check_upload_size, local_upload, saved_unless_failed
+from ..models import Job, ModelRecord
+from ..registry.services import promoted_model
+from ..training import events, lifecycle
+from ..training.launch import start_on_commit
+from .engines import load_classifier
+
+
+def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text_column: str | None = None) -> Job:
+    """Validate a file of texts now (clear errors, nothing stored if bad), store it, and queue a job on the
+    CPU queue that writes a CSV with each row's label and probabilities; sent and announced once committed."""
+    model = model or promoted_model(owner)
+    if model is None:
+        raise ValidationError({"model": "no promoted model: promote one, or pass the id of one of your models"})
+    check_upload_size(upload)
+    try:
+        with local_upload(upload) as path:
+            table = read_texts(path, format=detect_format(upload.name), text_column=text_column or None)
+    except DataError as exc:
+        raise ValidationError({"file": str(exc)}) from None
+
+    upload.seek(0)
+    with saved_unless_failed() as save:  # one INSERT: the file goes if it fails
+        job = Job.objects.create(
+            owner=owner, kind=Job.Kind.CLASSIFY, model=model, base_model=model.name,
+            input_file=save(f"classify/input/{uuid.uuid4().hex}/{Path(upload.name).name}", upload),
+            input_filename=Path(upload.name).name, celery_task_id=uuid.uuid4().hex,
+            params={"text_column": table.text_column, "format": table.format, "rows": len(table.texts)},
+        )  # fmt: skip
+    start_on_commit(job)
+    return job
+
+
+def classify_file(job: Job) -> None:
+    """Classify a classify job's file with its model (at its serving precision) into a CSV in storage."""
+    from mlcore.batchfile import classify_table  # imports torch: in the worker only
+
+    table = load_texts(job)
+    classifier = load_classifier(job.model)
+
+    def progress(done: int, total: int) -> None:
+        lifecycle.set_progress(job.pk, done / max(total, 1))
+        job.progress = done / max(total, 1)
+        events.broadcast_status(job)
+
+    with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as folder:
+        out = Path(folder) / f"{Path(job.input_filename).stem or 'texts'}-classified.csv"
+        classify_table(
+            classifier, table, out, on_progress=progress, should_stop=lambda: lifecycle.cancel_requested(job.pk)
+        )
+        save_output(job, out)
+    lifecycle.finish_job(job, Job.Status.SUCCEEDED)
+
+
+def load_texts(job: Job):
+    """The texts of a classify job's stored upload (mlcore.data.TextTable)."""
+    with job.input_file.open("rb") as fh, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(job.input_filename).name
+        path.write_bytes(fh.read())
+        return read_texts(path, format=job.params.get("format"), text_column=job.params.get("text_column"))
+
+
+def save_output(job: Job, csv_path: Path) -> None:
+    with csv_path.open("rb") as fh:
+        name = default_storage.save(f"classify/output/{uuid.uuid4().hex}/{csv_path.name}", File(fh))
+    Job.objects.filter(pk=job.pk).update(output_file=name)
+    job.output_file.name = name

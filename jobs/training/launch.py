@@ -1,0 +1,179 @@
+"""Launching training jobs, and what a user does to them from the web: cancel, delete.
+
+Runs in: the web process. A job is validated (its params as its kind's config, its base model or teacher, the
+user's quota, its webhook), saved queued, and sent to its queue and announced once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from mlcore import catalogue, recipes
+from mlcore.config import ConfigError, config_defaults
+
+from ..files import checkpoint_dir
+from ..models import Dataset, Job, ModelRecord, Sweep
+from . import dispatch, events, webhooks
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSpec:
+    """What a user asks to train: the same for one job (create_job) and for every job of a sweep (create_sweep),
+    as the API's serializers and the dashboard's form send it."""
+
+    kind: str
+    dataset: Dataset
+    params: dict = dataclasses.field(default_factory=dict)
+    base_model: str = ""
+    teacher: ModelRecord | None = None
+    recipe: str = ""
+    test_dataset: Dataset | None = None
+    webhook_url: str = ""
+
+    FIELDS = ("kind", "dataset", "params", "base_model", "teacher", "recipe", "test_dataset", "webhook_url")
+
+    @classmethod
+    def take(cls, data: dict) -> tuple[LaunchSpec, dict]:
+        """The spec made of `data`'s launch fields, and the rest of `data` (a sweep's grid, search, name)."""
+        spec = cls(**{k: v for k, v in data.items() if k in cls.FIELDS and v is not None})
+        return spec, {k: v for k, v in data.items() if k not in cls.FIELDS}
+
+    def with_recipe(self, *, keep_out=()) -> LaunchSpec:
+        """The spec with its recipe's parameters filled in under the ones it sets (and none of `keep_out`, the
+        names a sweep varies), the recipe then spent."""
+        if not self.recipe:
+            return self
+        preset = recipe_params(self.recipe, self.kind)
+        params = {**{k: v for k, v in preset.items() if k not in keep_out}, **(self.params or {})}
+        return dataclasses.replace(self, params=params, recipe="")
+
+
+def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
+    """Validate a job request, save it queued, and enqueue it (and announce it) once the transaction commits.
+    A recipe (mlcore.recipes) fills in the parameters the request leaves out."""
+    if spec.kind not in Job.CONFIGS:
+        hint = "; classify a file with POST /api/classify/file/" if spec.kind == Job.Kind.CLASSIFY else ""
+        raise ValidationError({"kind": f"unknown job kind {spec.kind!r}; use finetune or distill{hint}"})
+    spec = spec.with_recipe()
+    params = {"checkpoint_every": settings.DISTILLERY_CHECKPOINT_EVERY, **(spec.params or {})}
+    try:
+        config = Job(kind=spec.kind, params=params).config
+    except ConfigError as exc:
+        raise ValidationError({"params": str(exc)}) from None
+    base_model = _check_model(spec)
+    check_active_jobs(owner, adding=1)
+    webhooks.check_url(spec.webhook_url)
+    _check_test_dataset(spec)
+
+    task_id = uuid.uuid4().hex
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=owner, kind=spec.kind, dataset=spec.dataset, base_model=base_model, teacher=spec.teacher,
+            params=dataclasses.asdict(config), celery_task_id=task_id, sweep=sweep, test_dataset=spec.test_dataset,
+            webhook_url=spec.webhook_url,
+        )  # fmt: skip
+        start_on_commit(job)
+    return job
+
+
+def start_on_commit(job: Job) -> None:
+    """Send the job to its queue and announce it once it is committed: a job rolled back (with its sweep, say)
+    was never there."""
+    transaction.on_commit(lambda: dispatch.run(job, job.celery_task_id))
+    transaction.on_commit(lambda: events.broadcast_status(job))
+
+
+def _check_model(spec: LaunchSpec) -> str:
+    """The job's base_model: a fine-tune's catalogue, hub or folder model; a distillation's teacher's name."""
+    if spec.kind == Job.Kind.FINETUNE:
+        base_model = spec.base_model or catalogue.BUNDLED_ID
+        try:
+            catalogue.resolve_model(base_model)
+        except ValueError as exc:
+            raise ValidationError({"base_model": str(exc)}) from None
+        return base_model
+    if spec.teacher is None:
+        raise ValidationError({"teacher": "a distillation job needs a teacher model"})
+    if sorted(spec.teacher.label_names) != sorted(spec.dataset.labels):
+        labels, teachers = spec.dataset.labels, spec.teacher.label_names
+        raise ValidationError({"dataset": f"the dataset's labels {labels} differ from the teacher's {teachers}"})
+    return spec.teacher.name
+
+
+def _check_test_dataset(spec: LaunchSpec) -> None:
+    if spec.test_dataset is None:
+        return
+    unknown = sorted(set(spec.test_dataset.labels) - set(spec.dataset.labels))
+    if unknown:
+        raise ValidationError(
+            {"test_dataset": f"its labels {unknown} are not among the training dataset's {spec.dataset.labels}"}
+        )
+
+
+def check_active_jobs(owner, *, adding: int, what: str = "another") -> None:
+    """Refuse jobs that would take a user past DISTILLERY_MAX_ACTIVE_JOBS queued or running training jobs (0: no
+    limit), so that one user's sweeps cannot fill the GPU queue for everyone."""
+    limit = settings.DISTILLERY_MAX_ACTIVE_JOBS
+    if not limit:
+        return
+    count = Job.objects.active_training(owner).count()
+    if count + adding > limit:
+        jobs = f"{adding} job{'s' if adding != 1 else ''}"
+        raise ValidationError({
+            "detail": f"you have {count} jobs queued or running and {what} {jobs} would pass the limit of {limit}: "
+            "wait for some to finish, or cancel some"
+        })  # fmt: skip
+
+
+def recipe_params(name: str, kind: str) -> dict:
+    """The parameters recipe `name` sets for a job kind; a ValidationError naming the known recipes otherwise."""
+    try:
+        return recipes.recipe(name).params(kind)
+    except ValueError as exc:
+        raise ValidationError({"recipe": str(exc)}) from None
+
+
+def job_defaults() -> dict:
+    """Each training kind's parameters with their defaults."""
+    return {kind: config_defaults(config) for kind, config in Job.CONFIGS.items()}
+
+
+def job_recipes() -> dict:
+    """Each recipe's summary and the parameters it sets per job kind (over job_defaults())."""
+    return {name: r.to_dict() for name, r in recipes.RECIPES.items()}
+
+
+def request_cancel(job: Job) -> Job:
+    """Cancel a queued job at once (its task is revoked); ask a running one to stop at its next batch."""
+    ended = job.request_cancel()
+    if ended:
+        dispatch.revoke(job.celery_task_id)
+    events.broadcast_status(job)
+    if ended:
+        webhooks.notify(job)
+    return job
+
+
+def delete_job(job: Job) -> None:
+    """Delete a finished job with its metric points, its files (a file classification's input and CSV) and
+    any checkpoint left behind. The model it trained stays."""
+    files = [f.name for f in (job.input_file, job.output_file) if f]
+    checkpoints = checkpoint_dir(job.pk)
+    # Finished is for good (only a running job is ever requeued), so the filter is the whole guard.
+    deleted, _ = Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).delete()
+    if not deleted:
+        raise ValidationError({"status": f"the job is {job.status}: cancel it first, then delete it"})
+
+    def gone() -> None:
+        for name in files:
+            default_storage.delete(name)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    transaction.on_commit(gone)

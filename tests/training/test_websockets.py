@@ -14,7 +14,7 @@ from jobs.datasets import services as dataset_services
 from jobs.models import Job
 from jobs.training import events, launch, lifecycle
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://testserver")]

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.datasets import held as held_uploads
 from jobs.models import Dataset
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
 

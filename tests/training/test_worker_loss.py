@@ -11,7 +11,7 @@ import pytest
 
 from jobs.models import Job
 
-from .conftest import job_socket, launch_finetune
+from tests.conftest import job_socket, launch_finetune
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

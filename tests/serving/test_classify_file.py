@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
 
-from .conftest import watch_job
+from tests.conftest import watch_job
 
 TEXTS = ["great good film", "awful bad movie", "a good, great story", "bad, awful, boring", "good"]
 

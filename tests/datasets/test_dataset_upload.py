@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Dataset
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.models import Job, ModelRecord, Sweep
 from jobs.registry import services as registry
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
 

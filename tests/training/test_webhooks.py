@@ -18,7 +18,7 @@ from jobs import tasks
 from jobs.models import Job
 from jobs.training import launch, lifecycle, webhooks
 
-from .conftest import watch_job
+from tests.conftest import watch_job
 
 
 class Receiver:

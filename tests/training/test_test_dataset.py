@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.models import Job
 from mlcore.testing import sentiment_rows
 
-from .conftest import csv_bytes, watch_job
+from tests.conftest import csv_bytes, watch_job
 
 
 def _upload(api, name: str, rows) -> dict:

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.datasets import services as dataset_services
 from jobs.models import Job, Sweep
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
 

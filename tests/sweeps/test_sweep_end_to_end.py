@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from .conftest import watch_job
+from tests.conftest import watch_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from jobs.datasets import services as dataset_services
 from jobs.models import Job
 from jobs.training import dispatch, lifecycle, runner
 
-from .conftest import watch_job
+from tests.conftest import watch_job
 
 
 @pytest.fixture

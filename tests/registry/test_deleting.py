@@ -15,7 +15,7 @@ from jobs.models import Job, MetricPoint, ModelRecord
 from jobs.serving import batch
 from jobs.training import lifecycle
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from jobs.training import events, launch, lifecycle
 from jobs.training.callback import job_callback
 from mlcore.callbacks import Phase
 
-from .conftest import csv_bytes
+from tests.conftest import csv_bytes
 
 # The writer thread has its own database connection: it must see the job the test created.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.datasets import held as held_uploads
 from jobs.models import Dataset
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,6 @@ from jobs.files import checkpoint_dir
 from jobs.models import Job, MetricPoint, ModelRecord
 from jobs.serving import batch
 from jobs.training import lifecycle
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db

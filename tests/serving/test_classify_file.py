@@ -12,7 +12,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
-
 from tests.conftest import watch_job
 
 TEXTS = ["great good film", "awful bad movie", "a good, great story", "bad, awful, boring", "good"]

@@ -8,7 +8,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job, ModelRecord, Sweep
 from jobs.registry import services as registry
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db

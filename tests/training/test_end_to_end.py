@@ -11,7 +11,6 @@ import pytest
 from jobs.models import Job, ModelRecord
 from jobs.registry import storage
 from mlcore import onnxrt
-
 from tests.conftest import job_socket, launch_finetune, watch_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -13,7 +13,6 @@ from jobs.models import Job, MetricPoint
 from jobs.training import events, launch, lifecycle
 from jobs.training.callback import job_callback
 from mlcore.callbacks import Phase
-
 from tests.conftest import csv_bytes
 
 # The writer thread has its own database connection: it must see the job the test created.

@@ -11,7 +11,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.datasets import services as dataset_services
 from jobs.models import Job, Sweep
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,6 @@ from jobs import tasks
 from jobs.datasets import services as dataset_services
 from jobs.models import Job
 from jobs.training import dispatch, lifecycle, runner
-
 from tests.conftest import watch_job
 
 

@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
 from mlcore.testing import sentiment_rows
-
 from tests.conftest import csv_bytes, watch_job
 
 

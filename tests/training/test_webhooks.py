@@ -17,7 +17,6 @@ from rest_framework.authtoken.models import Token
 from jobs import tasks
 from jobs.models import Job
 from jobs.training import launch, lifecycle, webhooks
-
 from tests.conftest import watch_job
 
 

@@ -13,7 +13,6 @@ from config.asgi import application
 from jobs.datasets import services as dataset_services
 from jobs.models import Job
 from jobs.training import events, launch, lifecycle
-
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,6 @@ import psutil
 import pytest
 
 from jobs.models import Job
-
 from tests.conftest import job_socket, launch_finetune
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

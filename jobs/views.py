@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from mlcore import catalogue
-from mlcore.config import TrainConfig
+from mlcore.config import TrainConfig, field_range
 from mlcore.recipes import RECIPES
 
 from . import accounts
@@ -150,7 +150,11 @@ def dataset_detail(request, pk):
     """A dataset's preview; ?max_length= and ?model= choose how its texts are counted in tokens."""
     dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
     models = [entry for entry in catalogue.catalogue() if entry["available"]]
-    context = {"dataset": dataset, "catalogue": models, "error": None, "preview": None}
+    bounds = field_range(TrainConfig, "max_length")
+    context = {
+        "dataset": dataset, "catalogue": models, "error": None, "preview": None,
+        "max_length_bounds": (int(bounds.low), int(bounds.high)),
+    }  # fmt: skip
     try:
         max_length = int(request.GET.get("max_length", TrainConfig.max_length))
         preview = dataset_preview(dataset, model_id=request.GET.get("model", ""), max_length=max_length)

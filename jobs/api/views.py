@@ -35,7 +35,7 @@ from ..serving.batch import create_classify_job
 from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
 from ..serving.throttles import ClassifyRateThrottle
 from ..sweeps.services import cancel_sweep, delete_sweep
-from ..training.launch import delete_job, job_defaults, job_recipes, request_cancel
+from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
@@ -384,11 +384,14 @@ class ExplainView(APIView):
 
 
 class CatalogueView(APIView):
-    """Base models a fine-tune job can start from, the default hyperparameters of each job kind, and the recipes
-    (presets) a job or sweep can ask for."""
+    """Base models a fine-tune job can start from, the default hyperparameters of each job kind, every parameter
+    with its type, default, range or choices and help, and the recipes (presets) a job or sweep can ask for."""
 
     @extend_schema(responses=dict)
     def get(self, request):
         return Response(
-            {"models": catalogue.catalogue(), "defaults": job_defaults(), "recipes": job_recipes()}
+            {
+                "models": catalogue.catalogue(), "defaults": job_defaults(), "parameters": job_parameters(),
+                "recipes": job_recipes(),
+            }  # fmt: skip
         )

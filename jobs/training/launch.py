@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from mlcore import catalogue, recipes
-from mlcore.config import ConfigError, config_defaults
+from mlcore.config import ConfigError, config_defaults, config_fields
 
 from ..files import checkpoint_dir
 from ..models import Dataset, Job, ModelRecord, Sweep
@@ -143,6 +143,11 @@ def recipe_params(name: str, kind: str) -> dict:
 def job_defaults() -> dict:
     """Each training kind's parameters with their defaults."""
     return {kind: config_defaults(config) for kind, config in Job.CONFIGS.items()}
+
+
+def job_parameters() -> dict:
+    """Each training kind's parameters: type, default, help, range and choices (mlcore.config's metadata)."""
+    return {kind: config_fields(config) for kind, config in Job.CONFIGS.items()}
 
 
 def job_recipes() -> dict:

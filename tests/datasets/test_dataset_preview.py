@@ -109,6 +109,7 @@ def test_the_dataset_page_shows_the_preview(client, user, dataset):
     assert f"<strong>{share}%</strong> of the texts are longer than\n      32 tokens" in html
     assert html.count('class="histogram-col"') == 10
     assert ROWS[0][0] in html and 'id="label-distribution"' in html
+    assert 'name="max_length" min="8" max="512" value="32"' in html  # a job's own bounds (mlcore.config)
 
 
 def test_the_dataset_page_says_what_is_wrong(client, user, dataset):

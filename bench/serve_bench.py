@@ -386,8 +386,8 @@ def inspect_model(folder: Path, precision: str, sets: dict[str, TextSet]) -> dic
     by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
     row = rows[by_length[len(by_length) // 2]]
     inputs = pad([row], classifier.tokenizer.pad_token_id or 0)
-    # The bare forward of what the engine runs (DISTILLERY_SERVING_RUNTIME, as jobs.serving.runtime() reads
-    # it), and of the PyTorch model too, for reference.
+    # The bare forward of what the engine runs (DISTILLERY_SERVING_RUNTIME, as
+    # jobs.registry.precision.serving_runtime() reads it), and of the PyTorch model too, for reference.
     runtime = serving_runtime()
     info["model"]["runtime"] = runtime
     meter = CpuMeter().start()

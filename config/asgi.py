@@ -12,13 +12,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from jobs.api.fastpath import ClassifyFastPath  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
-from jobs.serving.fastpath import ClassifyFastPath  # noqa: E402
 from jobs.ws_auth import TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Token-authenticated POST /api/classify/ is answered before Django (jobs/serving/fastpath.py); the rest is
+        # Token-authenticated POST /api/classify/ is answered before Django (jobs/api/fastpath.py); the rest is
         # Django's.
         "http": ClassifyFastPath(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(

@@ -10,9 +10,10 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
+from .api import fastpath
 from .models import ModelRecord
 from .registry.storage import delete_model_files
-from .serving import engines, fastpath
+from .serving import engines
 
 
 def _forget(user_id: int) -> None:

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from .datasets.held import drop_stale_held
 from .models import Job
+from .serving import batch
 from .training import dispatch, lifecycle, runner, webhooks
 
 
@@ -18,7 +19,7 @@ def run_job(self, job_id: int) -> str:
     job = lifecycle.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
     if job is None:
         return "skipped"
-    runner.execute(job)
+    (batch.run if job.kind == Job.Kind.CLASSIFY else runner.execute)(job)
     return Job.objects.values_list("status", flat=True).get(pk=job_id)
 
 

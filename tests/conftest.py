@@ -18,9 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from jobs.api import fastpath
 from jobs.datasets import services as dataset_services
 from jobs.registry import services as registry
-from jobs.serving import engines, fastpath
+from jobs.serving import engines
 from jobs.training import lifecycle
 
 REPO = Path(__file__).resolve().parent.parent

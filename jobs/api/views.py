@@ -33,12 +33,12 @@ from ..registry import services as registry
 from ..serving import engines
 from ..serving.batch import create_classify_job
 from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
-from ..serving.throttles import ClassifyRateThrottle
 from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
+from .throttles import ClassifyRateThrottle
 
 
 class DatasetViewSet(

@@ -1,5 +1,5 @@
 """The model registry: a trained model registered, a model folder or zip imported, promoted to serve its
-owner's classify requests, deleted; and the rule that picks the precision a model serves at.
+owner's classify requests, deleted.
 
 Runs in: the workers (register_model after training) and the web process (the rest; manage.py import_model).
 """
@@ -20,8 +20,8 @@ from mlcore.data import read_table
 
 from ..files import check_upload_size, local_upload
 from ..models import Job, ModelRecord
-from ..serving.runtime import runtime
 from . import storage
+from .precision import serving_precision_for, serving_runtime
 
 
 def register_model(job: Job, result) -> ModelRecord:
@@ -70,7 +70,7 @@ def import_model(
         from mlcore.precisions import compare_precisions  # imports torch: here, not at web start
 
         rows, _ = read_table(validation_file)
-        report = compare_precisions(folder, rows, runtime=runtime())
+        report = compare_precisions(folder, rows, runtime=serving_runtime())
         record.metrics = {**record.metrics, "int8": report}
         record.serving_precision = serving_precision_for(record.metrics)
     record = storage.store(record, folder)
@@ -110,16 +110,6 @@ def delete_model(record: ModelRecord) -> None:
         record.delete()
     except ProtectedError:  # a job named it since the check
         raise ValidationError("jobs use this model; delete them first") from None
-
-
-def serving_precision_for(metrics: dict) -> str:
-    """int8 when the quantised model measured faster and lost at most DISTILLERY_INT8_MAX_DROP accuracy points
-    on the validation rows (metrics from mlcore.precisions.compare_precisions); fp32 otherwise."""
-    q = metrics.get("int8") or {}
-    if not q or q.get("accuracy_drop_points") is None:
-        return ModelRecord.Precision.FP32
-    ok = q["accuracy_drop_points"] <= settings.DISTILLERY_INT8_MAX_DROP and q.get("speedup", 0) > 1.0
-    return ModelRecord.Precision.INT8 if ok else ModelRecord.Precision.FP32
 
 
 def promote(record: ModelRecord) -> ModelRecord:

@@ -1,7 +1,7 @@
 """File classification: a file of texts validated and stored in the web process, classified by a worker on the
 CPU queue into a CSV with each row's label and probabilities.
 
-Runs in: the web process (create_classify_job) and the workers (classify_file, from the runner).
+Runs in: the web process (create_classify_job) and the workers (run, from tasks.run_job).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text
         )  # fmt: skip
     start_on_commit(job)
     return job
+
+
+def run(job: Job) -> None:
+    """Run a claimed file classification; how it ended is recorded whatever happens (lifecycle.running)."""
+    with lifecycle.running(job):
+        classify_file(job)
 
 
 def classify_file(job: Job) -> None:

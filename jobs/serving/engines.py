@@ -19,8 +19,8 @@ from typing import Any
 from django.conf import settings
 
 from ..models import ModelRecord
+from ..registry.precision import serving_runtime as runtime
 from ..registry.storage import model_dir, onnx_exports_dir
-from .runtime import runtime
 
 log = logging.getLogger(__name__)
 

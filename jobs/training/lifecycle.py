@@ -7,11 +7,17 @@ on the Job row (jobs.models), then announced (events) and, at the end, sent to t
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import traceback
 import uuid
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
+
+from mlcore.callbacks import Cancelled
 
 from ..models import Job, MetricPoint, ModelRecord
 from . import dispatch, events, webhooks
@@ -53,6 +59,47 @@ def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | N
 def heartbeat(job_id: int) -> None:
     """A sign of life from the worker running the job."""
     Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+@contextlib.contextmanager
+def running(job: Job):
+    """The work of a claimed job (training, a file classification): heartbeats while it runs, then how it ended
+    recorded: cancelled on Cancelled, failed with a readable error on any other exception (not raised further).
+    Success is the work's own to record, with what it made. So a job never stays running."""
+    with keep_alive(job.pk):
+        try:
+            yield
+        except Cancelled:
+            finish_job(job, Job.Status.CANCELLED)
+        except Exception as exc:
+            log.exception("job %s failed", job.pk)
+            message = f"{type(exc).__name__}: {exc}"
+            finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
+
+
+@contextlib.contextmanager
+def keep_alive(job_id: int):
+    """Record a sign of life every DISTILLERY_HEARTBEAT_SECONDS while the block runs, from a thread of its own:
+    long phases without batches (tokenising, evaluating a big test set) must not look like a dead worker."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(settings.DISTILLERY_HEARTBEAT_SECONDS):
+                try:
+                    heartbeat(job_id)
+                except Exception:  # a database hiccup: try again at the next beat
+                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"distillery-heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def requeue_stale_jobs() -> list[int]:

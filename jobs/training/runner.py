@@ -1,5 +1,5 @@
-"""Runs a claimed job on its worker: mlcore trains (or a file is classified), the model is measured, stored and
-registered, and the job always ends succeeded, cancelled or failed with a readable error.
+"""Runs a claimed training job on its worker: mlcore trains, the model is measured, stored and
+registered; the job always ends succeeded, cancelled or failed with a readable error (lifecycle.running).
 
 Runs in: the workers (tasks.run_job). mlcore's training modules (torch) are imported inside the functions that
 use them: Celery's task autodiscovery can import this module in the web process, which must not load torch.
@@ -7,27 +7,21 @@ use them: Celery's task autodiscovery can import this module in the web process,
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
-import threading
-import traceback
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 
-from mlcore.callbacks import Cancelled
 from mlcore.data import TextDataset
 
 from ..datasets.services import load_dataset
 from ..files import checkpoint_dir
 from ..models import Job
-from ..registry.services import register_model, serving_precision_for
+from ..registry.precision import serving_precision_for, serving_runtime
+from ..registry.services import register_model
 from ..registry.storage import model_dir
-from ..serving.batch import classify_file
-from ..serving.runtime import runtime
 from . import lifecycle
 from .callback import job_callback
 
@@ -40,50 +34,10 @@ def execute(job: Job) -> None:
     Checkpoints go to a folder per job that outlives this process, so a worker that takes the job over after
     this one dies continues from the last checkpoint; it is removed once the job has ended.
     """
-    with _heartbeat(job.pk):
-        if job.kind == Job.Kind.CLASSIFY:
-            _guarded(job, lambda: classify_file(job))
-            return
-        checkpoints = checkpoint_dir(job.pk)
-        _guarded(job, lambda: _train_and_register(job, checkpoints))
+    checkpoints = checkpoint_dir(job.pk)
+    with lifecycle.running(job):
+        _train_and_register(job, checkpoints)
     shutil.rmtree(checkpoints, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _heartbeat(job_id: int):
-    """Record a sign of life every DISTILLERY_HEARTBEAT_SECONDS while the job runs, from a thread of its own:
-    long phases without batches (tokenising, evaluating a big test set) must not look like a dead worker."""
-    stop = threading.Event()
-
-    def beat():
-        try:
-            while not stop.wait(settings.DISTILLERY_HEARTBEAT_SECONDS):
-                try:
-                    lifecycle.heartbeat(job_id)
-                except Exception:  # a database hiccup: try again at the next beat
-                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"distillery-heartbeat-{job_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
-
-
-def _guarded(job: Job, work) -> None:
-    """Run `work`, then record how the job ended: succeeded, cancelled, or failed with a readable error."""
-    try:
-        work()
-    except Cancelled:
-        lifecycle.finish_job(job, Job.Status.CANCELLED)
-    except Exception as exc:
-        log.exception("job %s failed", job.pk)
-        message = f"{type(exc).__name__}: {exc}"
-        lifecycle.finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
 
 
 def _train_and_register(job: Job, checkpoints: Path) -> None:
@@ -120,14 +74,14 @@ def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
 
 def _int8_report(job: Job, data: TextDataset, model_dir: str, exports: str) -> dict:
     """int8 vs fp32 on the job's own validation rows, on the runtime that will serve them: the record then
-    serves int8 if that costs at most DISTILLERY_INT8_MAX_DROP points (registry.services.serving_precision_for). On
+    serves int8 if that costs at most DISTILLERY_INT8_MAX_DROP points (registry.precision.serving_precision_for). On
     ONNX Runtime the exports it measured are left in `exports`."""
     from mlcore.precisions import compare_precisions  # torch: see the module's docstring
     from mlcore.train import make_splits
 
     valid = make_splits(data, job.config)["valid"]
     try:
-        return compare_precisions(model_dir, valid if len(valid) else data, runtime=runtime(), onnx_dir=exports)
+        return compare_precisions(model_dir, valid if len(valid) else data, runtime=serving_runtime(), onnx_dir=exports)
     except Exception as exc:  # a model quantisation cannot handle still serves in fp32
         log.warning("int8 comparison failed for job %s", job.pk, exc_info=True)
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -15,11 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 EDGES = (
     "jobs.api", "jobs.views", "jobs.forms", "jobs.urls", "jobs.routing", "jobs.consumers", "jobs.ws_auth",
     "jobs.tasks", "jobs.signals", "jobs.admin", "jobs.apps", "jobs.health", "jobs.management",
-    "jobs.serving.fastpath", "jobs.serving.throttles",
 )  # fmt: skip
 # Small modules the domain shares; they import nothing of jobs but the models and each other.
 LEAVES = (
-    "jobs.files", "jobs.accounts", "jobs.training.events", "jobs.training.dispatch", "jobs.serving.runtime",
+    "jobs.files", "jobs.accounts", "jobs.training.events", "jobs.training.dispatch", "jobs.registry.precision",
     "jobs.registry.storage",
 )  # fmt: skip
 # The worker-side state machine and what it stands on: never the API, the views, the tasks or the fast path.

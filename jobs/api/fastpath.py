@@ -33,9 +33,9 @@ from django.db import connections
 from django.http.request import split_domain_port, validate_host
 
 from .. import accounts
-from ..api.serializers import ClassifyRequestSerializer
 from ..registry.services import promoted_model
-from .classify import Unavailable, answers, classify_texts
+from ..serving.classify import Unavailable, answers, classify_texts
+from .serializers import ClassifyRequestSerializer
 from .throttles import ClassifyRateThrottle, QuotaLeases
 
 log = logging.getLogger(__name__)

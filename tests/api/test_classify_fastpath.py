@@ -1,4 +1,4 @@
-"""The ASGI fast path for token-authenticated POST /api/classify/ (jobs.fastpath) answers exactly as the DRF
+"""The ASGI fast path for token-authenticated POST /api/classify/ (jobs.api.fastpath) answers exactly as the DRF
 view does, shares its throttle, and forgets tokens and promoted models as soon as they change."""
 
 from __future__ import annotations

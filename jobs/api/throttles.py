@@ -1,4 +1,4 @@
-"""The classify throttle, shared by the DRF view and the ASGI fast path (serving.fastpath).
+"""The classify throttle, shared by the DRF view and the ASGI fast path (api.fastpath).
 
 Runs in: the web process.
 """

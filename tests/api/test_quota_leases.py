@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio
 from django.conf import settings as django_settings
 
-from jobs.serving import fastpath
-from jobs.serving.throttles import LEASE_MAX, ClassifyRateThrottle, QuotaLeases
+from jobs.api import fastpath
+from jobs.api.throttles import LEASE_MAX, ClassifyRateThrottle, QuotaLeases
 
 _users = itertools.count(10_000_000)  # ids no test user has, so Redis counts of other tests never mix in
 

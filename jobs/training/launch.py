@@ -37,13 +37,12 @@ class LaunchSpec:
     test_dataset: Dataset | None = None
     webhook_url: str = ""
 
-    FIELDS = ("kind", "dataset", "params", "base_model", "teacher", "recipe", "test_dataset", "webhook_url")
-
     @classmethod
     def take(cls, data: dict) -> tuple[LaunchSpec, dict]:
         """The spec made of `data`'s launch fields, and the rest of `data` (a sweep's grid, search, name)."""
-        spec = cls(**{k: v for k, v in data.items() if k in cls.FIELDS and v is not None})
-        return spec, {k: v for k, v in data.items() if k not in cls.FIELDS}
+        names = {f.name for f in dataclasses.fields(cls)}
+        spec = cls(**{k: v for k, v in data.items() if k in names and v is not None})
+        return spec, {k: v for k, v in data.items() if k not in names}
 
     def with_recipe(self, *, keep_out=()) -> LaunchSpec:
         """The spec with its recipe's parameters filled in under the ones it sets (and none of `keep_out`, the

@@ -7,6 +7,7 @@ Runs in: the web process and the workers. A leaf: it imports nothing of jobs but
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -33,24 +34,36 @@ def store(record: ModelRecord, folder: Path) -> ModelRecord:
 
 
 def model_dir(record: ModelRecord) -> Path:
-    """A local folder holding the model's files: storage's own folder, or a cached copy of it (made whole in a
-    .partial folder first, so a copy cut short is never taken for the model)."""
+    """A local folder holding the model's files: storage's own folder, or a cached copy of it.
+
+    A copy is made whole in a .partial folder of its own and then renamed into place, so a copy cut short is never
+    taken for the model, and two copies at once (an engine loading while an explanation asks, two processes
+    sharing DISTILLERY_MODEL_CACHE) never write into each other's folder: the first rename wins, the other copy
+    is dropped."""
     try:
         return Path(default_storage.path(record.artifact_prefix))
     except NotImplementedError:
         pass
     target = local_copy_dir(record)
-    if not (target / ".complete").exists():
-        partial = target.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{target.name}.", suffix=".partial", dir=target.parent))
+    try:
         for name in record.artifact_files:
             with default_storage.open(f"{record.artifact_prefix}/{name}", "rb") as src:
                 with open(partial / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
         (partial / ".complete").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)  # an incomplete copy from before
+            try:
+                partial.rename(target)
+            except OSError:  # another copy was renamed into place meanwhile
+                if not (target / ".complete").exists():
+                    raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # gone already when it was renamed
     return target
 
 
@@ -71,5 +84,6 @@ def delete_model_files(record: ModelRecord) -> None:
     for name in record.artifact_files:
         default_storage.delete(f"{record.artifact_prefix}/{name}")
     copy = local_copy_dir(record)
-    for folder in (copy, copy.with_suffix(".partial"), onnx_exports_dir(record)):
+    partials = copy.parent.glob(f"{copy.name}.*partial")  # copies cut short by a process that died
+    for folder in (copy, *partials, onnx_exports_dir(record)):
         shutil.rmtree(folder, ignore_errors=True)

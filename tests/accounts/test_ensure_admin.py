@@ -103,12 +103,6 @@ def test_with_any_user_already_there_it_creates_nobody(user, monkeypatch, _var_d
     assert not _var_dir.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an empty DISTILLERY_ADMIN_PASSWORD (docker-compose.yml passes ${DISTILLERY_ADMIN_PASSWORD:-}) "
-    "generates a password but writes no file, while platform/embedded.py and env.example treat empty as unset "
-    "and point at admin-password.txt",
-)
 def test_an_empty_password_variable_counts_as_unset(monkeypatch, _var_dir):
     monkeypatch.setenv("DISTILLERY_ADMIN_PASSWORD", "")
 

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 
 from jobs.models import ModelRecord
 from jobs.registry import services as registry
+from jobs.registry.precision import serving_precision_for
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +119,7 @@ def test_the_precision_asked_for_wins_over_the_measured_one(user, tiny_model_dir
 
     record = _import(tiny_model_dir, owner="alice", validation_file=str(validation), precision="int8")
 
-    assert registry.serving_precision_for(record.metrics) == ModelRecord.Precision.FP32
+    assert serving_precision_for(record.metrics) == ModelRecord.Precision.FP32
     assert record.serving_precision == ModelRecord.Precision.INT8
 
 

@@ -102,7 +102,7 @@ def test_a_complete_copy_is_not_made_again(record):
     assert (second / "model.safetensors").read_bytes() == FILES["model.safetensors"]
 
 
-def test_a_copy_cut_short_is_made_again(record, remote):
+def test_a_copy_cut_short_is_made_again_and_goes_with_the_model(record, remote):
     target = storage.local_copy_dir(record)
     partial = target.with_suffix(".partial")
     partial.mkdir(parents=True)  # a copy killed halfway: a truncated file, no .complete
@@ -111,8 +111,10 @@ def test_a_copy_cut_short_is_made_again(record, remote):
 
     folder = storage.model_dir(record)
 
-    assert folder == target and not partial.exists()
-    assert _contents(folder) == {**FILES, ".complete": b""}
+    assert folder == target and _contents(folder) == {**FILES, ".complete": b""}
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, partial.name])  # none of its own
+    storage.delete_model_files(record)
+    assert not partial.exists() and not target.exists()
 
 
 def test_a_copy_without_its_complete_marker_is_not_taken_for_the_model(record):
@@ -157,11 +159,6 @@ class PausingStorage(RemoteStorage):
         return super()._open(name, mode)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: model_dir() shares one .partial folder between concurrent copies; a second copy deletes it "
-    "under the first, which then fails (or renames a half-written folder into place)",
-)
 def test_two_copies_at_once_both_end_with_the_model(settings, remote, user, tmp_path):
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.PausingStorage"}}
     PausingStorage.reached.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.models import ModelRecord
-from jobs.registry.services import serving_precision_for
+from jobs.registry.precision import serving_precision_for
 
 INT8, FP32 = ModelRecord.Precision.INT8, ModelRecord.Precision.FP32
 

@@ -22,10 +22,13 @@ class Command(BaseCommand):
             hint = f" (password in {password_file})" if password_file.exists() else ""
             self.stdout.write(f"log in as an existing user{hint}")
             return
-        password = os.environ.get("DISTILLERY_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        given = os.environ.get("DISTILLERY_ADMIN_PASSWORD", "")  # empty is unset, as compose passes it
+        password = given or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        if "DISTILLERY_ADMIN_PASSWORD" not in os.environ:
+        if not given:
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-            password_file.write_text(password + "\n")
-            password_file.chmod(0o600)
+            # Private from its first byte: opened 0o600, not chmod-ed after the password is in it.
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password + "\n")
         self.stdout.write(self.style.SUCCESS(f"created user '{username}' with password '{password}'"))

@@ -10,7 +10,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from jobs.api.fastpath import ClassifyFastPath  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
@@ -21,8 +20,7 @@ application = ProtocolTypeRouter(
         # Token-authenticated POST /api/classify/ is answered before Django (jobs/api/fastpath.py); the rest is
         # Django's.
         "http": ClassifyFastPath(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        # Who it is (session or API token) and whether its page may open it: jobs/ws_auth.py.
+        "websocket": AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from mlcore import catalogue
@@ -306,7 +307,9 @@ def model_promote(request, pk):
     record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
     registry.promote(record)
     messages.success(request, f"{record.name} now serves your classify requests.")
-    return redirect(request.POST.get("next") or "dashboard")
+    back = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure())
+    return redirect(back if allowed else "dashboard")  # never to another site
 
 
 @login_required

@@ -159,6 +159,8 @@ DISTILLERY_MAX_UPLOAD_MB = env_int("DISTILLERY_MAX_UPLOAD_MB", 200)
 DISTILLERY_MAX_MODEL_UPLOAD_MB = env_int("DISTILLERY_MAX_MODEL_UPLOAD_MB", 2048)  # a model zip, and its files
 # Server folders users may import datasets from (IMDB layout, mlcore.folders); none by default.
 DISTILLERY_DATASET_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DISTILLERY_DATASET_ROOTS", [])]
+# Server folders whose model folders users may fine-tune from (or distil into) by path; none by default.
+DISTILLERY_MODEL_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DISTILLERY_MODEL_ROOTS", [])]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Where workers unpack model artifacts from storage before loading them.

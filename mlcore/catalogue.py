@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,23 @@ def resolve_model(model_id: str) -> str:
     if _looks_local(name):
         raise ValueError(f"no model folder at {name!r}")
     return name
+
+
+# A hub id: "name" or "owner/name", of letters, digits, "-", "_" and "." (not starting with one of the last).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def is_hub_id(name: str) -> bool:
+    """`name` is shaped like a hub id and names no local path (a relative "a/b" that exists here is a folder)."""
+    return bool(HUB_ID.fullmatch(name)) and not Path(name).exists()
+
+
+def entry(model_id: str) -> dict[str, Any] | None:
+    """The catalogue's entry for an id (the bundled model's aliases included), or None."""
+    name = model_id.strip().lower()
+    if name in _BUNDLED_ALIASES:
+        name = BUNDLED_ID.lower()
+    return next((e for e in catalogue() if e["id"].lower() == name), None)
 
 
 def hub_online() -> bool:

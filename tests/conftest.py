@@ -70,6 +70,17 @@ def _media_in_tmp(settings, tmp_path_factory, request):
         settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
 
 
+def _model_roots(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp().resolve() / "model-roots"
+
+
+@pytest.fixture(autouse=True)
+def _models_under_the_test_folders(settings, tmp_path_factory):
+    """The base model the tests fine-tune (tiny_bert) lies in a folder of its own, which the operator's allow-list
+    of model folders (DISTILLERY_MODEL_ROOTS) names, as an operator names theirs; stored models do not."""
+    settings.DISTILLERY_MODEL_ROOTS = [_model_roots(tmp_path_factory)]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """A new channel layer for each test. Tests run consumers under asyncio.run, one event loop each, while
@@ -110,7 +121,9 @@ def _close_connections_of_the_sync_thread(django_db_setup):
 def tiny_bert(tmp_path_factory) -> Path:
     from mlcore.testing import make_tiny_bert
 
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    folder = _model_roots(tmp_path_factory) / "tiny-bert"
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_tiny_bert(folder)
 
 
 def csv_bytes(rows, header=("text", "label"), delimiter=",") -> bytes:

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from mlcore import catalogue
 from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format, read_table
 from mlcore.folders import folder_splits, is_folder_dataset, read_folder
 from mlcore.hubdata import read_hub_dataset
@@ -114,7 +115,7 @@ def create_hub_dataset(
     Only hub ids ("name" or "owner/name") are taken: load_dataset would also open server paths.
     """
     dataset_id, split = (dataset_id or "").strip(), (split or "train").strip()
-    if not _HUB_ID.fullmatch(dataset_id) or Path(dataset_id).exists():
+    if not catalogue.is_hub_id(dataset_id):
         raise ValidationError({"hub_id": f"{dataset_id!r} is not a hub dataset id such as 'stanfordnlp/imdb'"})
     try:
         data, info = read_hub_dataset(
@@ -127,10 +128,6 @@ def create_hub_dataset(
     return _store_rows(
         owner, name or source.replace("/", "-"), data, source=source, columns=(info.text_column, info.label_column)
     )
-
-
-# A hub id: "name" or "owner/name", of letters, digits, "-", "_" and "." (not starting with one of the last).
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def _store_rows(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -66,7 +67,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         config = Job(kind=spec.kind, params=params).config
     except ConfigError as exc:
         raise ValidationError({"params": str(exc)}) from None
-    base_model = _check_model(spec)
+    base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
     webhooks.check_url(spec.webhook_url)
     _check_test_dataset(spec)
@@ -89,21 +90,44 @@ def start_on_commit(job: Job) -> None:
     transaction.on_commit(lambda: events.broadcast_status(job))
 
 
-def _check_model(spec: LaunchSpec) -> str:
-    """The job's base_model: a fine-tune's catalogue, hub or folder model; a distillation's teacher's name."""
+def _check_model(spec: LaunchSpec, config) -> str:
+    """The job's base_model: a fine-tune's catalogue, hub or allowed folder model; a distillation's teacher's
+    name (and its student, when it names one, is checked the same way)."""
     if spec.kind == Job.Kind.FINETUNE:
-        base_model = spec.base_model or catalogue.BUNDLED_ID
-        try:
-            catalogue.resolve_model(base_model)
-        except ValueError as exc:
-            raise ValidationError({"base_model": str(exc)}) from None
-        return base_model
+        return offered_model(spec.base_model or catalogue.BUNDLED_ID, "base_model")
+    if getattr(config, "student", None):
+        offered_model(config.student, "params")
     if spec.teacher is None:
         raise ValidationError({"teacher": "a distillation job needs a teacher model"})
     if sorted(spec.teacher.label_names) != sorted(spec.dataset.labels):
         labels, teachers = spec.dataset.labels, spec.teacher.label_names
         raise ValidationError({"dataset": f"the dataset's labels {labels} differ from the teacher's {teachers}"})
     return spec.teacher.name
+
+
+def offered_model(name: str, field: str) -> str:
+    """A model a user may train from: a catalogue id available here, a hub id while the server is online, or a
+    folder under DISTILLERY_MODEL_ROOTS (symlinks resolved first; stored resolved). Any other name, whether or not
+    it exists, gets the same answer, so that nobody learns which server paths exist."""
+    name = name.strip()
+    known = catalogue.entry(name)
+    if known is not None:
+        if not known["available"]:
+            raise ValidationError({field: f"{known['id']} is not available on this server (offline, or not installed)"})
+        return name
+    if catalogue.is_hub_id(name):
+        if not catalogue.hub_online():
+            raise ValidationError({field: f"{name} is a hub model and this server is offline (HF_HUB_OFFLINE)"})
+        return name
+    folder = Path(name).expanduser().resolve()
+    if any(folder.is_relative_to(root) for root in settings.DISTILLERY_MODEL_ROOTS) and (
+        folder / "config.json"
+    ).is_file():
+        return str(folder)
+    raise ValidationError({field: (
+        f"{name!r} is not a model this server offers: give a catalogue id (GET /api/catalogue/), a hub id such as "
+        "bert-base-uncased, or a model folder under the folders the operator allows (DISTILLERY_MODEL_ROOTS)"
+    )})  # fmt: skip
 
 
 def _check_test_dataset(spec: LaunchSpec) -> None:

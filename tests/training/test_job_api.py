@@ -36,7 +36,7 @@ def test_a_finetune_job_is_queued_with_the_studys_defaults(api, dataset):
     [
         ({"kind": "finetune", "params": {"lr": 0.1}}, "params", "unknown parameter 'lr'"),
         ({"kind": "finetune", "params": {"batch_size": 0}}, "params", "batch_size"),
-        ({"kind": "finetune", "base_model": "./no/such/folder"}, "base_model", "no model folder"),
+        ({"kind": "finetune", "base_model": "./no/such/folder"}, "base_model", "is not a model this server offers"),
         ({"kind": "distill"}, "teacher", "needs a teacher"),
         ({"kind": "translate"}, "kind", "not a valid choice"),
     ],

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from jobs.api import views as api
@@ -22,7 +21,7 @@ urlpatterns = [
     path("api/classify/file/", api.ClassifyFileView.as_view(), name="api-classify-file"),
     path("api/explain/", api.ExplainView.as_view(), name="api-explain"),
     path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", api.TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("jobs.urls")),

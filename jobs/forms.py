@@ -124,8 +124,8 @@ class JobForm(forms.Form):
     )  # fmt: skip
     base_model = forms.CharField(
         max_length=2000, required=False, initial=catalogue.BUNDLED_ID,
-        help_text="Fine-tune: a catalogue id, a hub id or a model folder the operator allows; several, comma-separated, "
-        "to compare.",
+        help_text="Fine-tune: a catalogue id, a hub id or a model folder the operator allows; several, "
+        "comma-separated, to compare.",
     )  # fmt: skip
     teacher = forms.ModelChoiceField(
         queryset=ModelRecord.objects.none(), required=False, help_text="Distil: the trained model to distil."

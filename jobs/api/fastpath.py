@@ -35,6 +35,7 @@ from django.http.request import split_domain_port, validate_host
 from .. import accounts
 from ..registry.services import promoted_model
 from ..serving.classify import Unavailable, answers, classify_texts
+from .parsers import MAX_DEPTH, check_depth
 from .serializers import ClassifyRequestSerializer
 from .throttles import ClassifyRateThrottle, QuotaLeases
 
@@ -105,8 +106,10 @@ async def _answer(scope, headers: dict, token: str, receive) -> tuple[int, bytes
         )
 
     try:
-        data = json.loads(body) if body else {}
-    except (ValueError, UnicodeDecodeError) as e:
+        data = check_depth(json.loads(body)) if body else {}
+    except RecursionError:
+        return _json(400, {"detail": f"JSON parse error - the body is nested more than {MAX_DEPTH} levels deep"})
+    except (ValueError, UnicodeDecodeError) as e:  # TooDeep is a ValueError
         return _json(400, {"detail": f"JSON parse error - {e}"})
     texts, single, errors = _validate(data)
     if errors is not None:

@@ -15,6 +15,7 @@ from django.db.models.deletion import ProtectedError
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -37,6 +38,7 @@ from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
+from .parsers import JSONParser
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
 from .throttles import ClassifyRateThrottle
 
@@ -46,7 +48,7 @@ class DatasetViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = s.DatasetSerializer
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, JSONParser]
 
     def get_queryset(self):
         return Dataset.objects.visible_to(self.request.user)
@@ -207,7 +209,7 @@ class ModelViewSet(
     throttle_scope = None  # compare_classify counts against the classify rate
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["kind", "teacher", "dataset", "is_promoted"]
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
 
     @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})
     def create(self, request):
@@ -381,6 +383,12 @@ class ExplainView(APIView):
         # Gradients need float weights: an int8-served model is explained with its fp32 weights.
         body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
         return Response(body | {"serving_precision": record.serving_precision})
+
+
+class TokenView(ObtainAuthToken):
+    """Your API token for a username and password (DRF's view, with the project's depth-limited JSON parser)."""
+
+    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
 
 
 class CatalogueView(APIView):

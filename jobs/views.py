@@ -5,6 +5,8 @@ Runs in: the web process.
 
 from __future__ import annotations
 
+from math import ceil
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,6 +22,7 @@ from mlcore.recipes import RECIPES
 
 from . import accounts
 from .api.downloads import model_download as download
+from .api.throttles import ClassifyRateThrottle
 from .datasets import services as datasets
 from .datasets.held import held_columns, hold_upload
 from .datasets.preview import dataset_preview
@@ -349,6 +352,11 @@ def classify(request):
     form = ClassifyForm(request.POST or None)
     prediction = None
     if request.method == "POST" and form.is_valid() and record is not None:
+        wait = ClassifyRateThrottle().charge(request.user.pk)  # the API's classify rate, one count for both
+        if wait is not None:
+            form.add_error(None, f"You have classified as often as your rate allows; try again in {ceil(wait)} s.")
+            context = {"form": form, "model": record, "prediction": None, "file_form": ClassifyFileForm()}
+            return render(request, "jobs/classify.html", context, status=429)
         prediction = engines.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
     context = {"form": form, "model": record, "prediction": prediction, "file_form": ClassifyFileForm()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adrf.views import APIView as AsyncAPIView
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
 from django.db.models.deletion import ProtectedError
@@ -20,7 +21,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from mlcore import catalogue
@@ -206,7 +206,6 @@ class ModelViewSet(
 ):
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
-    throttle_scope = None  # compare_classify counts against the classify rate
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["kind", "teacher", "dataset", "is_promoted"]
     parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
@@ -284,7 +283,7 @@ class ModelViewSet(
     @extend_schema(request=s.CompareTextSerializer, responses=dict)
     @action(
         detail=False, methods=["post"], url_path="compare/classify", pagination_class=None,
-        throttle_classes=[ScopedRateThrottle], throttle_scope="classify",
+        throttle_classes=[ClassifyRateThrottle],
     )  # fmt: skip
     def compare_classify(self, request):
         """One text classified by several models side by side (`{ids, text}`; at most DISTILLERY_SERVING_CACHE
@@ -297,6 +296,13 @@ class ModelViewSet(
         except DjangoValidationError as exc:
             raise ValidationError({"ids": exc.messages}) from None
         return Response({"answers": body})
+
+    def classify_cost(self, request) -> int:
+        """What Try a text (the one throttled action) counts against the classify rate: one per model it names,
+        up to the most it answers with."""
+        ids = request.data.get("ids", "") if isinstance(request.data, dict) else ""
+        named = len([part for part in str(ids).split(",") if part.strip()])
+        return min(max(named, 1), settings.DISTILLERY_SERVING_CACHE)
 
     def _compared(self, values: list[str]) -> list[ModelRecord]:
         """The models named by ids values ("3,4"), in order; 400 for bad ids, 404 for ones not the user's."""
@@ -367,8 +373,10 @@ class ClassifyFileView(APIView):
 class ExplainView(APIView):
     """Why your promoted model labels a text so: last-layer attention and per-token importance."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "classify"
+    throttle_classes = [ClassifyRateThrottle]
+
+    def classify_cost(self, request) -> int:
+        return ClassifyRateThrottle.EXPLAIN_COST
 
     @extend_schema(request=s.ExplainRequestSerializer, responses=dict)
     def post(self, request):

@@ -18,7 +18,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, Throttled, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -394,9 +394,18 @@ class ExplainView(APIView):
 
 
 class TokenView(ObtainAuthToken):
-    """Your API token for a username and password (DRF's view, with the project's depth-limited JSON parser)."""
+    """Your API token for a username and password (DRF's view, with the project's depth-limited JSON parser);
+    a username or address locked out by django-axes for failed logins gets a 429."""
 
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            if getattr(request, "axes_locked_out", False):  # set by django-axes on the request it was handed
+                raise Throttled(detail="too many failed logins for this username or address; try later") from None
+            raise
 
 
 class CatalogueView(APIView):

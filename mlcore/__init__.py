@@ -21,6 +21,8 @@ validate uploads without paying for torch. One concern each:
   evaluate    classification report, split scoring, CPU speed
   artifacts   a trained model's folder and its distillery.json
   inference   Classifier: a saved model, served
+  batchfile   a table of texts classified into a CSV
+  csvsafe     CSV writing whose cells no spreadsheet runs as a formula
   callbacks   how training reports progress and learns it should stop
   testing     a tiny BERT, toy data and a recording callback, for tests
 """

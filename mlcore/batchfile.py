@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from mlcore import csvsafe
 from mlcore.callbacks import Cancelled
 from mlcore.data import TextTable
 from mlcore.inference import Classifier
@@ -30,11 +30,13 @@ def classify_table(
     """Classify every text of `table` and write the CSV to out_path; returns the number of rows written.
 
     Rows keep the input's order; `row` is 1-based as in the upload's error messages. Probabilities are
-    written with 6 decimals. Raises Cancelled (leaving a partial file) when should_stop() says so.
+    written with 6 decimals (never negative, so csvsafe leaves them as they are); an id, label or text that a
+    spreadsheet would take for a formula gets a leading single quote (mlcore.csvsafe). Raises Cancelled
+    (leaving a partial file) when should_stop() says so.
     """
     total = len(table.texts)
     with Path(out_path).open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = csvsafe.writer(fh)  # ids, labels and texts are users' data
         writer.writerow(output_columns(table, classifier.label_names))
         for start in range(0, total, CHUNK_ROWS):
             if should_stop is not None and should_stop():

@@ -6,10 +6,11 @@ Runs in: the web process.
 
 from __future__ import annotations
 
-import csv
 import io
 
 from rest_framework.renderers import BaseRenderer
+
+from mlcore import csvsafe
 
 from ..registry import compare
 
@@ -36,7 +37,8 @@ class ComparisonPNGRenderer(BaseRenderer):
 class MetricsCSVRenderer(BaseRenderer):
     """A job's metric points, one line each: seq, step, kind, created_at, then a column per metric (train/*, lr,
     val/*, test/*, then any others, each group sorted; empty where a point lacks it). Nested values (a test
-    report) stay on the model record."""
+    report) stay on the model record. The metric names are mlcore's and the values numbers today; csvsafe
+    still checks every cell, so that a metric named after a user's label could not become a formula."""
 
     GROUPS = {"train": 0, "lr": 1, "val": 2, "test": 3}
 
@@ -48,7 +50,7 @@ class MetricsCSVRenderer(BaseRenderer):
         found = {k for point in data for k, v in point["values"].items() if not isinstance(v, (dict, list))}
         names = sorted(found, key=lambda name: (self.GROUPS.get(name.split("/")[0], len(self.GROUPS)), name))
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csvsafe.writer(out, lineterminator="\n")
         writer.writerow(["seq", "step", "kind", "created_at", *names])
         for point in data:
             row = [point["seq"], point["step"], point["kind"], point["created_at"]]

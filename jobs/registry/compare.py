@@ -6,13 +6,14 @@ Runs in: the web process. (Answering a text with several models, "Try a text", i
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+
+from mlcore import csvsafe
 
 from ..models import MetricPoint, ModelRecord
 
@@ -111,9 +112,10 @@ def differences(records: list[ModelRecord]) -> dict[str, list[Any]]:
 
 
 def to_csv(data: dict[str, Any]) -> str:
-    """One line per model under COLUMNS as headers; empty cells where a model has no such figure."""
+    """One line per model under COLUMNS as headers; empty cells where a model has no such figure. Names (the
+    model's, its dataset's, its base model) are users' text: csvsafe keeps a spreadsheet from running them."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in data["models"]:
         writer.writerow(["" if row.get(key) is None else row[key] for key in COLUMNS])

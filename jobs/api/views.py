@@ -38,6 +38,7 @@ from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
+from .filters import JobFilter, ModelRecordFilter, SweepFilter
 from .parsers import JSONParser
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
 from .throttles import ClassifyRateThrottle
@@ -121,7 +122,7 @@ class JobViewSet(
 ):
     serializer_class = s.JobSerializer
     filter_backends = [DjangoFilterBackend]
-    filterset_fields = ["status", "kind", "sweep", "dataset"]
+    filterset_class = JobFilter
 
     def get_queryset(self):
         return Job.objects.visible_to(self.request.user).select_related("dataset", "teacher")
@@ -184,7 +185,7 @@ class SweepViewSet(
 
     serializer_class = s.SweepSerializer
     filter_backends = [DjangoFilterBackend]
-    filterset_fields = ["kind", "dataset"]
+    filterset_class = SweepFilter
 
     def get_queryset(self):
         return Sweep.objects.visible_to(self.request.user).with_runs()
@@ -207,7 +208,7 @@ class ModelViewSet(
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
     filter_backends = [DjangoFilterBackend]
-    filterset_fields = ["kind", "teacher", "dataset", "is_promoted"]
+    filterset_class = ModelRecordFilter
     parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
 
     @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})

@@ -96,12 +96,20 @@ class DatasetViewSet(
 
 
 class ErrorsAsJSON:
-    """An error asked for as CSV or PNG is still answered as JSON: a table or figure of a message says nothing."""
+    """An error or an OPTIONS asked for as CSV or PNG is still answered as JSON: a table or figure of a message
+    says nothing, and the file renderers only know the endpoint's own data (a metadata dict made them 500)."""
 
     def handle_exception(self, exc):
+        self._answer_in_json()
+        return super().handle_exception(exc)
+
+    def options(self, request, *args, **kwargs):
+        self._answer_in_json()
+        return super().options(request, *args, **kwargs)
+
+    def _answer_in_json(self):
         if getattr(getattr(self.request, "accepted_renderer", None), "format", None) in FILE_FORMATS:
             self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
-        return super().handle_exception(exc)
 
 
 class DestroyThroughService(mixins.DestroyModelMixin):

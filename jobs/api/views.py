@@ -128,6 +128,9 @@ class JobViewSet(
     ErrorsAsJSON, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, DestroyThroughService,
     viewsets.GenericViewSet,
 ):
+    """Fine-tune, distil and file-classification jobs of yours (staff: everyone's), filtered by status, kind,
+    sweep and dataset."""
+
     serializer_class = s.JobSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = JobFilter
@@ -213,6 +216,9 @@ class ModelViewSet(
     ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Trained and imported models of yours (staff: everyone's), filtered by kind, teacher, dataset and whether
+    promoted."""
+
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
     filter_backends = [DjangoFilterBackend]

@@ -33,6 +33,15 @@ _SUFFIX_FORMATS = {
 }
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 _GZIP_MAGIC = b"\x1f\x8b"
+# A gzip file may inflate to at most this many times its own size. Text tables compress about 2.5:1 (the IMDB
+# CSVs) to 7:1 (short repetitive JSONL); only a file of one repeated row goes past 100:1, while a bomb reaches
+# gzip's ceiling of about 1000:1. So 100:1 never refuses a real dataset and cuts what a bomb can make of an
+# upload tenfold before the byte cap is even reached.
+MAX_GZIP_RATIO = 100
+# Files that inflate to less than this are not held to the ratio: a few KB of repeated test rows may compress
+# past 100:1, and inflating them costs nothing.
+_RATIO_FREE_BYTES = 1 << 20
+_INFLATE_CHUNK = 1 << 20  # bytes inflated per step: all a refused gzip file ever holds in memory
 # The csv module rejects fields over 128 KiB by default, which would hide our own, clearer max_text_chars
 # message. Raising the limit is process-wide, so it is only ever raised, to one fixed value (thread-safe).
 _CSV_FIELD_LIMIT = 2**31 - 1
@@ -121,17 +130,19 @@ def read_table(
     label_column: str | None = None,
     max_rows: int = 1_000_000,
     max_text_chars: int = 100_000,
+    max_bytes: int | None = None,  # bytes the file may hold once inflated; None: no limit
 ) -> tuple[TextDataset, TableInfo]:
     """Read a labelled table and validate it for training.
 
-    1. Decompress (gzip is detected by its magic bytes) and decode as UTF-8, dropping a BOM.
+    1. Read the file (see read_file: gzip is inflated, and refused past max_bytes or MAX_GZIP_RATIO before
+       its text is built) and decode it as UTF-8, dropping a BOM.
     2. Parse: CSV/TSV need a header row; JSONL holds one JSON object per line.
     3. Pick the text and label columns: the ones asked for, else the first candidate name (any case).
     4. Check every row; row numbers are 1-based: for CSV/TSV row 1 is the first row after the header,
        for JSONL a row number is its line number.
     Blank lines (and CSV rows whose cells are all blank) are skipped.
     """
-    fmt, columns, records = _read_records(path, format, max_rows)
+    fmt, columns, records = _read_records(path, format, max_rows, max_bytes)
     return table_from_records(
         fmt, columns, records, text_column=text_column, label_column=label_column, max_text_chars=max_text_chars
     )
@@ -196,9 +207,10 @@ def read_texts(
     text_column: str | None = None,
     max_rows: int = 1_000_000,
     max_text_chars: int = 100_000,
+    max_bytes: int | None = None,  # as in read_table
 ) -> TextTable:
     """Read a table of texts for batch classification: read_table's parsing and checks, no label needed."""
-    fmt, columns, records = _read_records(path, format, max_rows)
+    fmt, columns, records = _read_records(path, format, max_rows, max_bytes)
     text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
     id_col = next((c for c in columns if c.casefold() == "id" and c != text_col), None)
     texts, ids = [], []
@@ -280,14 +292,17 @@ def _split_size(n: int, fraction: float) -> int:
 
 
 def _read_records(
-    path: str | os.PathLike[str], format: str | None, max_rows: int  # noqa: A002 - as in read_table
+    path: str | os.PathLike[str],
+    format: str | None,  # noqa: A002 - as in read_table
+    max_rows: int,
+    max_bytes: int | None,
 ) -> tuple[str, list[str], list[tuple[int, dict]]]:
     """(format, columns, numbered records) of a CSV/TSV/JSONL file, decoded and parsed; no rows is an error."""
     path = Path(path)
     fmt = format if format is not None else detect_format(path.name)
     if fmt not in FORMATS:
         raise DataError(f"unsupported format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    content = decode_text(path.read_bytes())
+    content = decode_text(read_file(path, max_bytes=max_bytes))
     if fmt == "jsonl":
         columns, records = _parse_jsonl(content, max_rows)
     else:
@@ -297,15 +312,73 @@ def _read_records(
     return fmt, columns, records
 
 
-def decode_text(raw: bytes, where: str = "") -> str:
-    """A file's bytes as text: gunzipped when gzip-compressed, UTF-8 with any BOM dropped. `where` names the
-    file in the DataError's message when it is one of several."""
+def read_file(path: str | os.PathLike[str], *, max_bytes: int | None = None, where: str = "") -> bytes | bytearray:
+    """A file's bytes, gunzipped when gzip-compressed (told by its magic bytes, not its name).
+
+    Refused with a DataError when it holds more than max_bytes once inflated (None: no limit), or when gzip
+    inflates it to more than MAX_GZIP_RATIO times its size. A gzip file is inflated twice: first only
+    counted, keeping one chunk at a time, so that a decompression bomb is refused without ever being held;
+    then into a buffer of the size counted. `where` names the file in the message when it is one of several.
+    """
     prefix = f"{where}: " if where else ""
-    if raw[:2] == _GZIP_MAGIC:
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if fh.read(2) != _GZIP_MAGIC:
+            if max_bytes is not None and size > max_bytes:
+                raise DataError(f"{prefix}the file is {_amount(size)}; the limit is {_amount(max_bytes)}")
+            fh.seek(0)
+            return fh.read()
+        fh.seek(0)
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
+            inflated = _inflated_size(fh, size, max_bytes, prefix)
+            fh.seek(0)
+            return _inflate_into(fh, inflated)
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError; EOFError: cut short
             raise DataError(f"{prefix}the file looks gzip-compressed but could not be decompressed ({e})") from None
+
+
+def _inflated_size(fh: io.BufferedReader, size: int, max_bytes: int | None, prefix: str) -> int:
+    """How many bytes a gzip file inflates to, counted a chunk at a time and kept nowhere; a DataError as soon as
+    the count passes max_bytes or MAX_GZIP_RATIO times `size`."""
+    by_ratio = max(size * MAX_GZIP_RATIO, _RATIO_FREE_BYTES)
+    total = 0
+    with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+        while chunk := gz.read(_INFLATE_CHUNK):
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                raise DataError(f"{prefix}the file inflates to more than {_amount(max_bytes)}; the limit is "
+                                f"{_amount(max_bytes)}")  # fmt: skip
+            if total > by_ratio:
+                raise DataError(
+                    f"{prefix}the file inflates to more than {MAX_GZIP_RATIO} times its compressed size of "
+                    f"{_amount(size)}; the limit is {MAX_GZIP_RATIO}:1 (text compresses about 3:1)"
+                )
+    return total
+
+
+def _inflate_into(fh: io.BufferedReader, inflated: int) -> bytearray:
+    """A gzip file inflated into one buffer of the size _inflated_size counted (no second copy to join)."""
+    buffer = bytearray(inflated)
+    with gzip.GzipFile(fileobj=fh, mode="rb") as gz, memoryview(buffer) as view:
+        position = 0
+        while chunk := gz.read(_INFLATE_CHUNK):
+            if position + len(chunk) > inflated:
+                break
+            view[position : position + len(chunk)] = chunk
+            position += len(chunk)
+    if position != inflated or chunk:  # the file changed since it was counted
+        raise DataError("the file changed while it was read; upload it again")
+    return buffer
+
+
+def _amount(n: int) -> str:
+    return f"{n / 2**20:.4g} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def decode_text(raw: bytes | bytearray, where: str = "") -> str:
+    """Bytes (read_file's) as UTF-8 text with any BOM dropped. `where` names the file in the DataError's
+    message when it is one of several."""
+    prefix = f"{where}: " if where else ""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

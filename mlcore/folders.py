@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcore.data import DataError, TextDataset, decode_text
+from mlcore.data import DataError, TextDataset, decode_text, read_file
 
 UNLABELLED = frozenset({"unsup"})  # folders of texts without a label, as in aclImdb/train/unsup
 SUFFIX = ".txt"
@@ -54,7 +54,7 @@ def read_folder(
     *,
     max_rows: int = 1_000_000,
     max_text_chars: int = 100_000,
-    max_bytes: int | None = None,  # all files together; None: no limit
+    max_bytes: int | None = None,  # all files together, counted once inflated; None: no limit
 ) -> tuple[TextDataset, FolderInfo]:
     """Read one split of a folder dataset: (dataset, info). Files are read in name order, label by label.
 
@@ -90,7 +90,9 @@ def read_folder(
             if len(texts) >= max_rows:
                 raise DataError(f"the folder holds more than {max_rows:,} texts; the limit is {max_rows:,}")
             where = f"{folder.name}/{path.name}"
-            raw = path.read_bytes()
+            # A .txt file may be gzip-compressed: each is inflated under the folder's whole budget, so that
+            # one bomb among the texts is refused while it inflates, not after.
+            raw = read_file(path, max_bytes=max_bytes, where=where)
             total += len(raw)
             if max_bytes is not None and total > max_bytes:
                 raise DataError(f"the folder's texts come to more than {max_bytes / 2**20:.0f} MB, the limit")

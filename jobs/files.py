@@ -17,9 +17,16 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 
 
+def upload_limit_bytes() -> int:
+    """The most bytes an uploaded table may hold, counted once inflated (DISTILLERY_MAX_UPLOAD_MB): what
+    mlcore's readers take as max_bytes, so that a small gzip file cannot inflate past the upload limit."""
+    return int(settings.DISTILLERY_MAX_UPLOAD_MB * 2**20)
+
+
 def check_upload_size(upload, *, limit_mb: int | None = None) -> None:
     """Refuse an empty upload, or one over `limit_mb` (default DISTILLERY_MAX_UPLOAD_MB), as a ValidationError
-    on `file`."""
+    on `file`. These are the bytes sent; what a gzip file inflates to is capped where it is read
+    (upload_limit_bytes)."""
     limit_mb = settings.DISTILLERY_MAX_UPLOAD_MB if limit_mb is None else limit_mb
     if upload.size > limit_mb * 1024 * 1024:
         raise ValidationError({"file": f"the file is {upload.size / 2**20:.1f} MB; the limit is {limit_mb} MB"})

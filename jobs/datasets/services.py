@@ -23,7 +23,7 @@ from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format
 from mlcore.folders import folder_splits, is_folder_dataset, read_folder
 from mlcore.hubdata import read_hub_dataset
 
-from ..files import check_upload_size, local_file, local_upload, saved_unless_failed
+from ..files import check_upload_size, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Dataset
 from .held import read_held
 
@@ -33,8 +33,9 @@ def create_dataset(
 ) -> Dataset:
     """Validate an uploaded file with mlcore and store it; raise ValidationError and store nothing if bad.
 
-    1. check the size and the type from the file name;
-    2. parse and validate the whole file (encoding, columns, empty texts, labels);
+    1. check the size sent and the type from the file name;
+    2. read it, a gzip file refused as soon as it inflates past the same limit (mlcore.data.read_file), then
+       parse and validate the whole file (encoding, columns, empty texts, labels);
     3. save the file through the storage API and the row in one go, removing the file if the row fails.
     """
     check_upload_size(upload)
@@ -42,8 +43,9 @@ def create_dataset(
         fmt = detect_format(upload.name)
         with local_upload(upload) as path:
             data, info = read_table(
-                path, format=fmt, text_column=text_column or None, label_column=label_column or None
-            )
+                path, format=fmt, text_column=text_column or None, label_column=label_column or None,
+                max_bytes=upload_limit_bytes(),
+            )  # fmt: skip
     except ColumnChoiceError as exc:  # the file's columns go with the message, to choose from
         raise ValidationError({f"{exc.role}_column": str(exc), "columns": exc.columns}) from None
     except DataError as exc:
@@ -99,11 +101,11 @@ def create_folder_dataset(owner, name: str, path: str, split: str = "") -> Datas
     """
     folder = _allowed_folder(path)
     try:
-        data, info = read_folder(folder, split or None, max_bytes=settings.DISTILLERY_MAX_UPLOAD_MB * 1024 * 1024)
+        data, info = read_folder(folder, split or None, max_bytes=upload_limit_bytes())
+        source = f"{folder.name}/{info.split}" if info.split else folder.name
+        return _store_rows(owner, name or source.replace("/", "-"), data, source=source)
     except DataError as exc:
         raise ValidationError({"server_path": str(exc)}) from None
-    source = f"{folder.name}/{info.split}" if info.split else folder.name
-    return _store_rows(owner, name or source.replace("/", "-"), data, source=source)
 
 
 def create_hub_dataset(
@@ -122,25 +124,33 @@ def create_hub_dataset(
             dataset_id, split, config=config or None, text_column=text_column or None,
             label_column=label_column or None,
         )  # fmt: skip
+        source = f"{dataset_id}:{config}/{split}" if config else f"{dataset_id}/{split}"
+        return _store_rows(
+            owner, name or source.replace("/", "-"), data, source=source,
+            columns=(info.text_column, info.label_column),
+        )  # fmt: skip
     except DataError as exc:
         raise ValidationError({"hub_id": str(exc)}) from None
-    source = f"{dataset_id}:{config}/{split}" if config else f"{dataset_id}/{split}"
-    return _store_rows(
-        owner, name or source.replace("/", "-"), data, source=source, columns=(info.text_column, info.label_column)
-    )
 
 
 def _store_rows(
     owner, name: str, data: TextDataset, *, source: str, columns: tuple[str, str] = ("text", "label")
 ) -> Dataset:
     """Write a dataset read from elsewhere (a folder, the hub) as one gzipped JSONL in storage, so that jobs read
-    it like an upload; its record names `source`. The file is removed if the record cannot be saved."""
+    it like an upload; its record names `source`. The file is removed if the record cannot be saved.
+
+    A DataError when the JSONL would inflate past the upload limit: load_dataset reads it under that limit."""
     text_key, label_key = columns
     rows = zip(data.texts, data.labels, strict=True)
     lines = "".join(
         json.dumps({text_key: t, label_key: data.label_names[y]}, ensure_ascii=False) + "\n" for t, y in rows
-    )
-    body = gzip.compress(lines.encode("utf-8"), compresslevel=6)
+    ).encode("utf-8")
+    if len(lines) > upload_limit_bytes():
+        raise DataError(
+            f"the dataset comes to {len(lines) / 2**20:.1f} MB as JSONL; the limit is "
+            f"{settings.DISTILLERY_MAX_UPLOAD_MB} MB (DISTILLERY_MAX_UPLOAD_MB)"
+        )
+    body = gzip.compress(lines, compresslevel=6)
     filename = re.sub(r"[^\w.-]+", "-", source).strip("-") + ".jsonl.gz"
     with saved_unless_failed() as save:
         stored = save(f"datasets/{uuid.uuid4().hex}/{filename}", File(io.BytesIO(body)))
@@ -168,9 +178,11 @@ def _allowed_folder(path: str) -> Path:
 
 
 def load_dataset(dataset: Dataset) -> TextDataset:
-    """The rows of a stored dataset."""
+    """The rows of a stored dataset, read under the upload limit like the upload was (a worker's memory is
+    worth as much as the web process's)."""
     with local_file(dataset.file.name) as path:
         data, _ = read_table(
-            path, format=dataset.format, text_column=dataset.text_column, label_column=dataset.label_column
-        )
+            path, format=dataset.format, text_column=dataset.text_column, label_column=dataset.label_column,
+            max_bytes=upload_limit_bytes(),
+        )  # fmt: skip
     return data

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from mlcore.data import read_table
 
-from ..files import check_upload_size, local_upload
+from ..files import check_upload_size, local_upload, upload_limit_bytes
 from ..models import Job, ModelRecord
 from . import storage
 from .precision import serving_precision_for, serving_runtime
@@ -69,7 +69,7 @@ def import_model(
     if validation_file:
         from mlcore.precisions import compare_precisions  # imports torch: here, not at web start
 
-        rows, _ = read_table(validation_file)
+        rows, _ = read_table(validation_file, max_bytes=upload_limit_bytes())
         report = compare_precisions(folder, rows, runtime=serving_runtime())
         record.metrics = {**record.metrics, "int8": report}
         record.serving_precision = serving_precision_for(record.metrics)

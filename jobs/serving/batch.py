@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from mlcore.data import DataError, detect_format, read_texts
 
-from ..files import check_upload_size, local_upload, saved_unless_failed
+from ..files import check_upload_size, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Job, ModelRecord
 from ..registry.services import promoted_model
 from ..training import events, lifecycle
@@ -33,7 +33,10 @@ def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text
     check_upload_size(upload)
     try:
         with local_upload(upload) as path:
-            table = read_texts(path, format=detect_format(upload.name), text_column=text_column or None)
+            table = read_texts(
+                path, format=detect_format(upload.name), text_column=text_column or None,
+                max_bytes=upload_limit_bytes(),
+            )  # fmt: skip
     except DataError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
@@ -77,11 +80,13 @@ def classify_file(job: Job) -> None:
 
 
 def load_texts(job: Job):
-    """The texts of a classify job's stored upload (mlcore.data.TextTable)."""
-    with job.input_file.open("rb") as fh, tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / Path(job.input_filename).name
-        path.write_bytes(fh.read())
-        return read_texts(path, format=job.params.get("format"), text_column=job.params.get("text_column"))
+    """The texts of a classify job's stored upload (mlcore.data.TextTable), read under the upload limit as the
+    upload was; a storage without local paths copies it out in chunks (jobs.files.local_file), not whole."""
+    with local_file(job.input_file.name) as path:
+        return read_texts(
+            path, format=job.params.get("format"), text_column=job.params.get("text_column"),
+            max_bytes=upload_limit_bytes(),
+        )  # fmt: skip
 
 
 def save_output(job: Job, csv_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Helpers for tests (mlcore's and the platform's): a tiny random BERT, a learnable toy dataset, and a
-callback that records what it is told. Nothing here is used in production."""
+"""Helpers for tests (mlcore's and the platform's): a tiny random BERT, a learnable toy dataset, a gzip
+decompression bomb, and a callback that records what it is told. Nothing here is used in production."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 from collections.abc import Iterable
@@ -79,6 +80,18 @@ def sentiment_rows(n: int, seed: int = 0, *, num_labels: int = 2) -> list[tuple[
         rows.append((" ".join(words) + rng.choice((".", "!", " .")), label))
     rng.shuffle(rows)
     return rows
+
+
+def write_gzip_bomb(path: str | os.PathLike[str], cell_mib: int) -> Path:
+    """Write a gzip CSV (header text,label) of one row whose text is `cell_mib` MiB of "a": a decompression
+    bomb, written a MiB at a time. 500 MiB comes to about 510 KB, as in the upload that raised issue 16."""
+    chunk = b"a" * 2**20
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as gz:
+        gz.write(b"text,label\n")
+        for _ in range(cell_mib):
+            gz.write(chunk)
+        gz.write(b",pos\n")
+    return Path(path)
 
 
 class RecordingCallback(Callback):

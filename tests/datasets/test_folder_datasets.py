@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,23 @@ def test_the_dashboard_offers_no_import_without_roots(client, user, settings):
     settings.DISTILLERY_DATASET_ROOTS = []
     client.force_login(user)
     assert 'id="folder-form"' not in client.get("/").content.decode()
+
+
+def test_a_gzip_bomb_among_the_texts_is_refused_naming_the_file_and_nothing_is_stored(api, roots, settings):
+    with gzip.GzipFile(roots / "aclImdb" / "train" / "pos" / "9_9.txt", "wb", mtime=0) as gz:
+        for _ in range(20):
+            gz.write(b"a" * 2**20)  # 20 MiB from about 20 KB
+    response = api.post("/api/datasets/", {"server_path": "aclImdb", "split": "train"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["server_path"][0].startswith("pos/9_9.txt: the file inflates to more than 100 times")
+    assert Dataset.objects.count() == 0
+    assert not any(p.is_file() for p in Path(settings.MEDIA_ROOT).rglob("*"))
+
+
+def test_a_folder_whose_stored_jsonl_would_pass_the_upload_limit_is_refused(api, roots, settings):
+    # The texts (about 110 bytes) fit; as JSONL (about 290) they would not, and workers read it under the limit.
+    settings.DISTILLERY_MAX_UPLOAD_MB = 200 / 2**20
+    response = api.post("/api/datasets/", {"server_path": "aclImdb", "split": "train"}, format="json")
+    assert response.status_code == 400
+    assert "as JSONL; the limit is" in response.json()["server_path"][0]
+    assert Dataset.objects.count() == 0

@@ -60,7 +60,9 @@ if not SECRET_KEY:
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         SECRET_KEY = get_random_secret_key()
-        key_file.write_text(SECRET_KEY)
+        # Readable by this user alone from its first byte: whoever reads it can forge sessions.
+        with os.fdopen(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -308,3 +310,20 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
+
+# Production behind TLS: DISTILLERY_HTTPS sends cookies over HTTPS only, redirects plain HTTP (/healthz aside, for
+# health checks inside the network) and sets HSTS; DISTILLERY_PROXY_SSL_HEADER trusts X-Forwarded-Proto from the
+# proxy that terminates TLS (set it only behind one that overwrites that header). `manage.py check --deploy` is
+# clean with both (tests/accounts/test_deploy_settings.py).
+DISTILLERY_HTTPS = env_bool("DISTILLERY_HTTPS", False)
+if DISTILLERY_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("DISTILLERY_HSTS_SECONDS", 31_536_000)  # a year
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DISTILLERY_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DISTILLERY_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:  # the browsers' preload list is hard to leave: an operator's choice, not a default
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env_bool("DISTILLERY_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

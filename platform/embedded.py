@@ -168,8 +168,17 @@ def child_env(redis_url: str | None) -> dict[str, str]:
     return env
 
 
+def make_private(var_dir: Path) -> None:
+    """What the embedded stack writes (var/: the secret key, the SQLite database, the admin password, Redis's
+    files, the model cache) is readable by this user alone: the folder 0700, every new file 0600."""
+    os.umask(0o077)  # inherited by every child: manage.py, the worker, the web server, Redis
+    var_dir.mkdir(parents=True, exist_ok=True)
+    var_dir.chmod(0o700)
+
+
 def serve(host: str, port: int) -> int:
     """Run migrations, then the Celery worker and the ASGI server until stopped (steps numbered below)."""
+    make_private(VAR_DIR)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if port_open(url_host, port):  # else the URL banner below would announce someone else's server
         log(f"port {port} is already in use on {url_host}; choose another with --port")

@@ -1,6 +1,7 @@
 """On first start `manage.py ensure_admin` creates one superuser, "admin" or DISTILLERY_ADMIN_USER, with
-DISTILLERY_ADMIN_PASSWORD or a generated password that it prints and keeps in VAR_DIR/admin-password.txt,
-readable by its owner only. Once any user exists it creates nobody and says to log in as an existing user."""
+DISTILLERY_ADMIN_PASSWORD or a generated password that it keeps in VAR_DIR/admin-password.txt, readable by its
+owner only, and prints to a terminal only (never to a log). Once any user exists it creates nobody and says to
+log in as an existing user."""
 
 from __future__ import annotations
 
@@ -25,14 +26,19 @@ def _var_dir(settings, tmp_path, monkeypatch):
     return settings.VAR_DIR
 
 
-def _ensure_admin() -> str:
-    out = io.StringIO()
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _ensure_admin(out=None) -> str:
+    out = out or io.StringIO()  # not a terminal, as under docker compose or a process manager
     call_command("ensure_admin", stdout=out)
     return out.getvalue()
 
 
 def _printed_password(output: str) -> str:
-    return re.fullmatch(r"created user '[^']+' with password '([^']+)'\n", output).group(1)
+    return re.fullmatch(r"created user '[^']+' with password '([^']+)'; the password is in .*\n", output).group(1)
 
 
 def test_with_no_users_it_creates_the_admin_superuser_with_a_password_kept_in_a_private_file(_var_dir):
@@ -45,7 +51,12 @@ def test_with_no_users_it_creates_the_admin_superuser_with_a_password_kept_in_a_
     password = password_file.read_text().strip()
     assert password_file.read_text() == password + "\n"
     assert len(password) >= 16 and admin.check_password(password)
-    assert _printed_password(output) == password
+    assert output == f"created user 'admin'; the password is in {password_file}\n" and password not in output
+
+
+def test_the_password_is_printed_to_a_terminal_only(_var_dir):
+    output = _ensure_admin(Terminal())
+    assert _printed_password(output) == (_var_dir / "admin-password.txt").read_text().strip()
 
 
 def test_the_generated_password_is_drawn_afresh_each_first_start(_var_dir):
@@ -66,7 +77,7 @@ def test_the_user_name_comes_from_distillery_admin_user(monkeypatch, _var_dir):
 
     admin = User.objects.get()
     assert admin.username == "root-of-all" and admin.is_superuser
-    assert output.startswith("created user 'root-of-all' with password")
+    assert output.startswith("created user 'root-of-all'; the password is in")
     assert admin.check_password((_var_dir / "admin-password.txt").read_text().strip())
 
 
@@ -77,7 +88,7 @@ def test_a_password_from_the_environment_is_used_and_written_nowhere(monkeypatch
 
     admin = User.objects.get(username="admin")
     assert admin.check_password("correct horse battery")
-    assert _printed_password(output) == "correct horse battery"
+    assert output == "created user 'admin' with DISTILLERY_ADMIN_PASSWORD\n" and "horse" not in output
     assert not _var_dir.exists()
 
 
@@ -108,6 +119,6 @@ def test_an_empty_password_variable_counts_as_unset(monkeypatch, _var_dir):
 
     output = _ensure_admin()
 
-    password = _printed_password(output)
+    password = (_var_dir / "admin-password.txt").read_text().strip()
     assert password and User.objects.get().check_password(password)
-    assert (_var_dir / "admin-password.txt").read_text() == password + "\n"
+    assert "the password is in" in output

@@ -25,10 +25,14 @@ class Command(BaseCommand):
         given = os.environ.get("DISTILLERY_ADMIN_PASSWORD", "")  # empty is unset, as compose passes it
         password = given or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        if not given:
-            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-            # Private from its first byte: opened 0o600, not chmod-ed after the password is in it.
-            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(password + "\n")
-        self.stdout.write(self.style.SUCCESS(f"created user '{username}' with password '{password}'"))
+        if given:
+            self.stdout.write(self.style.SUCCESS(f"created user '{username}' with DISTILLERY_ADMIN_PASSWORD"))
+            return
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        # Private from its first byte: opened 0o600, not chmod-ed after the password is in it.
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        # The password itself only to a terminal: a log (docker compose, a process manager) keeps what it is given.
+        shown = f" with password '{password}'" if self.stdout.isatty() else ""
+        self.stdout.write(self.style.SUCCESS(f"created user '{username}'{shown}; the password is in {password_file}"))

@@ -60,9 +60,10 @@ def read_folder(
 
     Raises DataError, saying what was expected, for: a root that is not a folder, an unknown split, a root
     with splits but none chosen, fewer than 2 labels, an empty or blank file, a file that is not UTF-8, a text
-    over max_text_chars, more than max_rows files or max_bytes in all.
+    over max_text_chars, more than max_rows files or max_bytes in all, and a split, label folder or file that
+    leads outside the root (a symlink): whoever may import the root may not read what it points at.
     """
-    root = Path(root)
+    root = Path(root).resolve()
     if not root.is_dir():
         raise DataError(f"no folder at {str(root)!r}")
     splits = folder_splits(root)
@@ -70,7 +71,7 @@ def read_folder(
         if split not in splits:
             found = f"its splits are: {', '.join(splits)}" if splits else "it has no split folders"
             raise DataError(f"{root.name!r} has no split {split!r} with label folders of .txt files; {found}")
-        base = root / split
+        base = _inside(root, root / split, split)
     elif splits:
         raise DataError(f"{root.name!r} holds the splits {', '.join(splits)}: choose one")
     else:
@@ -86,10 +87,12 @@ def read_folder(
     label_strings: list[str] = []
     total = 0
     for folder in labels:
+        _inside(root, folder, folder.name)
         for path in sorted(p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file()):
             if len(texts) >= max_rows:
                 raise DataError(f"the folder holds more than {max_rows:,} texts; the limit is {max_rows:,}")
             where = f"{folder.name}/{path.name}"
+            _inside(root, path, where)
             # A .txt file may be gzip-compressed: each is inflated under the folder's whole budget, so that
             # one bomb among the texts is refused while it inflates, not after.
             raw = read_file(path, max_bytes=max_bytes, where=where)
@@ -106,6 +109,13 @@ def read_folder(
     dataset = TextDataset.from_rows(zip(texts, label_strings, strict=True))
     info = FolderInfo(str(root), split or None, splits, len(dataset), dataset.label_counts())
     return dataset, info
+
+
+def _inside(root: Path, path: Path, where: str) -> Path:
+    """`path` once it is known to lie under `root` with every symlink resolved; DataError naming it otherwise."""
+    if not path.resolve().is_relative_to(root):
+        raise DataError(f"{where} leads outside the dataset folder (a symbolic link); it is not read")
+    return path
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -84,6 +84,24 @@ def test_a_symlink_out_of_the_root_is_refused(api, roots, tmp_path):
     assert response.status_code == 400 and Dataset.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "link, target, where",
+    [
+        ("aclImdb/train/pos/leak.txt", "secret/a/x.txt", "pos/leak.txt"),  # a file
+        ("aclImdb/train/loot", "secret/b", "loot"),  # a label folder
+        ("aclImdb/stolen", "secret", "stolen"),  # a split
+    ],
+)
+def test_a_symlink_inside_an_allowed_folder_that_leads_out_of_it_is_refused(api, roots, tmp_path, link, target, where):
+    (roots / link).symlink_to(tmp_path / target)
+    split = "stolen" if where == "stolen" else "train"
+    response = api.post("/api/datasets/", {"server_path": "aclImdb", "split": split}, format="json")
+    assert response.status_code == 400 and Dataset.objects.count() == 0
+    message = response.json()["server_path"][0]
+    assert message == f"{where} leads outside the dataset folder (a symbolic link); it is not read"
+    assert "password" not in str(response.json()) and "hunter2" not in str(response.json())
+
+
 def test_a_server_without_roots_imports_nothing(api, settings):
     settings.DISTILLERY_DATASET_ROOTS = []
     response = api.post("/api/datasets/", {"server_path": "/tmp"}, format="json")

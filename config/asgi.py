@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from jobs.api.fastpath import ClassifyFastPath  # noqa: E402
+from jobs.body_limit import BodyLimit  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
 from jobs.ws_auth import TokenAuthMiddleware  # noqa: E402
 
@@ -19,7 +20,8 @@ application = ProtocolTypeRouter(
     {
         # Token-authenticated POST /api/classify/ is answered before Django (jobs/api/fastpath.py); the rest is
         # Django's.
-        "http": ClassifyFastPath(django_asgi_app),
+        # A body over its route's size limit gets a 413 before anything reads it (jobs/body_limit.py).
+        "http": BodyLimit(ClassifyFastPath(django_asgi_app)),
         # Who it is (session or API token) and whether its page may open it: jobs/ws_auth.py.
         "websocket": AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What the web (and Celery) reach the domain through. Nothing below them imports them.
 EDGES = (
     "jobs.api", "jobs.views", "jobs.forms", "jobs.urls", "jobs.routing", "jobs.consumers", "jobs.ws_auth",
-    "jobs.tasks", "jobs.signals", "jobs.admin", "jobs.apps", "jobs.health", "jobs.management",
+    "jobs.tasks", "jobs.signals", "jobs.admin", "jobs.apps", "jobs.health", "jobs.management", "jobs.body_limit",
 )  # fmt: skip
 # Small modules the domain shares; they import nothing of jobs but the models and each other.
 LEAVES = (

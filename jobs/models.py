@@ -1,4 +1,5 @@
-"""Datasets, jobs, their metric points, and the models jobs produce; a job's state machine lives on Job.
+"""Datasets, jobs, their metric points, and the models jobs produce; a job's state machine lives on Job; each
+user's webhook signing secret.
 
 Runs in: the web process and the workers. Each state change is one compare-and-set UPDATE (healthchecks keeps
 its checks' state the same way), so two processes racing for a job cannot both win; what a change announces or
@@ -7,6 +8,7 @@ enqueues is the business of jobs.training, which calls these.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 from functools import cached_property
@@ -361,3 +363,20 @@ class ModelRecord(Owned):
     @property
     def test_accuracy(self) -> float | None:
         return self.metrics.get("test/accuracy")
+
+
+def random_webhook_secret() -> str:
+    """32 random bytes, prefixed so that people and secret scanners can tell it from an API token."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookSecret(models.Model):
+    """A user's key for webhook signatures (jobs.training.webhooks), apart from their API token: a receiver that
+    checks signatures holds this and no API access, and a new API token leaves the receivers' key alone."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_secret")
+    secret = models.CharField(max_length=64, default=random_webhook_secret)
+    created_at = models.DateTimeField(default=timezone.now, help_text="When it was made; a rotation makes it anew.")
+
+    def __str__(self) -> str:
+        return f"webhook secret of {self.user} (since {self.created_at:%Y-%m-%d})"

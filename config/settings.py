@@ -189,8 +189,13 @@ DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR
 DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
 DISTILLERY_SWEEP_MAX_JOBS = env_int("DISTILLERY_SWEEP_MAX_JOBS", 16)  # jobs one sweep may queue
 DISTILLERY_MAX_ACTIVE_JOBS = env_int("DISTILLERY_MAX_ACTIVE_JOBS", 32)  # a user's queued + running; 0: no limit
-# Hosts a job's webhook_url may name (exact names or IPs); empty: any host the worker can reach.
+# Hosts a job's webhook_url may name (exact names or IPs); empty: any host with a public address. The list only
+# narrows: a named host must still resolve to public addresses unless DISTILLERY_WEBHOOK_ALLOW_PRIVATE is on.
 DISTILLERY_WEBHOOK_HOSTS = env_list("DISTILLERY_WEBHOOK_HOSTS", [])
+# Webhooks go to public addresses only, so a job cannot make the workers POST to this network (SSRF). On: loopback
+# and private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) too, for an on-premises receiver;
+# link-local (the cloud metadata service), multicast, unspecified and reserved addresses stay refused.
+DISTILLERY_WEBHOOK_ALLOW_PRIVATE = env_bool("DISTILLERY_WEBHOOK_ALLOW_PRIVATE", False)
 DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one job, the first included
 # A running job's worker writes a heartbeat this often; a job silent for DISTILLERY_STALE_AFTER seconds is sent
 # again by the periodic reap_stale_jobs task (Celery beat), so a worker machine that vanished loses no job.

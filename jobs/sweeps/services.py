@@ -17,6 +17,7 @@ from django.db import transaction
 from mlcore.search import SearchError, sample
 
 from ..models import Job, ModelRecord, Sweep
+from ..training import webhooks
 from ..training.launch import LaunchSpec, check_active_jobs, create_job, delete_job, request_cancel
 
 # What a grid may vary besides the job kind's hyperparameters.
@@ -56,6 +57,7 @@ def create_sweep(
             raise ValidationError({field: f"teacher: no model {', '.join(missing)} of yours"})
         teachers = visible
     check_active_jobs(owner, adding=len(combinations), what="this sweep's")
+    webhooks.check_url(spec.webhook_url)
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner, kind=kind, dataset=spec.dataset, test_dataset=spec.test_dataset, params=params, grid=grid,

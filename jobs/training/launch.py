@@ -69,7 +69,8 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         raise ValidationError({"params": str(exc)}) from None
     base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
-    webhooks.check_url(spec.webhook_url)
+    if sweep is None:  # a sweep's jobs share its URL, which create_sweep checked once for all of them
+        webhooks.check_url(spec.webhook_url)
     _check_test_dataset(spec)
 
     task_id = uuid.uuid4().hex

@@ -2,25 +2,26 @@
 
 Runs in: the web process (check_url at launch, notify on cancel) and the workers (notify on finish; post from
 the notify_webhook task, which Celery retries with backoff while the receiver is down).
+
+Where a webhook may go is jobs.training.webhook_targets' business (public addresses only, checked at launch and
+again on the address each delivery connects to). Redirects are not followed: a 3xx, like a 4xx, is the
+receiver's final answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .. import accounts
 from ..models import Job
-from . import dispatch
+from . import dispatch, webhook_targets
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,19 @@ class WebhookUnavailable(Exception):
 
 
 def check_url(url: str) -> None:
-    """An http(s) URL, on one of DISTILLERY_WEBHOOK_HOSTS when the operator names some."""
+    """At launch: an http(s) URL, on one of DISTILLERY_WEBHOOK_HOSTS when the operator names some, whose host is
+    or resolves to addresses webhooks may reach (webhook_targets); else a ValidationError on webhook_url.
+
+    A name that does not resolve now is taken: the receiver may not exist yet when a long job starts, and a DNS
+    hiccup should not refuse a launch. Nothing is lost by it, since each delivery vets the name again."""
     if not url:
         return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError({"webhook_url": "give an http:// or https:// URL"})
-    allowed = settings.DISTILLERY_WEBHOOK_HOSTS
-    if allowed and parts.hostname not in allowed:
-        raise ValidationError({"webhook_url": f"{parts.hostname} is not a webhook host here; ask the operator"})
+    try:
+        webhook_targets.vet(url)
+    except webhook_targets.RefusedTarget as exc:
+        raise ValidationError({"webhook_url": str(exc)}) from None
+    except webhook_targets.Unresolvable:
+        pass
 
 
 def notify(job: Job) -> None:
@@ -62,23 +67,43 @@ def signature(job: Job, payload: bytes) -> str:
 
 
 def post(job_id: int, *, timeout: float = 10.0) -> int | None:
-    """POST a finished job's status to its webhook_url; the HTTP status (None when the job or its URL is gone).
-    A 4xx is the receiver's final answer; a 5xx or a network error raises WebhookUnavailable (Celery retries)."""
+    """POST a finished job's status to its webhook_url; the receiver's HTTP status, or None when nothing was sent
+    (the job or its URL is gone, or its host is refused now).
+
+    1. Vet the URL again (webhook_targets.vet: one lookup, every address checked), since the name may resolve
+       elsewhere than at launch: a refused address is logged and dropped, not retried, as waiting will not make
+       it acceptable;
+    2. POST, signed, to an address that lookup gave (no second lookup), following no redirect: a 3xx or 4xx is
+       the receiver's final answer;
+    3. a 5xx, a name that does not resolve or a network error raises WebhookUnavailable (Celery retries)."""
     job = Job.objects.select_related("result_model", "owner").filter(pk=job_id).first()
     if job is None or not job.webhook_url:
         return None
-    payload = body(job)
-    request = urllib.request.Request(job.webhook_url, data=payload, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Distillery", "X-Distillery-Event": "job.finished",
-        "X-Distillery-Signature": signature(job, payload),
-    })  # fmt: skip
+    url = job.webhook_url
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise WebhookUnavailable(f"{job.webhook_url} answered {exc.code}") from None
-        log.warning("job %s: webhook %s refused it with %s", job_id, job.webhook_url, exc.code)
-        return exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        raise WebhookUnavailable(f"{job.webhook_url}: {exc}") from None
+        target = webhook_targets.vet(url)
+    except webhook_targets.RefusedTarget as exc:
+        log.warning("job %s: webhook %s not sent: %s", job_id, url, exc)
+        return None
+    except webhook_targets.Unresolvable as exc:
+        raise WebhookUnavailable(str(exc)) from None
+    payload = body(job)
+    connection = target.connection(timeout)
+    try:
+        connection.request("POST", target.path, body=payload, headers={
+            "Content-Type": "application/json", "User-Agent": "Distillery", "X-Distillery-Event": "job.finished",
+            "X-Distillery-Signature": signature(job, payload),
+        })  # fmt: skip
+        response = connection.getresponse()
+        status, location = response.status, response.getheader("Location")
+    except (OSError, http.client.HTTPException) as exc:
+        raise WebhookUnavailable(f"{url}: {exc}") from None
+    finally:
+        connection.close()
+    if status >= 500:
+        raise WebhookUnavailable(f"{url} answered {status}")
+    if status >= 400:
+        log.warning("job %s: webhook %s refused it with %s", job_id, url, status)
+    elif status >= 300:
+        log.warning("job %s: webhook %s answered %s to %s; redirects are not followed", job_id, url, status, location)
+    return status

@@ -1,0 +1,98 @@
+"""Webhook receivers (real HTTP servers on loopback) and a stand-in resolver, for the webhook tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class Receiver:
+    """An HTTP server that records each request (any method) and answers with the next of `statuses` (then 200),
+    sending `headers` with every answer."""
+
+    def __init__(self, statuses=(), *, host: str = "127.0.0.1", port: int = 0):
+        self.statuses, self.headers, self.requests, self.arrived = list(statuses), {}, [], threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                receiver.arrived.set()
+
+            do_POST = do_GET = do_PUT = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_port
+        self.url = f"http://{host}:{self.port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def make_receiver():
+    """Receiver(...) for as many servers as a test needs, all closed after it."""
+    made = []
+
+    def make(*args, **kwargs) -> Receiver:
+        made.append(Receiver(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+@pytest.fixture
+def receiver(make_receiver):
+    return make_receiver()
+
+
+class FakeDNS:
+    """socket.getaddrinfo for the names a test gives (no DNS server runs here): each lookup of a name gets the
+    next of its answers, the last one repeated; other names ending in .test do not resolve; everything else
+    (literal addresses, localhost) goes to the real resolver."""
+
+    def __init__(self, real):
+        self.real, self.answers, self.lookups = real, {}, Counter()
+
+    def add(self, name: str, *answers) -> None:
+        """One answer per lookup: an address, or a tuple of addresses for a name with several."""
+        self.answers[name] = [(a,) if isinstance(a, str) else tuple(a) for a in answers]
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host not in self.answers:
+            if isinstance(host, str) and host.endswith(".test"):
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return self.real(host, port, *args, **kwargs)
+        self.lookups[host] += 1
+        answers = self.answers[host]
+        addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    fake = FakeDNS(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake

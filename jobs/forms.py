@@ -132,7 +132,8 @@ class JobForm(forms.Form):
     )
     webhook_url = forms.URLField(
         required=False, max_length=500, assume_scheme="https", label="Webhook",
-        help_text="Optional: an http(s) URL POSTed each job's final status, signed with your API token.",
+        help_text="Optional: an http(s) URL on a public address, POSTed each job's final status, signed with your "
+        "webhook secret.",
     )  # fmt: skip
     batch_size = ValuesField(TrainConfig, "batch_size")
     learning_rate = ValuesField(TrainConfig, "learning_rate", help_text="Several, comma-separated, launch a sweep.")

@@ -1,11 +1,29 @@
-"""Webhooks: a job that names a URL has its final status POSTed there, signed with its owner's API token.
+"""Webhooks: a job that names a URL has its final status POSTed there, signed with its owner's webhook secret.
 
 Runs in: the web process (check_url at launch, notify on cancel) and the workers (notify on finish; post from
 the notify_webhook task, which Celery retries with backoff while the receiver is down).
 
 Where a webhook may go is jobs.training.webhook_targets' business (public addresses only, checked at launch and
-again on the address each delivery connects to). Redirects are not followed: a 3xx, like a 4xx, is the
-receiver's final answer.
+again on the address each delivery connects to). What a receiver gets:
+
+    POST <webhook_url>
+    Content-Type: application/json
+    X-Distillery-Event: job.finished
+    X-Distillery-Timestamp: 1767225600                      (Unix seconds when this delivery was signed)
+    X-Distillery-Signature: sha256=<hex HMAC-SHA256(secret, b"<timestamp>." + body)>
+
+    {"job": 12, "status": "succeeded", ..., "test_accuracy": 0.91}
+
+The secret is the owner's webhook secret (the whole string, "whsec_" included; /account/token/ or
+GET /api/account/webhook-secret/), not their API token. To verify, as with Stripe's and GitHub's webhooks:
+
+    timestamp = request.headers["X-Distillery-Timestamp"]
+    expected = "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, "sha256").hexdigest()
+    ok = hmac.compare_digest(expected, request.headers["X-Distillery-Signature"])
+    ok = ok and abs(time.time() - int(timestamp)) <= 300    # 5 minutes: an old delivery replayed fails
+
+Sign the raw body as received, before any JSON parsing. A retried delivery is signed afresh (a new timestamp).
+Redirects are not followed: a 3xx, like a 4xx, is the receiver's final answer.
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ import hmac
 import http.client
 import json
 import logging
+import time
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -60,10 +79,10 @@ def body(job: Job) -> bytes:
     return json.dumps(event, sort_keys=True).encode()
 
 
-def signature(job: Job, payload: bytes) -> str:
-    """sha256=HMAC-SHA256(payload) keyed with the owner's API token, which the receiver knows to check it."""
-    key = accounts.api_token(job.owner)
-    return "sha256=" + hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: int, payload: bytes) -> str:
+    """sha256=HMAC-SHA256(secret, b"<timestamp>." + payload): the timestamp signed with the body, against replay."""
+    message = f"{timestamp}.".encode() + payload
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def post(job_id: int, *, timeout: float = 10.0) -> int | None:
@@ -87,12 +106,13 @@ def post(job_id: int, *, timeout: float = 10.0) -> int | None:
         return None
     except webhook_targets.Unresolvable as exc:
         raise WebhookUnavailable(str(exc)) from None
-    payload = body(job)
+    payload, timestamp = body(job), int(time.time())
     connection = target.connection(timeout)
     try:
         connection.request("POST", target.path, body=payload, headers={
             "Content-Type": "application/json", "User-Agent": "Distillery", "X-Distillery-Event": "job.finished",
-            "X-Distillery-Signature": signature(job, payload),
+            "X-Distillery-Timestamp": str(timestamp),
+            "X-Distillery-Signature": signature(accounts.webhook_secret(job.owner).secret, timestamp, payload),
         })  # fmt: skip
         response = connection.getresponse()
         status, location = response.status, response.getheader("Location")

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/explain/", api.ExplainView.as_view(), name="api-explain"),
     path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
     path("api/auth/token/", api.TokenView.as_view(), name="api-token"),
+    path("api/account/webhook-secret/", api.WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("jobs.urls")),

@@ -29,5 +29,6 @@ urlpatterns = [
     path("classify/", views.classify, name="classify"),
     path("classify/file/", views.classify_file, name="classify-file"),
     path("account/token/", views.api_token, name="api-token-page"),
+    path("account/webhook-secret/", views.webhook_secret_rotate, name="webhook-secret-rotate"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -390,7 +390,17 @@ def api_token(request):
         accounts.new_api_token(request.user)
         messages.success(request, "A new token: the old one no longer works.")
         return redirect("api-token-page")
-    return render(request, "jobs/api_token.html", {"token": accounts.api_token(request.user)})
+    context = {"token": accounts.api_token(request.user), "webhook_secret": accounts.webhook_secret(request.user)}
+    return render(request, "jobs/api_token.html", context)
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate(request):
+    """Make a new webhook secret (shown on the account page): deliveries from now on are signed with it."""
+    accounts.new_webhook_secret(request.user)
+    messages.success(request, "A new webhook secret: update your receivers, which now get signatures made with it.")
+    return redirect("api-token-page")
 
 
 def healthz(request):

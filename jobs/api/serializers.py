@@ -13,7 +13,7 @@ from rest_framework import serializers
 from mlcore import recipes
 
 from ..datasets import services as datasets
-from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
+from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep, WebhookSecret
 from ..registry.services import import_model_archive
 from ..sweeps.services import create_sweep, sweep_runs
 from ..training.launch import LaunchSpec, create_job
@@ -101,7 +101,8 @@ TEST_DATASET_HELP = (
 
 WEBHOOK_HELP = (
     "an http(s) URL POSTed the job's final status when it ends (JSON as its websocket status message, with "
-    "test_accuracy), signed: X-Distillery-Signature: sha256=HMAC-SHA256(body, your API token)"
+    "test_accuracy), signed with your webhook secret (GET /api/account/webhook-secret/): X-Distillery-Signature: "
+    "sha256=HMAC-SHA256(secret, X-Distillery-Timestamp + '.' + body); public addresses only"
 )
 
 
@@ -316,3 +317,10 @@ class ExplainRequestSerializer(serializers.Serializer):
 
 class CompareTextSerializer(ExplainRequestSerializer):
     ids = serializers.CharField(help_text="model ids, comma-separated, as GET /api/models/compare/ takes them")
+
+
+class WebhookSecretSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookSecret
+        fields = read_only_fields = ["secret", "created_at"]
+        extra_kwargs = {"secret": {"help_text": "The key of your webhooks' X-Distillery-Signature (not your token)."}}

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from mlcore import catalogue
 from mlcore.config import TrainConfig, field_range
 
+from .. import accounts
 from ..datasets.preview import PREVIEW_ROWS, dataset_preview
 from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
@@ -435,3 +436,16 @@ class CatalogueView(APIView):
                 "recipes": job_recipes(),
             }  # fmt: skip
         )
+
+
+class WebhookSecretView(APIView):
+    """Your webhook secret, which signs your jobs' webhooks (X-Distillery-Signature); POST makes a new one, and
+    deliveries from then on are signed with it."""
+
+    @extend_schema(responses=s.WebhookSecretSerializer)
+    def get(self, request):
+        return Response(s.WebhookSecretSerializer(accounts.webhook_secret(request.user)).data)
+
+    @extend_schema(request=None, responses=s.WebhookSecretSerializer)
+    def post(self, request):
+        return Response(s.WebhookSecretSerializer(accounts.new_webhook_secret(request.user)).data)

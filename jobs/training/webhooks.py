@@ -22,7 +22,8 @@ GET /api/account/webhook-secret/), not their API token. To verify, as with Strip
     ok = hmac.compare_digest(expected, request.headers["X-Distillery-Signature"])
     ok = ok and abs(time.time() - int(timestamp)) <= 300    # 5 minutes: an old delivery replayed fails
 
-Sign the raw body as received, before any JSON parsing. A retried delivery is signed afresh (a new timestamp).
+Compute it over the raw body as received, before any JSON parsing. A retried delivery is signed afresh (a new
+timestamp).
 Redirects are not followed: a 3xx, like a 4xx, is the receiver's final answer.
 """
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from jobs.api import accounts as account_api
 from jobs.api import views as api
 
 router = DefaultRouter()
@@ -21,8 +22,8 @@ urlpatterns = [
     path("api/classify/file/", api.ClassifyFileView.as_view(), name="api-classify-file"),
     path("api/explain/", api.ExplainView.as_view(), name="api-explain"),
     path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
-    path("api/auth/token/", api.TokenView.as_view(), name="api-token"),
-    path("api/account/webhook-secret/", api.WebhookSecretView.as_view(), name="api-webhook-secret"),
+    path("api/auth/token/", account_api.TokenView.as_view(), name="api-token"),
+    path("api/account/webhook-secret/", account_api.WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("jobs.urls")),

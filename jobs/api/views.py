@@ -16,9 +16,8 @@ from django.db.models.deletion import ProtectedError
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, Throttled, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +25,6 @@ from rest_framework.views import APIView
 from mlcore import catalogue
 from mlcore.config import TrainConfig, field_range
 
-from .. import accounts
 from ..datasets.preview import PREVIEW_ROWS, dataset_preview
 from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
@@ -409,21 +407,6 @@ class ExplainView(APIView):
         return Response(body | {"serving_precision": record.serving_precision})
 
 
-class TokenView(ObtainAuthToken):
-    """Your API token for a username and password (DRF's view, with the project's depth-limited JSON parser);
-    a username or address locked out by django-axes for failed logins gets a 429."""
-
-    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
-
-    def post(self, request, *args, **kwargs):
-        try:
-            return super().post(request, *args, **kwargs)
-        except ValidationError:
-            if getattr(request, "axes_locked_out", False):  # set by django-axes on the request it was handed
-                raise Throttled(detail="too many failed logins for this username or address; try later") from None
-            raise
-
-
 class CatalogueView(APIView):
     """Base models a fine-tune job can start from, the default hyperparameters of each job kind, every parameter
     with its type, default, range or choices and help, and the recipes (presets) a job or sweep can ask for."""
@@ -436,16 +419,3 @@ class CatalogueView(APIView):
                 "recipes": job_recipes(),
             }  # fmt: skip
         )
-
-
-class WebhookSecretView(APIView):
-    """Your webhook secret, which signs your jobs' webhooks (X-Distillery-Signature); POST makes a new one, and
-    deliveries from then on are signed with it."""
-
-    @extend_schema(responses=s.WebhookSecretSerializer)
-    def get(self, request):
-        return Response(s.WebhookSecretSerializer(accounts.webhook_secret(request.user)).data)
-
-    @extend_schema(request=None, responses=s.WebhookSecretSerializer)
-    def post(self, request):
-        return Response(s.WebhookSecretSerializer(accounts.new_webhook_secret(request.user)).data)

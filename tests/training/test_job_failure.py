@@ -26,8 +26,9 @@ def _claim_and_run(job: Job) -> Job:
 
 
 def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dataset, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here; fail at once instead of timing out
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # accepted while the server is online (offline it is a 400 at once)
     job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset, base_model="no-such-org/no-such-model"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # then the hub is gone when the worker runs it: fail, not time out
     job = _claim_and_run(job)
     assert job.status == "failed"
     assert "could not load model 'no-such-org/no-such-model'" in job.error

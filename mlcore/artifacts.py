@@ -1,4 +1,5 @@
-"""A trained model's folder: HF weights and tokenizer, plus distillery.json (labels, settings, metrics)."""
+"""A trained model's folder: HF weights and tokenizer, plus distillery.json (labels, settings, metrics); the
+folder zipped as it streams out, and a zip of one unpacked when it comes in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,53 +109,156 @@ _ACCEPTED = re.compile(
 _TOKENIZER_FILES = {"tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model"}
 
 
+@dataclass(frozen=True)
+class MemberLimit:
+    """What one file of an uploaded model folder may inflate to: a cap in bytes and a ratio to the compressed
+    bytes it was read from, both counted as it is read (a zip's directory can lie about either)."""
+
+    kind: str  # how a refusal names the kind of file
+    max_bytes: int | None  # None: only the archive's total cap
+    max_ratio: int  # inflated bytes per compressed byte
+    compresses: str  # what real files of the kind compress to, for the refusal
+
+
+# Measured on the bundled all-MiniLM-L6-v2: model.safetensors 90,868,376 bytes deflates 1.1:1, tokenizer.json
+# 466,247 bytes 2.4:1, vocab.txt 231,508 bytes 2.1:1, config.json 612 bytes 1.8:1. The largest tokenizer files
+# in use are tens of MB (a 256k-vocabulary tokenizer.json: about 33 MB); configs are KB. A distillery.json
+# holds a confusion matrix, mostly zeros, one number a line: 13 MB at 171:1 for 1,000 labels. Deflate's
+# ceiling is about 1030:1, which is what a file of one repeated byte reaches.
+WEIGHTS_LIMIT = MemberLimit("weights file", None, 100, "float weights compress about 1.1:1")
+TOKENIZER_LIMIT = MemberLimit("tokenizer file", 64 * 2**20, 100, "tokenizer files compress about 2.5:1")
+CONFIG_LIMIT = MemberLimit("config file", 16 * 2**20, 250, "configs compress at most about 170:1")
+# Files that inflate to less than this are not held to the ratio: a small config of spaces may compress past
+# any ratio, and inflating it costs nothing.
+RATIO_FREE_BYTES = 1 << 20
+_UNPACK_CHUNK = 1 << 20  # bytes inflated per step: about all a refused archive ever holds in memory
+
+
+def member_limit(name: str) -> MemberLimit:
+    """The limit for an accepted file of a model folder, by its name."""
+    if name.endswith(".safetensors"):
+        return WEIGHTS_LIMIT
+    if name.endswith(".json") and name != "tokenizer.json" and name != "vocab.json":
+        return CONFIG_LIMIT
+    return TOKENIZER_LIMIT
+
+
+class _Counted:
+    """The archive's file, counting the bytes read from it: what a member's compressed data really took,
+    whatever the zip's directory says."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.bytes_read = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
 def unpack_model_archive(
     archive: str | os.PathLike[str], target: str | os.PathLike[str], *, max_bytes: int
 ) -> list[str]:
     """Unpack a zip of a model folder (as Distillery's download makes it, or the files of any HF
     sequence-classification folder, at its top or in one folder) into `target`; return the names it skipped.
 
-    Only configs, tokenizer files and safetensors weights are taken; members that would land outside the
-    folder, and archives whose files add up to more than max_bytes (counted as they are read: a zip's directory
-    can lie), raise ArchiveError. `target` should be a fresh temporary folder: after an error it may hold part of
-    the files."""
+    Only configs, tokenizer files and safetensors weights are taken. ArchiveError, naming the member where one
+    is at fault, for members that would land outside the folder, archives whose files add up to more than
+    max_bytes, and a file past its kind's MemberLimit (member_limit): more bytes than its cap, or more than
+    its ratio times the compressed bytes read for it. Sizes are checked on the zip's directory first and then
+    counted as each member is read, since the directory can lie. `target` should be a fresh temporary folder:
+    after an error it may hold part of the files."""
     try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            names = [m.filename for m in members]
-            if not members:
-                raise ArchiveError("the archive is empty")
-            for name in names:
-                parts = name.replace("\\", "/").split("/")
-                if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
-                    raise ArchiveError(f"{name!r} would land outside the model's folder")
-            tops = {n.split("/")[0] for n in names if "/" in n}
-            prefix = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
-            chosen, skipped = {}, []
-            for member in members:
-                base = member.filename[len(prefix):]
-                if "/" in base or not _ACCEPTED.fullmatch(base):
-                    skipped.append(member.filename)
-                    continue
-                chosen[base] = member
-            if sum(m.file_size for m in chosen.values()) > max_bytes:
-                raise ArchiveError(f"the model's files add up to more than {max_bytes / 2**20:.0f} MB")
-            if "config.json" not in chosen:
-                raise ArchiveError("no config.json: zip the folder that holds the model's config.json")
-            if not chosen.keys() & _TOKENIZER_FILES:
-                raise ArchiveError("no tokenizer files (tokenizer.json or vocab.txt): zip the folder it was saved in")
-            if not any(name.endswith(".safetensors") for name in chosen):
-                raise ArchiveError("no safetensors weights (model.safetensors); pickled .bin weights are not taken")
+        with open(archive, "rb") as fh, zipfile.ZipFile(counted := _Counted(fh)) as zf:  # type: ignore[arg-type]
+            chosen, skipped = _choose_members(zf, max_bytes)
             folder = Path(target)
             folder.mkdir(parents=True, exist_ok=True)
             written = 0
             for base, member in chosen.items():
-                with zf.open(member) as src, open(folder / base, "wb") as dst:
-                    while block := src.read(1 << 20):
-                        written += len(block)
-                        if written > max_bytes:  # the directory's sizes can lie
-                            raise ArchiveError(f"the model's files add up to more than {max_bytes / 2**20:.0f} MB")
-                        dst.write(block)
+                written += _unpack_member(zf, member, folder / base, counted, max_bytes - written, max_bytes)
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"not a zip archive: {exc}") from None
     return skipped
+
+
+def _choose_members(zf: zipfile.ZipFile, max_bytes: int) -> tuple[dict[str, zipfile.ZipInfo], list[str]]:
+    """The members to unpack, by their name in the model's folder, and the archive names skipped; refused
+    (ArchiveError) on what the directory alone shows: paths outside the folder, sizes past the caps, files
+    missing."""
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    names = [m.filename for m in members]
+    if not members:
+        raise ArchiveError("the archive is empty")
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise ArchiveError(f"{name!r} would land outside the model's folder")
+    tops = {n.split("/")[0] for n in names if "/" in n}
+    prefix = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
+    chosen, skipped = {}, []
+    for member in members:
+        base = member.filename[len(prefix):]
+        if "/" in base or not _ACCEPTED.fullmatch(base):
+            skipped.append(member.filename)
+            continue
+        chosen[base] = member
+    if sum(m.file_size for m in chosen.values()) > max_bytes:
+        raise ArchiveError(f"the model's files add up to more than {_mb(max_bytes)}")
+    for base, member in chosen.items():
+        limit = member_limit(base)
+        if limit.max_bytes is not None and member.file_size > limit.max_bytes:
+            size, cap = _mb(member.file_size), _mb(limit.max_bytes)
+            raise ArchiveError(f"{member.filename!r} is {size}; the limit for a {limit.kind} is {cap}")
+    if "config.json" not in chosen:
+        raise ArchiveError("no config.json: zip the folder that holds the model's config.json")
+    if not chosen.keys() & _TOKENIZER_FILES:
+        raise ArchiveError("no tokenizer files (tokenizer.json or vocab.txt): zip the folder it was saved in")
+    if not any(name.endswith(".safetensors") for name in chosen):
+        raise ArchiveError("no safetensors weights (model.safetensors); pickled .bin weights are not taken")
+    return chosen, skipped
+
+
+def _unpack_member(
+    zf: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path, counted: _Counted, room: int, max_bytes: int
+) -> int:
+    """Copy one member to `path` a chunk at a time, counting what it inflates to against its MemberLimit, the
+    archive's room left (`room` of max_bytes) and its ratio to the compressed bytes read; return its size."""
+    limit, name = member_limit(path.name), member.filename
+    cap = room if limit.max_bytes is None else min(room, limit.max_bytes)
+    start, inflated = counted.bytes_read, 0
+    try:
+        with zf.open(member) as src, open(path, "wb") as dst:
+            while block := src.read(_UNPACK_CHUNK):
+                inflated += len(block)
+                if inflated > cap:
+                    if cap == room:
+                        raise ArchiveError(f"the model's files add up to more than {_mb(max_bytes)}")
+                    raise ArchiveError(
+                        f"{name!r} inflates to more than {_mb(cap)}; the limit for a {limit.kind} is {_mb(cap)}"
+                    )
+                compressed = counted.bytes_read - start
+                if inflated > RATIO_FREE_BYTES and inflated > limit.max_ratio * compressed:
+                    raise ArchiveError(
+                        f"{name!r} inflates to more than {limit.max_ratio} times its compressed size; the limit "
+                        f"for a {limit.kind} is {limit.max_ratio}:1 ({limit.compresses})"
+                    )
+                dst.write(block)
+    except zipfile.BadZipFile as exc:  # e.g. a bad CRC: its data is not what the directory says
+        raise ArchiveError(f"{name!r} is damaged, or the zip's directory misstates it: {exc}") from None
+    except (zlib.error, EOFError) as exc:
+        raise ArchiveError(f"{name!r} could not be decompressed: {exc}") from None
+    return inflated
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size:,} bytes"

@@ -19,7 +19,7 @@ validate uploads without paying for torch. One concern each:
   students    derived students (a teacher with some of its layers)
   distill     distill(): the distillation entry point
   evaluate    classification report, split scoring, CPU speed
-  artifacts   a trained model's folder and its distillery.json
+  artifacts   a trained model's folder, its distillery.json (checked when it comes from outside), its zip
   inference   Classifier: a saved model, served
   batchfile   a table of texts classified into a CSV
   csvsafe     CSV writing whose cells no spreadsheet runs as a formula

@@ -1,9 +1,10 @@
 """A trained model's folder: HF weights and tokenizer, plus distillery.json (labels, settings, metrics); the
-folder zipped as it streams out, and a zip of one unpacked when it comes in."""
+folder zipped as it streams out, and a zip of one unpacked, and its distillery.json checked, when it comes in."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import zipfile
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_from_dict, field_choices, field_range
 
 MANIFEST_NAME = "distillery.json"
 
@@ -35,9 +38,140 @@ def save_model(
 
 
 def read_manifest(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """distillery.json's contents, or {} for a folder not written by mlcore (e.g. a plain HF checkpoint)."""
+    """distillery.json's contents, or {} for a folder not written by mlcore (e.g. a plain HF checkpoint). A
+    ValueError when it is not a JSON object; what the object holds is checked by check_manifest."""
     path = Path(model_dir) / MANIFEST_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{MANIFEST_NAME} must be a JSON object, got {type(manifest).__name__}")
+    return manifest
+
+
+class ManifestError(ValueError):
+    """A distillery.json that does not hold what mlcore writes; the message names the field."""
+
+
+# The report score_split writes under "<split>/report": its numbers, and the two parts that nest.
+_REPORT_NUMBERS = ("accuracy", "macro_f1")
+_CLASS_NUMBERS = ("precision", "recall", "f1", "support")
+_KINDS = {"finetune": TrainConfig, "distill": DistillConfig}
+_MAX_BASE_MODEL_CHARS = 300  # as a model record keeps it
+
+
+def check_manifest(manifest: dict[str, Any], *, num_labels: int, max_positions: int | None) -> None:
+    """Refuse a distillery.json from outside (an imported model's) that does not hold what finetune() and
+    distill() write, with a ManifestError naming the field. Each field is optional (a plain HF folder has none):
+
+    - label_names: distinct non-blank strings, as many as the model has labels (num_labels);
+    - max_length (and config's): a whole number from 8 to the model's position embeddings (max_positions);
+    - truncation: one of TrainConfig's; kind: finetune or distill; base_model: a string;
+    - config: parameters that build the kind's config (TrainConfig, or DistillConfig for distill);
+    - metrics: finite numbers, except "<split>/report" keys, which hold a classification report (accuracy,
+      macro_f1, per_class: {label: {precision, recall, f1, support}}, confusion_matrix: num_labels rows of
+      num_labels counts). Nothing else may nest: the int8 comparison and the CPU speed are measured by the
+      platform that serves the model, never taken from the file.
+    """
+    kind = manifest.get("kind", "finetune")
+    if kind not in _KINDS:
+        raise ManifestError(f"{MANIFEST_NAME}: kind must be 'finetune' or 'distill', got {kind!r}")
+    labels = manifest.get("label_names")
+    if labels is not None:
+        check_label_names(labels, num_labels, f"{MANIFEST_NAME}: label_names")
+    base_model = manifest.get("base_model", "")
+    if not isinstance(base_model, str) or len(base_model) > _MAX_BASE_MODEL_CHARS:
+        raise ManifestError(
+            f"{MANIFEST_NAME}: base_model must be a string of at most {_MAX_BASE_MODEL_CHARS} characters"
+        )
+    if "max_length" in manifest:
+        _check_max_length(manifest["max_length"], max_positions, f"{MANIFEST_NAME}: max_length")
+    truncation = manifest.get("truncation", TrainConfig.truncation)
+    choices = field_choices(TrainConfig, "truncation") or ()
+    if truncation not in choices:
+        raise ManifestError(
+            f"{MANIFEST_NAME}: truncation must be one of {', '.join(map(repr, choices))}, got {truncation!r}"
+        )
+    if "config" in manifest:
+        try:
+            config = config_from_dict(_KINDS[kind], manifest["config"])
+        except (ConfigError, TypeError) as exc:
+            raise ManifestError(f"{MANIFEST_NAME}: config: {exc}") from None
+        _check_max_length(config.max_length, max_positions, f"{MANIFEST_NAME}: config's max_length")
+    metrics = manifest.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ManifestError(f"{MANIFEST_NAME}: metrics must be an object of numbers")
+    for key, value in metrics.items():
+        where = f"{MANIFEST_NAME}: metrics[{key!r}]"
+        if key.endswith("/report"):
+            _check_report(value, where, labels, num_labels)
+        else:
+            _check_number(value, where)
+
+
+def check_label_names(labels: Any, num_labels: int, where: str) -> None:
+    """Refuse (ManifestError) label names that are not `num_labels` distinct non-blank strings."""
+    if not isinstance(labels, list) or not all(isinstance(name, str) and name.strip() for name in labels):
+        raise ManifestError(f"{where} must be a list of non-empty strings")
+    if len(labels) != num_labels:
+        raise ManifestError(f"{where} has {len(labels)} names but the model has {num_labels} labels")
+    if len(set(labels)) != len(labels):
+        twice = sorted({name for name in labels if labels.count(name) > 1})
+        raise ManifestError(f"{where} names {', '.join(map(repr, twice))} more than once")
+
+
+def _check_max_length(value: Any, max_positions: int | None, where: str) -> None:
+    bounds = field_range(TrainConfig, "max_length")
+    low = int(bounds.low) if bounds is not None else 8
+    high = max_positions if max_positions is not None else int(bounds.high) if bounds is not None else 512
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ManifestError(
+            f"{where} must be a whole number from {low} to {high} (the model's position embeddings), got {value!r}"
+        )
+
+
+def _check_number(value: Any, where: str) -> None:
+    # bool is an int to Python but not a metric; a float must be finite, and an int fit a double exactly.
+    if isinstance(value, float):
+        ok = math.isfinite(value)
+    else:
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53
+    if not ok:
+        raise ManifestError(f"{where} must be a finite number, got {_short(value)}")
+
+
+def _check_report(report: Any, where: str, labels: list[str] | None, num_labels: int) -> None:
+    if not isinstance(report, dict):
+        raise ManifestError(f"{where} must be a classification report (an object)")
+    unknown = sorted(set(report) - {*_REPORT_NUMBERS, "per_class", "confusion_matrix"})
+    if unknown:
+        raise ManifestError(f"{where} holds unknown keys: {', '.join(map(repr, unknown))}")
+    for key in _REPORT_NUMBERS:
+        if key in report:
+            _check_number(report[key], f"{where}[{key!r}]")
+    per_class = report.get("per_class", {})
+    if not isinstance(per_class, dict):
+        raise ManifestError(f"{where}['per_class'] must be an object of labels")
+    for label, scores in per_class.items():
+        inner = f"{where}['per_class'][{_short(label)}]"
+        if labels is not None and label not in labels:
+            raise ManifestError(f"{inner} is not one of label_names")
+        if not isinstance(scores, dict) or set(scores) - set(_CLASS_NUMBERS):
+            raise ManifestError(f"{inner} must hold only {', '.join(_CLASS_NUMBERS)}")
+        for key, value in scores.items():
+            _check_number(value, f"{inner}[{key!r}]")
+    matrix = report.get("confusion_matrix", [[0] * num_labels for _ in range(num_labels)])
+    square = isinstance(matrix, list) and len(matrix) == num_labels and all(
+        isinstance(row, list) and len(row) == num_labels for row in matrix
+    )
+    counts = square and all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 2**53 for row in matrix for n in row
+    )
+    if not counts:
+        raise ManifestError(f"{where}['confusion_matrix'] must be {num_labels} rows of {num_labels} counts")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def folder_size(folder: str | os.PathLike[str]) -> int:

@@ -14,7 +14,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from mlcore.artifacts import read_manifest
+from mlcore.artifacts import check_label_names, check_manifest, read_manifest
 from mlcore.catalogue import resolve_model
 
 
@@ -44,9 +44,14 @@ def load_for_training(model_id: str, label_names: list[str]) -> tuple[PreTrained
     return model, tokenizer
 
 
-def load_trained(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str], dict]:
-    """A model saved by finetune() or distill(): (model, tokenizer, label names, distillery.json contents)."""
-    tokenizer, label_names, manifest = load_trained_parts(model_dir)
+def load_trained(
+    model_dir: str | os.PathLike[str], *, strict: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str], dict]:
+    """A model saved by finetune() or distill(): (model, tokenizer, label names, distillery.json contents).
+
+    strict, for a folder from outside (an import): distillery.json and the label names are checked against the
+    model's config first (mlcore.artifacts.check_manifest), and a field that fails is a ModelLoadError naming it."""
+    tokenizer, label_names, manifest = load_trained_parts(model_dir, strict=strict)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
     except Exception as e:
@@ -54,18 +59,26 @@ def load_trained(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedModel, Pr
     return model, tokenizer, label_names, manifest
 
 
-def load_trained_parts(model_dir: str | os.PathLike[str]) -> tuple[PreTrainedTokenizerBase, list[str], dict]:
-    """What a trained folder holds beside its weights: (tokenizer, label names, distillery.json contents)."""
+def load_trained_parts(
+    model_dir: str | os.PathLike[str], *, strict: bool = False
+) -> tuple[PreTrainedTokenizerBase, list[str], dict]:
+    """What a trained folder holds beside its weights: (tokenizer, label names, distillery.json contents);
+    strict as in load_trained."""
     folder = Path(model_dir)
     try:
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in {str(folder)!r}")
         manifest = read_manifest(folder)
         tokenizer = _load_tokenizer(str(folder))
-        id2label = AutoConfig.from_pretrained(str(folder)).id2label
+        config = AutoConfig.from_pretrained(str(folder))
+        if strict:
+            positions = getattr(config, "max_position_embeddings", None)
+            check_manifest(manifest, num_labels=config.num_labels, max_positions=positions)
+        label_names = list(manifest.get("label_names") or [config.id2label[i] for i in range(len(config.id2label))])
+        if strict:  # from config.json's id2label when distillery.json has none
+            check_label_names(label_names, config.num_labels, "config.json's id2label")
     except Exception as e:
         raise ModelLoadError(f"could not load model {str(model_dir)!r}: {e}") from e
-    label_names = list(manifest.get("label_names") or [id2label[i] for i in range(len(id2label))])
     return tokenizer, label_names, manifest
 
 

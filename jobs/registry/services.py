@@ -48,13 +48,15 @@ def import_model(
 ) -> ModelRecord:
     """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
 
-    With validation_file (labelled rows it did not train on), int8 is measured against fp32 on them and the
-    serving precision chosen as for a trained model."""
+    It is loaded strictly: its distillery.json and label names are checked against the model's config
+    (mlcore.artifacts.check_manifest), a ModelLoadError naming the field that fails. With validation_file
+    (labelled rows it did not train on), int8 is measured against fp32 on them and the serving precision chosen
+    as for a trained model."""
     from mlcore.artifacts import folder_size  # imports transformers: here, not at web start
     from mlcore.loading import load_trained
 
     folder = Path(folder)
-    model, _, label_names, manifest = load_trained(folder)  # raises ModelLoadError with the reason
+    model, _, label_names, manifest = load_trained(folder, strict=True)  # ModelLoadError with the reason
     record = ModelRecord(
         owner=owner,
         name=name or folder.name,

@@ -8,6 +8,7 @@ enqueues is the business of jobs.training, which calls these.
 
 from __future__ import annotations
 
+import math
 import secrets
 import uuid
 from datetime import timedelta
@@ -362,7 +363,17 @@ class ModelRecord(Owned):
 
     @property
     def test_accuracy(self) -> float | None:
-        return self.metrics.get("test/accuracy")
+        """metrics' test/accuracy when it is a finite number; None otherwise (a record imported before
+        distillery.json was checked may hold anything there)."""
+        value = self.metrics.get("test/accuracy") if isinstance(self.metrics, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        try:
+            number = float(value)
+        except OverflowError:  # an int past a double's range
+            return None
+        return number if math.isfinite(number) else None
+
 
 
 def random_webhook_secret() -> str:

@@ -33,7 +33,9 @@ def model_archive(record: ModelRecord) -> tuple[str, Iterator[bytes]]:
 
 
 def _archive_readme(record: ModelRecord, folder: str) -> str:
-    params = record.params or {}
+    # What a record holds is read with care: records imported before distillery.json was checked
+    # (mlcore.artifacts.check_manifest) may hold any JSON, and a download must not fail on it.
+    params = record.params if isinstance(record.params, dict) else {}
     truncation = params.get("truncation", TrainConfig.truncation)
     max_length = params.get("max_length", TrainConfig.max_length)
     cut = (
@@ -42,12 +44,13 @@ def _archive_readme(record: ModelRecord, folder: str) -> str:
         if truncation == "head_tail" else "keep the first tokens of a text"
     )
     accuracy = record.test_accuracy
+    labels = record.label_names if isinstance(record.label_names, list) else []
     lines = [
         f"# {record.name}",
         "",
         f"A {record.get_kind_display().lower()} text classifier exported from Distillery (model #{record.pk}).",
         "",
-        f"- labels: {', '.join(record.label_names)}",
+        f"- labels: {', '.join(map(str, labels))}",
         f"- base model: {record.base_model or '-'}",
         f"- parameters: {record.num_parameters:,}",
         f"- test accuracy: {accuracy:.4f}" if accuracy is not None else "- test accuracy: -",

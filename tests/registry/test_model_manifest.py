@@ -1,6 +1,6 @@
 """An imported model's distillery.json is checked against the model before anything is stored: labels, metrics,
 max_length, truncation and the training config must be what mlcore writes, or the import is a 400 naming the
-field."""
+field. A record that holds bad values from before the check still downloads."""
 
 from __future__ import annotations
 
@@ -144,3 +144,26 @@ def test_a_plain_hf_folder_whose_id2label_repeats_a_name_gets_a_400(api, tiny_mo
     message = "could not load the archive's model: config.json's id2label names 'same' more than once"
     assert response.json()["file"] == [message]
     assert ModelRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("metrics", "label_names", "params"),
+    [
+        ({"test/accuracy": "high"}, ["negative", "positive"], {"max_length": 32}),
+        ({"test/accuracy": {"value": 0.9}}, [0, 1], ["max_length"]),
+        ({"test/accuracy": 10**400}, "np", {}),
+        (["test/accuracy", 0.9], {}, "max_length=32"),
+    ],
+)
+def test_a_record_with_bad_values_from_before_the_check_still_downloads(api, user, metrics, label_names, params):
+    record = ModelRecord.objects.create(
+        owner=user, name="old-import", kind=ModelRecord.Kind.IMPORTED, params=params, metrics=metrics,
+        label_names=label_names, num_parameters=1, size_bytes=0, artifact_files=[],
+    )  # fmt: skip
+
+    response = api.get(f"/api/models/{record.pk}/download/")
+
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        readme = archive.read(f"old-import-{record.pk}/README.md").decode()
+    assert "- test accuracy: -" in readme

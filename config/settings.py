@@ -174,6 +174,10 @@ SERVESTATIC_USE_FINDERS = True
 # Uploads: the dataset size limit is enforced by the form and the API; Django spools large bodies to disk.
 DISTILLERY_MAX_UPLOAD_MB = env_int("DISTILLERY_MAX_UPLOAD_MB", 200)
 DISTILLERY_MAX_MODEL_UPLOAD_MB = env_int("DISTILLERY_MAX_MODEL_UPLOAD_MB", 2048)  # a model zip, and its files
+# What one user may store, in MB: their datasets and models together; an upload or import past it is refused.
+DISTILLERY_USER_QUOTA_MB = env_int("DISTILLERY_USER_QUOTA_MB", 10240)  # 0: no quota
+if DISTILLERY_USER_QUOTA_MB < 0:
+    raise ImproperlyConfigured(f"DISTILLERY_USER_QUOTA_MB={DISTILLERY_USER_QUOTA_MB}: use 0 for no quota")
 # Server folders users may import datasets from (IMDB layout, mlcore.folders); none by default.
 DISTILLERY_DATASET_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DISTILLERY_DATASET_ROOTS", [])]
 # Server folders whose model folders users may fine-tune from (or distil into) by path; none by default.

@@ -25,6 +25,7 @@ from mlcore.hubdata import read_hub_dataset
 
 from ..files import check_upload_size, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Dataset
+from ..quota import check_quota
 from .held import read_held
 
 
@@ -36,7 +37,8 @@ def create_dataset(
     1. check the size sent and the type from the file name;
     2. read it, a gzip file refused as soon as it inflates past the same limit (mlcore.data.read_file), then
        parse and validate the whole file (encoding, columns, empty texts, labels);
-    3. save the file through the storage API and the row in one go, removing the file if the row fails.
+    3. check the user's storage quota (jobs.quota) for the file's size;
+    4. save the file through the storage API and the row in one go, removing the file if the row fails.
     """
     check_upload_size(upload)
     try:
@@ -51,6 +53,7 @@ def create_dataset(
     except DataError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
+    check_quota(owner, upload.size)
     upload.seek(0)
     with saved_unless_failed() as save:
         return Dataset.objects.create(
@@ -103,7 +106,7 @@ def create_folder_dataset(owner, name: str, path: str, split: str = "") -> Datas
     try:
         data, info = read_folder(folder, split or None, max_bytes=upload_limit_bytes())
         source = f"{folder.name}/{info.split}" if info.split else folder.name
-        return _store_rows(owner, name or source.replace("/", "-"), data, source=source)
+        return _store_rows(owner, name or source.replace("/", "-"), data, source=source, field="server_path")
     except DataError as exc:
         raise ValidationError({"server_path": str(exc)}) from None
 
@@ -127,19 +130,21 @@ def create_hub_dataset(
         source = f"{dataset_id}:{config}/{split}" if config else f"{dataset_id}/{split}"
         return _store_rows(
             owner, name or source.replace("/", "-"), data, source=source,
-            columns=(info.text_column, info.label_column),
+            columns=(info.text_column, info.label_column), field="hub_id",
         )  # fmt: skip
     except DataError as exc:
         raise ValidationError({"hub_id": str(exc)}) from None
 
 
 def _store_rows(
-    owner, name: str, data: TextDataset, *, source: str, columns: tuple[str, str] = ("text", "label")
+    owner, name: str, data: TextDataset, *, source: str, columns: tuple[str, str] = ("text", "label"), field: str
 ) -> Dataset:
     """Write a dataset read from elsewhere (a folder, the hub) as one gzipped JSONL in storage, so that jobs read
     it like an upload; its record names `source`. The file is removed if the record cannot be saved.
 
-    A DataError when the JSONL would inflate past the upload limit: load_dataset reads it under that limit."""
+    A DataError when the JSONL would inflate past the upload limit: load_dataset reads it under that limit. A
+    ValidationError on `field` (the source's) when the gzipped file would take the owner past their storage
+    quota."""
     text_key, label_key = columns
     rows = zip(data.texts, data.labels, strict=True)
     lines = "".join(
@@ -151,6 +156,7 @@ def _store_rows(
             f"{settings.DISTILLERY_MAX_UPLOAD_MB} MB (DISTILLERY_MAX_UPLOAD_MB)"
         )
     body = gzip.compress(lines, compresslevel=6)
+    check_quota(owner, len(body), field=field)
     filename = re.sub(r"[^\w.-]+", "-", source).strip("-") + ".jsonl.gz"
     with saved_unless_failed() as save:
         stored = save(f"datasets/{uuid.uuid4().hex}/{filename}", File(io.BytesIO(body)))

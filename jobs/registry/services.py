@@ -20,12 +20,15 @@ from mlcore.data import read_table
 
 from ..files import check_upload_size, local_upload, upload_limit_bytes
 from ..models import Job, ModelRecord
+from ..quota import check_quota
 from . import storage
 from .precision import serving_precision_for, serving_runtime
 
 
 def register_model(job: Job, result) -> ModelRecord:
-    """Save a finished job's model folder through the storage API and create its record."""
+    """Save a finished job's model folder through the storage API and create its record. Its size counts
+    towards the owner's storage quota but is never refused by it: the job has run, and a user past the quota
+    cannot launch another (training.launch)."""
     record = ModelRecord(
         owner=job.owner,
         name=f"{job.get_kind_display().lower()}-{job.pk}",
@@ -48,14 +51,18 @@ def import_model(
 ) -> ModelRecord:
     """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
 
-    It is loaded strictly: its distillery.json and label names are checked against the model's config
-    (mlcore.artifacts.check_manifest), a ModelLoadError naming the field that fails. With validation_file
-    (labelled rows it did not train on), int8 is measured against fp32 on them and the serving precision chosen
-    as for a trained model."""
+    1. check the owner's storage quota for the folder's size (a ValidationError on `file`);
+    2. load it strictly: its distillery.json and label names checked against the model's config
+       (mlcore.artifacts.check_manifest), a ModelLoadError naming the field that fails;
+    3. with validation_file (labelled rows it did not train on), measure int8 against fp32 on them and choose
+       the serving precision as for a trained model;
+    4. store its files and save the record."""
     from mlcore.artifacts import folder_size  # imports transformers: here, not at web start
     from mlcore.loading import load_trained
 
     folder = Path(folder)
+    size = folder_size(folder)
+    check_quota(owner, size)
     model, _, label_names, manifest = load_trained(folder, strict=True)  # ModelLoadError with the reason
     record = ModelRecord(
         owner=owner,
@@ -66,7 +73,7 @@ def import_model(
         metrics=manifest.get("metrics") or {},
         label_names=label_names,
         num_parameters=sum(p.numel() for p in model.parameters()),
-        size_bytes=folder_size(folder),
+        size_bytes=size,
     )
     if validation_file:
         from mlcore.precisions import compare_precisions  # imports torch: here, not at web start
@@ -81,8 +88,9 @@ def import_model(
 
 def import_model_archive(owner, upload, *, name: str = "") -> tuple[ModelRecord, list[str]]:
     """Register an uploaded zip of a model folder (a Distillery download, or any HF sequence-classification
-    folder with safetensors weights): unpacked safely, loaded once to check it, stored as an imported record.
-    Returns the record and the archive's files it left out (see mlcore.artifacts.unpack_model_archive)."""
+    folder with safetensors weights): unpacked safely (each file capped by its kind and its compression ratio,
+    mlcore.artifacts.unpack_model_archive), then imported as import_model does (quota, strict load, store).
+    Returns the record and the archive's files it left out. Every refusal is a ValidationError on `file`."""
     from mlcore.artifacts import ArchiveError, unpack_model_archive  # imports transformers: not at web start
     from mlcore.loading import ModelLoadError
 

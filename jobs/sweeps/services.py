@@ -17,6 +17,7 @@ from django.db import transaction
 from mlcore.search import SearchError, sample
 
 from ..models import Job, ModelRecord, Sweep
+from ..quota import check_room
 from ..training import webhooks
 from ..training.launch import LaunchSpec, check_active_jobs, create_job, delete_job, request_cancel
 
@@ -58,6 +59,7 @@ def create_sweep(
         teachers = visible
     check_active_jobs(owner, adding=len(combinations), what="this sweep's")
     webhooks.check_url(spec.webhook_url)
+    check_room(owner)
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner, kind=kind, dataset=spec.dataset, test_dataset=spec.test_dataset, params=params, grid=grid,

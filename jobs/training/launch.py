@@ -1,7 +1,8 @@
 """Launching training jobs, and what a user does to them from the web: cancel, delete.
 
 Runs in: the web process. A job is validated (its params as its kind's config, its base model or teacher, the
-user's quota, its webhook), saved queued, and sent to its queue and announced once the transaction commits.
+user's quotas of active jobs and storage, its webhook), saved queued, and sent to its queue and announced once
+the transaction commits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mlcore.config import ConfigError, config_defaults, config_fields
 
 from ..files import checkpoint_dir
 from ..models import Dataset, Job, ModelRecord, Sweep
+from ..quota import check_room
 from . import dispatch, events, webhooks
 
 
@@ -69,6 +71,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         raise ValidationError({"params": str(exc)}) from None
     base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
+    check_room(owner)  # its model will count towards the owner's storage quota
     if sweep is None:  # a sweep's jobs share its URL, which create_sweep checked once for all of them
         webhooks.check_url(spec.webhook_url)
     _check_test_dataset(spec)

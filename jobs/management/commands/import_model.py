@@ -4,6 +4,7 @@ Runs in: an operator's shell (manage.py import_model).
 """
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.registry.services import import_model
@@ -40,6 +41,8 @@ class Command(BaseCommand):
             )
         except (ModelLoadError, DataError) as e:
             raise CommandError(str(e)) from e
+        except ValidationError as e:  # the owner's storage quota
+            raise CommandError("; ".join(e.messages)) from e
         if precision:
             record.serving_precision = precision
             record.save(update_fields=["serving_precision"])

@@ -5,11 +5,29 @@ Runs in: the workers. Nothing imports this module but Celery: the web side sends
 """
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+
+from mlcore import hardware
 
 from .datasets.held import drop_stale_held
 from .models import Job
 from .serving import batch
-from .training import dispatch, lifecycle, runner, webhooks
+from .training import dispatch, lifecycle, runner, webhooks, workers
+
+_announcing = {}  # hostname -> the event that stops its announcements
+
+
+@worker_ready.connect
+def _announce(sender, **kwargs) -> None:
+    """Tell the web process this worker is online and how many GPUs it has (jobs asking for CUDA need one)."""
+    _announcing[sender.hostname] = workers.keep_announcing(sender.hostname, cuda_devices=hardware.cuda_devices())
+
+
+@worker_shutdown.connect
+def _leave(sender, **kwargs) -> None:
+    if (stop := _announcing.pop(sender.hostname, None)) is not None:
+        stop.set()
+    workers.forget(sender.hostname)
 
 
 @shared_task(name=dispatch.RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)

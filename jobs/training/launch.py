@@ -23,7 +23,7 @@ from mlcore.config import ConfigError, config_defaults, config_fields
 from ..files import checkpoint_dir
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
-from . import dispatch, events, webhooks
+from . import dispatch, events, webhooks, workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,11 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         config = Job(kind=spec.kind, params=params).config
     except ConfigError as exc:
         raise ValidationError({"params": str(exc)}) from None
+    if config.device.startswith("cuda") and not workers.cuda_online():
+        raise ValidationError({"params": (
+            f"device {config.device!r}: no worker with a CUDA GPU is online; use device 'auto' (a GPU wherever the "
+            "worker has one) or 'cpu'"
+        )})  # fmt: skip
     base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
     check_room(owner)  # its model will count towards the owner's storage quota

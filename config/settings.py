@@ -284,7 +284,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "jobs.api.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "jobs.api.pagination.Pagination",  # limit/offset, held to what SQL can count
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"classify": os.environ.get("DISTILLERY_CLASSIFY_RATE", "600/min")},
 }

@@ -83,6 +83,23 @@ def saved_unless_failed() -> Iterator[Callable[[str, object], str]]:
         raise
 
 
+def is_dir(path: Path) -> bool:
+    """path.is_dir() for a path a user named, False where pathlib raises instead of answering: a component over
+    255 bytes (ENAMETOOLONG) made a long server_path a 500."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """path.is_file() for a path a user named, False where pathlib raises instead of answering (see is_dir)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def checkpoint_dir(job_id: int) -> Path:
     """Where a training job's checkpoints go: a folder per job that outlives the worker process, so whichever
     worker takes the job over resumes from it (on a cluster, DISTILLERY_CHECKPOINT_DIR is shared storage)."""

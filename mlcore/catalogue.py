@@ -57,7 +57,16 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 def is_hub_id(name: str) -> bool:
     """`name` is shaped like a hub id and names no local path (a relative "a/b" that exists here is a folder)."""
-    return bool(HUB_ID.fullmatch(name)) and not Path(name).exists()
+    return bool(HUB_ID.fullmatch(name)) and not _exists(name)
+
+
+def _exists(name: str) -> bool:
+    """Whether a path exists, False for a name the file system cannot hold: Path.exists() raises for a component
+    over 255 bytes (ENAMETOOLONG), which made a 300-character base_model a 500."""
+    try:
+        return Path(name).exists()
+    except OSError:
+        return False
 
 
 def entry(model_id: str) -> dict[str, Any] | None:

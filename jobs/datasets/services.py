@@ -23,7 +23,7 @@ from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format
 from mlcore.folders import folder_splits, is_folder_dataset, read_folder
 from mlcore.hubdata import read_hub_dataset
 
-from ..files import check_upload_size, local_file, local_upload, saved_unless_failed, upload_limit_bytes
+from ..files import check_upload_size, is_dir, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Dataset
 from ..quota import check_quota
 from .held import read_held
@@ -175,7 +175,7 @@ def _allowed_folder(path: str) -> Path:
     candidates = [given] if given.is_absolute() else [root / given for root in roots]
     for candidate in candidates:
         resolved = candidate.resolve()  # symlinks and ".." resolved before the check, not after
-        if any(resolved.is_relative_to(root) for root in roots) and resolved.is_dir():
+        if any(resolved.is_relative_to(root) for root in roots) and is_dir(resolved):
             return resolved
     raise ValidationError(
         {"server_path": f"no dataset folder {path!r} under the folders this server imports from "

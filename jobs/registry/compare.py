@@ -18,6 +18,7 @@ from mlcore import csvsafe
 from ..models import MetricPoint, ModelRecord
 
 MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
+MAX_ID = 2**63 - 1  # the largest id a database can hold (a BigAutoField); a larger number names no model
 CURVE_POINTS = 400  # points per curve at most: a longer run is averaged over equal runs of consecutive steps
 CURVES = ("train/loss", "train/accuracy", "val/accuracy")
 
@@ -60,7 +61,7 @@ def parse_ids(values: Iterable[str]) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit():
+            if not (part.isascii() and part.isdigit()):  # "²" is a digit to str.isdigit, and int() refuses it
                 raise ValidationError(f"model ids are whole numbers, not {part[:40]!r}")
             if int(part) not in ids:
                 ids.append(int(part))
@@ -77,7 +78,9 @@ def load_models(user, ids: list[int]) -> list[ModelRecord]:
     Raises ModelRecord.DoesNotExist naming the ids that are unknown or another user's (not told apart, so that
     nobody learns which ids exist).
     """
-    found = {m.pk: m for m in ModelRecord.objects.visible_to(user).filter(pk__in=ids).select_related("dataset")}
+    # A number past MAX_ID in pk__in is an OverflowError in the database driver (a 500); it is simply unknown.
+    held = [i for i in ids if i <= MAX_ID]
+    found = {m.pk: m for m in ModelRecord.objects.visible_to(user).filter(pk__in=held).select_related("dataset")}
     missing = [i for i in ids if i not in found]
     if missing:
         raise ModelRecord.DoesNotExist(f"no model with id {', '.join(map(str, missing))}")

@@ -146,6 +146,7 @@ def test_the_png_is_a_figure_of_the_curves_and_the_test_accuracies(api, pair):
     [
         ({}, "name the models to compare"),
         ({"ids": "3,x"}, "whole numbers"),
+        ({"ids": "3,\u00b2"}, "whole numbers"),  # "²": a digit to str.isdigit, which int() refuses (it was a 500)
         ({"ids": ",".join(str(i) for i in range(1, 10))}, "at most 8"),
     ],
 )
@@ -164,6 +165,14 @@ def test_unknown_ids_and_other_users_models_are_both_not_found(api, other_user, 
         response = api.get(URL, {"ids": ids, "format": "csv"})
         assert response.status_code == 404
         assert response.json()["detail"] == f"no model with id {ids.split(',')[1]}"
+
+
+def test_an_id_past_what_a_database_holds_is_not_found_like_any_unknown_id(api, pair):
+    teacher, _ = pair
+    huge = str(compare.MAX_ID + 1) + "0" * 10  # in pk__in, an OverflowError in the database driver: it was a 500
+    response = api.get(URL, {"ids": f"{teacher.pk},{huge}"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"no model with id {huge}"
 
 
 def test_staff_compare_anyones_models(api, user, other_user):

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
 from django.db.models.deletion import ProtectedError
+from django.http import JsonResponse
+from django.views import defaults
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
@@ -419,3 +421,11 @@ class CatalogueView(APIView):
                 "recipes": job_recipes(),
             }  # fmt: skip
         )
+
+
+def not_found(request, exception):
+    """Django's 404 for a URL that no route matches (config.urls.handler404): JSON under /api/, as every other
+    answer of the API (an id that is not a number, /api/jobs/0.5/, got Django's HTML page), the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -12,7 +12,8 @@ about a tenth of that, on the event loop, with the same contract:
 - the body is validated by the same serializer as the view (a plain `{"text": "..."}` is checked inline);
 - answers and error bodies are the view's: `{"detail": ...}` for 401, 404, 429, 503, field errors for 400.
 
-Anything else (session-authenticated browsers, other methods, baseline serving) goes to Django unchanged.
+Anything else (session-authenticated browsers, other methods, a body that says it is not JSON, baseline
+serving) goes to Django unchanged; the view reads JSON only too, so both paths answer a form with a 415.
 
 Runs in: the web process (config/asgi.py puts it in front of Django).
 """
@@ -66,6 +67,8 @@ class ClassifyFastPath:
         authorization = headers.get(b"authorization", b"").split()
         if len(authorization) != 2 or authorization[0].lower() != b"token":
             return await self.app(scope, receive, send)  # session auth, CSRF and friends: Django's job
+        if not _maybe_json(headers.get(b"content-type", b"")):
+            return await self.app(scope, receive, send)  # DRF's 415, with the media types it reads
         status, body, extra = await _answer(scope, headers, authorization[1].decode("latin-1"), receive)
         response_headers = [
             (b"content-type", b"application/json"),
@@ -77,6 +80,12 @@ class ClassifyFastPath:
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _maybe_json(content_type: bytes) -> bool:
+    """Whether a body of this Content-Type is read here: JSON, or none said (read as JSON, as before)."""
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type in (b"", b"application/json")
 
 
 def _json(status: int, payload, *extra) -> tuple[int, bytes, list]:

@@ -345,6 +345,9 @@ class ClassifyView(AsyncAPIView):
     """
 
     throttle_classes = [ClassifyRateThrottle]
+    # JSON only, as the token fast path (api.fastpath) reads it: a form posted with a token would be parsed by
+    # one path and refused by the other.
+    parser_classes = [JSONParser]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

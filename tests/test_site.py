@@ -46,3 +46,10 @@ def test_a_user_gets_an_api_token_with_their_password(client, user):
     token = response.json()["token"]
     assert client.get("/api/datasets/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
     assert client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}).status_code == 400
+
+
+def test_a_stale_token_sent_along_does_not_stop_a_login_for_a_new_one(client, user):
+    # The token route authenticates nobody but by the password: an old Authorization header was a 401.
+    right = {"username": "alice", "password": "alice-pass-123"}
+    response = client.post("/api/auth/token/", right, HTTP_AUTHORIZATION="Token no-such-token")
+    assert response.status_code == 200 and response.json()["token"]

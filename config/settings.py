@@ -279,7 +279,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, adding each operation's refusals (400, 401, 403, 404, 413, 415, 429): jobs/api/schema.py.
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.schema.AutoSchema",
     # DRF's JSON parser with a depth limit (jobs/api/parsers.py), the form parsers as DRF has them.
     "DEFAULT_PARSER_CLASSES": [
         "jobs.api.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser",
@@ -290,9 +291,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Distillery API",
-    "DESCRIPTION": "Upload datasets, fine-tune and distil text classifiers, watch metrics, classify text.",
+    "DESCRIPTION": "Upload datasets, fine-tune and distil text classifiers, watch metrics, classify text. Every "
+    'refusal is JSON: {"detail": message}, or for a 400 the messages by field. No string may hold a NUL character.',
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies as components of their own (DatasetRequest beside Dataset), so that a request's required
+    # fields and non-blank strings are stated (minLength) apart from what a response carries.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the bundled sidecar package: the docs page works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

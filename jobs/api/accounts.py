@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import accounts
+from . import apidocs as docs
 from . import serializers as s
 from .parsers import JSONParser
 
@@ -25,6 +26,7 @@ class TokenView(ObtainAuthToken):
     # Who sends the password is who asks: a stale token or session in the same request must not answer 401.
     authentication_classes = []
 
+    @docs.token
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)

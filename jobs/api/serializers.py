@@ -8,12 +8,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mlcore import recipes
 
 from ..datasets import services as datasets
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep, WebhookSecret
+from ..registry.compare import MAX_MODELS
 from ..registry.services import import_model_archive
 from ..sweeps.services import create_sweep, sweep_runs
 from ..training.launch import LaunchSpec, create_job
@@ -25,24 +27,29 @@ def raise_drf(exc: DjangoValidationError):
     raise serializers.ValidationError(detail)
 
 
-class DatasetSerializer(serializers.ModelSerializer):
-    file = serializers.FileField(write_only=True, required=False, help_text="CSV, TSV or JSONL (or .gz of one).")
-    server_path = serializers.CharField(
-        write_only=True, required=False, max_length=1000,
-        help_text="Instead of a file: a folder in the IMDB layout under DISTILLERY_DATASET_ROOTS "
-        "(GET /api/datasets/folders/).",
-    )  # fmt: skip
-    hub_id = serializers.CharField(
-        write_only=True, required=False, max_length=200,
-        help_text="Instead of a file: a Hugging Face Hub dataset id such as stanfordnlp/imdb (needs internet).",
-    )  # fmt: skip
-    hub_config = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=200, help_text="With hub_id: its config."
+FILE_HELP = "CSV, TSV or JSONL (or .gz of one)."
+SERVER_PATH_HELP = (
+    "Instead of a file: a folder in the IMDB layout under DISTILLERY_DATASET_ROOTS (GET /api/datasets/folders/)."
+)
+HUB_ID_HELP = "Instead of a file: a Hugging Face Hub dataset id such as stanfordnlp/imdb (needs internet)."
+
+
+def _text(required: bool = False, max_length: int = 200, **kwargs) -> serializers.CharField:
+    """A write-only string of a dataset import: a source (required, not blank) or an option (blank allowed)."""
+    return serializers.CharField(
+        write_only=True, required=required, allow_blank=not required, max_length=max_length, **kwargs
     )
-    split = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=200,
-        help_text="With server_path or hub_id: e.g. train (hub_id's default).",
-    )  # fmt: skip
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    """A dataset; created from exactly one of `file`, `server_path` or `hub_id` (the schema's DatasetUpload,
+    DatasetFolderImport and DatasetHubImport)."""
+
+    file = serializers.FileField(write_only=True, required=False, help_text=FILE_HELP)
+    server_path = serializers.CharField(write_only=True, required=False, max_length=1000, help_text=SERVER_PATH_HELP)
+    hub_id = serializers.CharField(write_only=True, required=False, max_length=200, help_text=HUB_ID_HELP)
+    hub_config = _text(help_text="With hub_id: its config.")
+    split = _text(help_text="With server_path or hub_id: e.g. train (hub_id's default).")
     text_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     label_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -86,6 +93,37 @@ class DatasetSerializer(serializers.ModelSerializer):
             )
         except DjangoValidationError as exc:
             raise_drf(exc)
+
+
+# The request bodies of POST /api/datasets/, one per source, for the schema (DatasetSerializer reads the request).
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    """A dataset from a file, sent as multipart/form-data."""
+
+    name = _text()
+    file = serializers.FileField(help_text=FILE_HELP)
+    text_column = _text()
+    label_column = _text()
+
+
+class DatasetFolderImportSerializer(serializers.Serializer):
+    """A dataset from a server folder in the IMDB layout."""
+
+    name = _text()
+    server_path = _text(required=True, max_length=1000, help_text=SERVER_PATH_HELP)
+    split = _text(help_text="e.g. train; none for a folder that is one split.")
+
+
+class DatasetHubImportSerializer(serializers.Serializer):
+    """A dataset from the Hugging Face Hub (needs internet)."""
+
+    name = _text()
+    hub_id = _text(required=True, help_text=HUB_ID_HELP)
+    hub_config = _text(help_text="Its config, if it has several.")
+    split = _text(help_text="Default: train.")
+    text_column = _text()
+    label_column = _text()
 
 
 RECIPE_HELP = "a preset that fills in the params left out: " + "; ".join(
@@ -262,13 +300,27 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+MAX_TEXT_CHARS = 100_000
+# Some character that str.strip() keeps, i.e. not only whitespace as the serializers judge it. Not the regex \S:
+# JSON Schema's (ECMA's) whitespace lacks \x85 and \x1c-\x1f, which Python strips, so "\x85" passed the
+# schema and was refused as blank.
+NOT_BLANK = r"[^\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": NOT_BLANK})
+class TextField(StrictCharField):
+    """A text to classify or explain: a string, not only whitespace (the serializer's validate says so; the
+    schema's pattern), at most MAX_TEXT_CHARS characters, kept as sent."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=False, trim_whitespace=False, max_length=MAX_TEXT_CHARS, **kwargs)
+
+
 class ClassifyRequestSerializer(serializers.Serializer):
-    text = StrictCharField(required=False, allow_blank=False, trim_whitespace=False, max_length=100_000)
-    texts = serializers.ListField(
-        child=StrictCharField(allow_blank=False, trim_whitespace=False, max_length=100_000),
-        required=False,
-        allow_empty=False,
-    )
+    """Either `text` or `texts` (the schema's ClassifyRequest: one of ClassifyText and ClassifyTexts)."""
+
+    text = TextField(required=False)
+    texts = serializers.ListField(child=TextField(), required=False, allow_empty=False)
 
     def validate(self, attrs):
         if ("text" in attrs) == ("texts" in attrs):
@@ -283,11 +335,30 @@ class ClassifyRequestSerializer(serializers.Serializer):
         return attrs
 
 
+# The two request bodies of POST /api/classify/, for the schema (ClassifyRequestSerializer reads the request).
+
+
+class ClassifyTextSerializer(serializers.Serializer):
+    """One text: the answer is one prediction."""
+
+    text = TextField()
+
+
+class ClassifyTextsSerializer(serializers.Serializer):
+    """A list of texts: the answer is a list of predictions, in order."""
+
+    texts = serializers.ListField(
+        child=TextField(), min_length=1, max_length=settings.DISTILLERY_CLASSIFY_MAX_TEXTS,
+        help_text="At most DISTILLERY_CLASSIFY_MAX_TEXTS texts.",
+    )  # fmt: skip
+
+
 class PredictionSerializer(serializers.Serializer):
     label = serializers.CharField()
     probability = serializers.FloatField()
     probabilities = serializers.DictField(child=serializers.FloatField())
-    truncated = serializers.BooleanField()
+    truncated = serializers.BooleanField(help_text="The text was cut to the model's max_length tokens.")
+    model = serializers.IntegerField(help_text="The model that answered (your promoted model's id).")
 
 
 class ClassifyFileSerializer(serializers.Serializer):
@@ -306,8 +377,8 @@ class ClassifyFileSerializer(serializers.Serializer):
         return fields
 
 
-class ExplainRequestSerializer(serializers.Serializer):
-    text = StrictCharField(allow_blank=False, trim_whitespace=False, max_length=100_000)
+class ExplainSerializer(serializers.Serializer):
+    text = TextField()
 
     def validate_text(self, value):
         if not value.strip():
@@ -315,8 +386,30 @@ class ExplainRequestSerializer(serializers.Serializer):
         return value
 
 
-class CompareTextSerializer(ExplainRequestSerializer):
-    ids = serializers.CharField(help_text="model ids, comma-separated, as GET /api/models/compare/ takes them")
+# Model ids as compare takes them: "3,4", at most MAX_MODELS.
+IDS_SCHEMA = {"type": "string", "pattern": f"^[0-9]+(,[0-9]+){{0,{MAX_MODELS - 1}}}$"}
+
+
+@extend_schema_field(IDS_SCHEMA)
+class IdsField(serializers.CharField):
+    """Model ids as one string, "3,4" (the schema gives its pattern; compare.parse_ids reads it)."""
+
+
+class CompareTextSerializer(ExplainSerializer):
+    ids = IdsField(
+        help_text=f"model ids of yours, comma-separated (at most {MAX_MODELS}), as GET /api/models/compare/ takes them"
+    )
+
+
+class DatasetFolderSerializer(serializers.Serializer):
+    """A server folder POST /api/datasets/ can import (server_path), with the splits it holds."""
+
+    path = serializers.CharField()
+    splits = serializers.ListField(child=serializers.CharField(), help_text="[] when the folder is one split.")
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as Authorization: Token <token>.")
 
 
 class WebhookSecretSerializer(serializers.ModelSerializer):

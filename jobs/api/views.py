@@ -16,7 +16,6 @@ from django.db.models.deletion import ProtectedError
 from django.http import JsonResponse
 from django.views import defaults
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, parsers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -25,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlcore import catalogue
-from mlcore.config import TrainConfig, field_range
+from mlcore.config import TrainConfig
 
 from ..datasets.preview import PREVIEW_ROWS, dataset_preview
 from ..datasets.services import dataset_folders
@@ -37,6 +36,7 @@ from ..serving.batch import create_classify_job
 from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
 from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
+from . import apidocs as docs
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
 from .filters import JobFilter, ModelRecordFilter, SweepFilter
@@ -45,6 +45,7 @@ from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRendere
 from .throttles import ClassifyRateThrottle
 
 
+@docs.datasets
 class DatasetViewSet(
     mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
@@ -55,23 +56,13 @@ class DatasetViewSet(
     def get_queryset(self):
         return Dataset.objects.visible_to(self.request.user)
 
-    @extend_schema(responses=dict)
+    @docs.dataset_folders
     @action(detail=False, methods=["get"], pagination_class=None)
     def folders(self, request):
         """Server folders (IMDB layout) that POST /api/datasets/ can import with server_path and split."""
         return Response(dataset_folders())
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "max_length", int, description=f"tokens a job would keep (default {TrainConfig.max_length}, "
-                f"{field_range(TrainConfig, 'max_length').describe()})",
-            ),  # fmt: skip
-            OpenApiParameter("model", str, description="catalogue id whose tokenizer counts (default: bundled)"),
-            OpenApiParameter("rows", int, description=f"sample rows (default {PREVIEW_ROWS})"),
-        ],
-        responses=dict,
-    )
+    @docs.dataset_preview
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
         """Sample rows, label distribution, token-length histogram and the share of texts max_length cuts."""
@@ -142,7 +133,7 @@ class JobViewSet(
     # A finished job goes with its metric points and files; its model stays. A queued or running one: 400.
     delete_service = staticmethod(delete_job)
 
-    @extend_schema(request=None, responses=s.JobSerializer)
+    @docs.job_cancel
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
@@ -150,7 +141,7 @@ class JobViewSet(
             raise ValidationError({"status": f"the job has already {job.status}"})
         return Response(self.get_serializer(request_cancel(job)).data)
 
-    @extend_schema(responses={(200, "text/csv"): bytes})
+    @docs.job_output
     @action(detail=True, methods=["get"])
     def output(self, request, pk=None):
         """The CSV a finished classify job wrote: each row's label, probability and every class probability."""
@@ -164,15 +155,9 @@ class JobViewSet(
             length=default_storage.size(stored),
         )  # fmt: skip
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("after", int, description="return points with seq greater than this"),
-            OpenApiParameter("format", str, enum=["json", "csv"], description="or send an Accept header"),
-        ],
-        responses={(200, "application/json"): s.MetricPointSerializer(many=True), (200, "text/csv"): bytes},
-    )
+    @docs.job_metrics
     @action(
-        detail=True, methods=["get"], pagination_class=None,
+        detail=True, methods=["get"], pagination_class=None, filter_backends=[],
         renderer_classes=[JSONRenderer, BrowsableAPIRenderer, MetricsCSVRenderer],
     )  # fmt: skip
     def metrics(self, request, pk=None):
@@ -205,7 +190,7 @@ class SweepViewSet(
     # A finished sweep goes with its jobs and their metrics; their models stay. Otherwise 400.
     delete_service = staticmethod(delete_sweep)
 
-    @extend_schema(request=None, responses=s.SweepSerializer)
+    @docs.sweep_cancel
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel every job of the sweep that has not finished."""
@@ -226,7 +211,7 @@ class ModelViewSet(
     filterset_class = ModelRecordFilter
     parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
 
-    @extend_schema(request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer})
+    @docs.model_import
     def create(self, request):
         """Import a model from a zip (201: the record, plus `skipped`: the archive's files it left out). Only
         configs, tokenizer files and safetensors weights are taken; it is loaded once to check it."""
@@ -250,7 +235,7 @@ class ModelViewSet(
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages[0]}) from None
 
-    @extend_schema(responses={(200, "application/zip"): bytes})
+    @docs.model_download
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The model's folder as a zip, streamed: weights, tokenizer and config that transformers'
@@ -260,7 +245,7 @@ class ModelViewSet(
     def get_queryset(self):
         return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
 
-    @extend_schema(request=None, responses=s.ModelRecordSerializer)
+    @docs.model_promote
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
         record = self.get_object()
@@ -270,17 +255,7 @@ class ModelViewSet(
         engines.preload(record)  # this process loads it now; others on their next classify
         return Response(self.get_serializer(record).data)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "ids", str, required=True,
-                description=f"model ids, comma-separated (or repeated), at most {compare.MAX_MODELS}; ratios are "
-                "against the first",
-            ),
-            OpenApiParameter("format", str, enum=["json", "csv", "png"], description="or send an Accept header"),
-        ],
-        responses={(200, "application/json"): dict, (200, "text/csv"): bytes, (200, "image/png"): bytes},
-    )  # fmt: skip
+    @docs.model_compare
     @action(
         detail=False, methods=["get"], pagination_class=None,
         renderer_classes=[JSONRenderer, BrowsableAPIRenderer, ComparisonCSVRenderer, ComparisonPNGRenderer],
@@ -296,7 +271,7 @@ class ModelViewSet(
             response["Content-Disposition"] = f'attachment; filename="distillery-compare-{name}.{fmt}"'
         return response
 
-    @extend_schema(request=s.CompareTextSerializer, responses=dict)
+    @docs.model_compare_classify
     @action(
         detail=False, methods=["post"], url_path="compare/classify", pagination_class=None,
         throttle_classes=[ClassifyRateThrottle],
@@ -353,7 +328,7 @@ class ClassifyView(AsyncAPIView):
         super().initial(request, *args, **kwargs)
         self.record = registry.promoted_model(request.user)
 
-    @extend_schema(request=s.ClassifyRequestSerializer, responses=s.PredictionSerializer(many=True))
+    @docs.classify
     async def post(self, request):
         payload = s.ClassifyRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -373,7 +348,7 @@ class ClassifyFileView(APIView):
 
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
 
-    @extend_schema(request={"multipart/form-data": s.ClassifyFileSerializer}, responses={202: s.JobSerializer})
+    @docs.classify_file
     def post(self, request):
         payload = s.ClassifyFileSerializer(data=request.data, context={"request": request})
         payload.is_valid(raise_exception=True)
@@ -397,9 +372,9 @@ class ExplainView(APIView):
     def classify_cost(self, request) -> int:
         return ClassifyRateThrottle.EXPLAIN_COST
 
-    @extend_schema(request=s.ExplainRequestSerializer, responses=dict)
+    @docs.explain
     def post(self, request):
-        payload = s.ExplainRequestSerializer(data=request.data)
+        payload = s.ExplainSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         record = registry.promoted_model(request.user)
         if record is None:
@@ -416,7 +391,7 @@ class CatalogueView(APIView):
     """Base models a fine-tune job can start from, the default hyperparameters of each job kind, every parameter
     with its type, default, range or choices and help, and the recipes (presets) a job or sweep can ask for."""
 
-    @extend_schema(responses=dict)
+    @docs.catalogue
     def get(self, request):
         return Response(
             {

@@ -161,6 +161,10 @@ class Job(Owned):
         "data is held out.",
     )  # fmt: skip
     base_model = models.CharField(max_length=300, blank=True, help_text="Catalogue id, hub id or folder.")
+    base_record = models.ForeignKey(
+        "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="finetune_jobs",
+        help_text="Fine-tune: one of the user's stored models to start from (then base_model is its name).",
+    )  # fmt: skip
     teacher = models.ForeignKey(
         "ModelRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="student_jobs"
     )

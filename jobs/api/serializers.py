@@ -169,16 +169,25 @@ class LaunchFields(serializers.Serializer):
         if request is not None:
             fields["dataset"].queryset = fields["test_dataset"].queryset = Dataset.objects.visible_to(request.user)
             fields["teacher"].queryset = ModelRecord.objects.visible_to(request.user)
+            if "base_record" in fields:
+                fields["base_record"].queryset = ModelRecord.objects.visible_to(request.user)
         return fields
 
 
 class JobSerializer(LaunchFields, serializers.ModelSerializer):
+    base_record = serializers.PrimaryKeyRelatedField(
+        queryset=ModelRecord.objects.none(), required=False, allow_null=True,
+        help_text="Fine-tune: one of your stored models (its id) to start from, instead of base_model; its labels "
+        "must be the dataset's.",
+    )  # fmt: skip
+
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "dataset", "test_dataset", "base_model", "teacher", "params", "status", "progress",
-            "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at", "finished_at",
-            "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead", "webhook_url",
+            "id", "kind", "dataset", "test_dataset", "base_model", "base_record", "teacher", "params", "status",
+            "progress", "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at",
+            "finished_at", "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead",
+            "webhook_url",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",

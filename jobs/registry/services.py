@@ -109,10 +109,11 @@ def import_model_archive(owner, upload, *, name: str = "") -> tuple[ModelRecord,
 
 def delete_model(record: ModelRecord) -> None:
     """Delete a model record; its files go once the deletion commits (jobs.signals). A promoted model, or one
-    that jobs name as their teacher or classifier, is refused with the reason."""
+    that jobs name as their teacher, classifier or base, is refused with the reason."""
     if record.is_promoted:
         raise ValidationError("the model is promoted: it answers your classify requests; promote another first")
-    users = list(Job.objects.filter(Q(teacher=record) | Q(model=record)).order_by("pk").values_list("pk", flat=True))
+    using = Job.objects.filter(Q(teacher=record) | Q(model=record) | Q(base_record=record))
+    users = list(using.order_by("pk").values_list("pk", flat=True))
     if users:
         ids = ", ".join(f"#{pk}" for pk in users)
         raise ValidationError(f"jobs use this model ({ids}); delete them first")

@@ -35,6 +35,7 @@ class LaunchSpec:
     dataset: Dataset
     params: dict = dataclasses.field(default_factory=dict)
     base_model: str = ""
+    base_record: ModelRecord | None = None  # fine-tune: one of the user's stored models, chosen by id
     teacher: ModelRecord | None = None
     recipe: str = ""
     test_dataset: Dataset | None = None
@@ -84,7 +85,8 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
     task_id = uuid.uuid4().hex
     with transaction.atomic():
         job = Job.objects.create(
-            owner=owner, kind=spec.kind, dataset=spec.dataset, base_model=base_model, teacher=spec.teacher,
+            owner=owner, kind=spec.kind, dataset=spec.dataset, base_model=base_model, base_record=spec.base_record,
+            teacher=spec.teacher,
             params=dataclasses.asdict(config), celery_task_id=task_id, sweep=sweep, test_dataset=spec.test_dataset,
             webhook_url=spec.webhook_url,
         )  # fmt: skip
@@ -102,6 +104,13 @@ def start_on_commit(job: Job) -> None:
 def _check_model(spec: LaunchSpec, config) -> str:
     """The job's base_model: a fine-tune's catalogue, hub or allowed folder model; a distillation's teacher's
     name (and its student, when it names one, is checked the same way)."""
+    if spec.base_record is not None:
+        if spec.kind != Job.Kind.FINETUNE or spec.base_model:
+            raise ValidationError({"base_record": "a fine-tune starts from a base_model or a base_record, not both"})
+        if sorted(spec.base_record.label_names) != sorted(spec.dataset.labels):
+            labels, records = spec.dataset.labels, spec.base_record.label_names
+            raise ValidationError({"dataset": f"the dataset's labels {labels} differ from the model's {records}"})
+        return spec.base_record.name
     if spec.kind == Job.Kind.FINETUNE:
         return offered_model(spec.base_model or catalogue.BUNDLED_ID, "base_model")
     if getattr(config, "student", None):

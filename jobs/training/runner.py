@@ -67,8 +67,9 @@ def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
                 data, model_dir(job.teacher), output_dir, job.config, callback, checkpoint_dir=checkpoints,
                 test_dataset=test,
             )  # fmt: skip
+        base = str(model_dir(job.base_record)) if job.base_record_id else job.base_model  # a stored model, by id
         return train.finetune(
-            data, job.base_model, output_dir, job.config, callback, checkpoint_dir=checkpoints, test_dataset=test
+            data, base, output_dir, job.config, callback, checkpoint_dir=checkpoints, test_dataset=test
         )
 
 

@@ -3,11 +3,14 @@ path, and never another user's."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from django.core.exceptions import ValidationError
 
 from jobs.models import Job
 from jobs.registry.services import delete_model
-from jobs.training import lifecycle, runner
+from tests.conftest import watch_job
 
 pytestmark = pytest.mark.django_db
 
@@ -16,20 +19,19 @@ def _launch(client, **fields):
     return client.post("/api/jobs/", {"kind": "finetune", **fields}, format="json")
 
 
-@pytest.mark.django_db(transaction=True)  # the job's writer threads save while it runs
-def test_a_fine_tune_starts_from_ones_own_stored_model(api, trained_model, fast_params):
+@pytest.mark.django_db(transaction=True)
+def test_a_fine_tune_starts_from_ones_own_stored_model(api, trained_model, fast_params, celery_worker):
     response = _launch(api, dataset=trained_model.dataset_id, base_record=trained_model.pk, params=fast_params)
     assert response.status_code == 201
     body = response.json()
     assert (body["base_record"], body["base_model"]) == (trained_model.pk, trained_model.name)
 
-    job = lifecycle.claim_job(body["id"], worker="test")
-    runner.execute(job)
+    messages = asyncio.run(watch_job(body["id"], api.token))  # the real worker trains it
     job = Job.objects.select_related("result_model").get(pk=body["id"])
-    assert job.status == "succeeded", job.error
+    assert messages[-1]["status"] == job.status == "succeeded", job.error
     # The tiny stored model, not the bundled MiniLM (22.7M parameters), is what it trained from.
-    assert job.result_model.num_parameters < 1_000_000  # the tiny BERT has ~41,000; MiniLM 22.7M
-    with pytest.raises(Exception, match="jobs use this model"):
+    assert job.result_model.num_parameters < 1_000_000  # the tiny BERT has ~41,000
+    with pytest.raises(ValidationError, match="jobs use this model"):
         delete_model(trained_model)
 
 

@@ -31,6 +31,23 @@ _explainers: OrderedDict[str, Any] = OrderedDict()
 _preloads: set[threading.Thread] = set()  # preloads in flight
 
 
+def import_runtime() -> None:
+    """Import every mlcore module the web process loads on demand, now, from the one thread there is.
+
+    transformers is a lazy module: a thread that imports from it while another thread is still initialising it
+    can be handed the half-built module (ImportError: cannot import name 'PreTrainedModel'), which is what the
+    first classify after a promote met while the promote's preload thread was importing. Python's import locks do
+    not cover that; importing before any thread exists does. config/asgi.py calls it at web start (seconds, once).
+    """
+    import mlcore.artifacts  # noqa: F401  # torch and transformers: every module requests import lazily
+    import mlcore.explain  # noqa: F401
+    import mlcore.inference  # noqa: F401
+    import mlcore.loading  # noqa: F401
+    import mlcore.onnxrt  # noqa: F401
+    import mlcore.precisions  # noqa: F401
+    import mlcore.serving  # noqa: F401
+
+
 def _key(record: ModelRecord) -> tuple:
     # The artifact prefix is unique per stored model; ids can come back (e.g. a database restored from backup).
     return (record.artifact_prefix, record.serving_precision, settings.DISTILLERY_SERVING_ENGINE, runtime())

@@ -7,6 +7,7 @@ Runs in: the web process and the workers. A leaf: it imports nothing of jobs.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -101,6 +102,28 @@ def is_file(path: Path) -> bool:
 
 
 def checkpoint_dir(job_id: int) -> Path:
-    """Where a training job's checkpoints go: a folder per job that outlives the worker process, so whichever
-    worker takes the job over resumes from it (on a cluster, DISTILLERY_CHECKPOINT_DIR is shared storage)."""
+    """Where a training job's runs keep what outlives a worker process (checkpoints, the trained model), so
+    whichever worker takes the job over resumes from it (on a cluster, DISTILLERY_CHECKPOINT_DIR is shared
+    storage): one folder per run inside it (adopt_run_dir)."""
     return Path(settings.DISTILLERY_CHECKPOINT_DIR) / f"job-{job_id}"
+
+
+def adopt_run_dir(job_id: int, attempt: int) -> Path:
+    """The folder of the job's run `attempt`: the latest earlier run's folder, renamed (one atomic rename), or a
+    new one. A run that was replaced and wakes up later writes only into its own old path, which no later run
+    reads: it cannot overwrite its successor's checkpoint or model."""
+    root = checkpoint_dir(job_id)
+    mine = root / f"attempt-{attempt}"
+    if mine.is_dir():
+        return mine
+    earlier = []
+    for path in root.glob("attempt-*") if root.is_dir() else ():
+        number = path.name.removeprefix("attempt-")
+        if number.isdigit() and int(number) < attempt and path.is_dir():
+            earlier.append((int(number), path))
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    if earlier:
+        os.replace(max(earlier)[1], mine)
+    else:
+        mine.mkdir()
+    return mine

@@ -186,6 +186,10 @@ class Job(Owned):
     celery_task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started; above 1 after a resume.")
+    rewinds = models.JSONField(
+        default=list, blank=True,
+        help_text="[step, seq] per resume that dropped points: those of seq <= seq past step were a dead run's.",
+    )  # fmt: skip
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life from the worker running it."
     )
@@ -200,6 +204,9 @@ class Job(Owned):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
+    # The attempt a worker's run holds, set on the instance it claimed (training.lifecycle.claim_job); writes are
+    # fenced by it (owned()). Not a column: refreshing the instance must not move the fence.
+    run_attempt: int | None = None
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
@@ -219,6 +226,12 @@ class Job(Owned):
         params that do not fit the kind, KeyError for a file classification, which has none."""
         return config_from_dict(self.CONFIGS[self.kind], self.params)
 
+    def owned(self):
+        """The job's row while this run still owns it: running, at the attempt it claimed (`run_attempt`). Every
+        write of a worker goes through it, so a worker that stalled and was replaced changes nothing."""
+        attempt = self.attempts if self.run_attempt is None else self.run_attempt
+        return Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, attempts=attempt)
+
     def is_stale(self, now=None) -> bool:
         """The job's worker has not shown a sign of life for DISTILLERY_STALE_AFTER seconds."""
         last = self.heartbeat_at or self.started_at
@@ -232,9 +245,10 @@ class Job(Owned):
         return Job.objects.filter(status=self.Status.QUEUED, kind__in=same_queue, pk__lt=self.pk).count()
 
     def finish(self, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> bool:
-        """Record the job's end: whether this call ended it. Only a running job can finish, so a late call
-        cannot undo a cancel. The instance is refreshed either way."""
-        ended = Job.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+        """Record the job's end: whether this call ended it. Only a running job, at the attempt this instance
+        holds (owned()), can finish: a late call cannot undo a cancel, nor a replaced worker end its successor's
+        run. The instance is refreshed either way."""
+        ended = self.owned().update(
             status=status,
             error=error[:5000],
             result_model=result_model,
@@ -280,6 +294,8 @@ class Job(Owned):
             "error": self.error,
             "cancel_requested": self.cancel_requested,
             "result_model": self.result_model_id,
+            "attempts": self.attempts,
+            "rewinds": self.rewinds,
             "output": bool(self.output_file),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

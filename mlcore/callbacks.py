@@ -50,6 +50,10 @@ class Callback:
         "train/hard_loss", and "train/hidden_loss" when its hidden_loss_weight is above 0.
         """
 
+    def before_checkpoint(self, step: int) -> None:
+        """Just before a checkpoint of the state after `step` is written; raising stops the run without it (a
+        job runner whose run was replaced must not write into the checkpoint its successor reads)."""
+
     def on_checkpoint(self, step: int, path: str) -> None:
         """After a checkpoint of the state after `step` was written to `path` (config.checkpoint_every)."""
 

@@ -130,6 +130,7 @@ def fit(
             callback.on_batch_end(step, total_steps, metrics | dict(zip(extra, extra_values, strict=True)))
 
             if checkpoints is not None and checkpoints.due(step):
+                callback.before_checkpoint(step)
                 state = {
                     "step": step,
                     "epoch": epoch,

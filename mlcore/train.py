@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,15 @@ class TrainResult:
     steps: int
     train_rows: int
     graphed_steps: int = 0  # steps replayed from CUDA graphs (mlcore.graphs); 0 on CPU
+
+    def to_json(self) -> str:
+        """The result as JSON (from_json reads it back), so that a run stopped after training can carry on."""
+        return json.dumps({**asdict(self), "output_dir": str(self.output_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainResult:
+        fields = json.loads(text)
+        return cls(**{**fields, "output_dir": Path(fields["output_dir"])})
 
 
 def finetune(

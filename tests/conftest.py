@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
@@ -250,30 +252,43 @@ def _worker_database_url() -> str:
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """Start a `celery worker` on every queue against the test database and the test Redis; stop it after."""
-    from config import queues
     from config.celery import app
 
     with django_db_blocker.unblock():
         database_url = _worker_database_url()
     app.control.purge()
-    name = f"test-{os.getpid()}@distillery"
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    with worker_process(f"test-{os.getpid()}@distillery", database_url, log_path) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def worker_process(name: str, database_url: str, log_path: Path, **env: str):
+    """A real `celery worker` named `name` on every queue (one pool process) against the test database and
+    Redis, with `env` added to its environment; answering control pings when the block starts, stopped after."""
+    from config import queues
+    from config.celery import app
+
     # The tests' webhook receivers listen on loopback, as an on-premises one would; the refusal of such
     # addresses by default is pinned in-process (tests/training/test_webhook_targets.py).
     env = dict(
         os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
-        DISTILLERY_SPEED_SECONDS="1", DISTILLERY_WEBHOOK_ALLOW_PRIVATE="true",
-    )
+        DISTILLERY_SPEED_SECONDS="1", DISTILLERY_WEBHOOK_ALLOW_PRIVATE="true", **env,
+    )  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues.ALL), "--concurrency", "1",
              "--pool", "prefork", "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        )  # fmt: skip
+    proc.log_path = log_path
     try:
         _wait_for_worker(app, name, proc, log_path)
         yield proc
     finally:
+        for child in psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else ():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.resume()  # a pool process a test paused must be able to hear the stop
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -66,7 +66,7 @@ def classify_file(job: Job) -> None:
     classifier = load_classifier(job.model)
 
     def progress(done: int, total: int) -> None:
-        lifecycle.set_progress(job.pk, done / max(total, 1))
+        lifecycle.set_progress(job, done / max(total, 1))
         job.progress = done / max(total, 1)
         events.broadcast_status(job)
 
@@ -92,5 +92,7 @@ def load_texts(job: Job):
 def save_output(job: Job, csv_path: Path) -> None:
     with csv_path.open("rb") as fh:
         name = default_storage.save(f"classify/output/{uuid.uuid4().hex}/{csv_path.name}", File(fh))
-    Job.objects.filter(pk=job.pk).update(output_file=name)
+    if not job.owned().update(output_file=name):  # another run owns the job now: its output is the one kept
+        default_storage.delete(name)
+        raise lifecycle.Superseded(f"job {job.pk}: another run owns it now")
     job.output_file.name = name

@@ -34,7 +34,9 @@ class JobCallback(Callback):
     behind) before they are sent, phase changes recorded and sent; and every CANCEL_POLL_SECONDS it records
     the latest progress, reads the cancel flag (which should_stop() then reads from memory) and sends the job's
     status to its pages when its percentage moved. After a checkpoint the training thread waits until every
-    point before it is saved, so a job resumed from that checkpoint has no hole in its curves. Use it through
+    point before it is saved, so a job resumed from that checkpoint has no hole in its curves; a resumed run
+    first drops what the run before it reported past its checkpoint (lifecycle.rewind_metrics). Every write is
+    fenced by the run's attempt: once another run owns the job, the next report raises Superseded. Use it through
     job_callback(), which waits for everything reported to be saved before the job is marked finished.
     """
 
@@ -45,10 +47,15 @@ class JobCallback(Callback):
         last = MetricPoint.objects.filter(job=job).order_by("-seq").values_list("seq", flat=True).first()
         self.seq = last or 0
         self.cancel_seen = threading.Event()
+        self.superseded = threading.Event()
         self.error: BaseException | None = None
         self._reports: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, name=f"distillery-metrics-{job.pk}", daemon=True)
         self._writer.start()
+
+    def on_train_begin(self, info: dict) -> None:
+        if (self.job.run_attempt or 1) > 1:  # a resumed run: the runs before it may have gone past its checkpoint
+            self._reports.put(_Rewind(int(info.get("resumed_from_step") or 0)))
 
     def on_phase(self, phase: str) -> None:
         self._reports.put(_NewPhase(str(phase)))
@@ -62,6 +69,12 @@ class JobCallback(Callback):
         values = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         self._reports.put(_Point(kind, step, values, None))
 
+    def before_checkpoint(self, step: int) -> None:
+        """Checked in the training thread, against the database: a replaced run writes no checkpoint."""
+        self.raise_if_failed()
+        if not self.job.owned().exists():
+            raise lifecycle.Superseded(f"job {self.job.pk}: another run owns it now; no checkpoint written")
+
     def on_checkpoint(self, step: int, path: str) -> None:
         saved = threading.Event()
         self._reports.put(saved)
@@ -70,6 +83,8 @@ class JobCallback(Callback):
 
     def should_stop(self) -> bool:
         self.raise_if_failed()
+        if self.superseded.is_set():
+            raise lifecycle.Superseded(f"job {self.job.pk}: another run owns it now")
         return self.cancel_seen.is_set()
 
     def close(self, timeout: float = 60) -> None:
@@ -96,7 +111,9 @@ class JobCallback(Callback):
                     progress = self._save(points, progress)  # the points before it go first
                     points = []
                     if isinstance(report, _NewPhase):
-                        lifecycle.set_phase(self.job.pk, report.phase)
+                        lifecycle.set_phase(self.job, report.phase)
+                    elif isinstance(report, _Rewind):
+                        lifecycle.rewind_metrics(self.job, report.step)
                     elif isinstance(report, threading.Event):
                         report.set()
                     else:
@@ -118,8 +135,10 @@ class JobCallback(Callback):
         """Record the latest progress, read the cancel flag, and send the job's status to its pages when its
         whole percentage moved (a live progress bar in at most 100 messages); the percentage sent."""
         if progress is not None:
-            lifecycle.set_progress(self.job.pk, progress)
+            lifecycle.set_progress(self.job, progress)
         job = Job.objects.get(pk=self.job.pk)
+        if not self.job.owned().exists():
+            self.superseded.set()
         if job.cancel_requested:
             self.cancel_seen.set()
         percent = int(job.progress * 100)
@@ -163,6 +182,11 @@ class _Point:
 @dataclasses.dataclass(frozen=True)
 class _NewPhase:
     phase: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rewind:
+    step: int  # the checkpoint's, which the run resumed from
 
 
 _CLOSE = object()

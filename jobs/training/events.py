@@ -52,4 +52,3 @@ def group_send(group: str, *events: dict) -> None:
         async_to_sync(send_all)()
     except Exception:  # the rows are saved; a Redis hiccup must not fail the job
         log.warning("could not broadcast to %s", group, exc_info=True)
-

@@ -65,7 +65,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         hint = "; classify a file with POST /api/classify/file/" if spec.kind == Job.Kind.CLASSIFY else ""
         raise ValidationError({"kind": f"unknown job kind {spec.kind!r}; use finetune or distill{hint}"})
     spec = spec.with_recipe()
-    params = {"checkpoint_every": settings.DISTILLERY_CHECKPOINT_EVERY, **(spec.params or {})}
+    params = {**platform_defaults(), **(spec.params or {})}
     try:
         config = Job(kind=spec.kind, params=params).config
     except ConfigError as exc:
@@ -179,14 +179,25 @@ def recipe_params(name: str, kind: str) -> dict:
         raise ValidationError({"recipe": str(exc)}) from None
 
 
+def platform_defaults() -> dict:
+    """Where a job's default differs from mlcore's: jobs write checkpoints (mlcore's own default is none), so a
+    worker lost mid-run costs at most DISTILLERY_CHECKPOINT_EVERY steps."""
+    return {"checkpoint_every": settings.DISTILLERY_CHECKPOINT_EVERY}
+
+
 def job_defaults() -> dict:
-    """Each training kind's parameters with their defaults."""
-    return {kind: config_defaults(config) for kind, config in Job.CONFIGS.items()}
+    """Each training kind's parameters with the defaults a job gets."""
+    return {kind: config_defaults(config) | platform_defaults() for kind, config in Job.CONFIGS.items()}
 
 
 def job_parameters() -> dict:
-    """Each training kind's parameters: type, default, help, range and choices (mlcore.config's metadata)."""
-    return {kind: config_fields(config) for kind, config in Job.CONFIGS.items()}
+    """Each training kind's parameters: type, default (a job's), help, range and choices (mlcore.config's
+    metadata)."""
+    ours = platform_defaults()
+    return {
+        kind: [{**field, "default": ours.get(field["name"], field["default"])} for field in config_fields(config)]
+        for kind, config in Job.CONFIGS.items()
+    }
 
 
 def job_recipes() -> dict:

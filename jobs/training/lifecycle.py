@@ -3,26 +3,45 @@ whose worker went silent given to another.
 
 Runs in: the workers (requeue_stale_jobs: Celery beat's reap_stale_jobs task). Each change is a compare-and-set
 on the Job row (jobs.models), then announced (events) and, at the end, sent to the job's webhook.
+
+Fencing: a worker can stall (SIGSTOP, a frozen VM, a long GC pause) long enough to be presumed dead and replaced,
+then wake up. Every write of a run is therefore conditional on the run still owning the job (Job.owned(): running,
+at the attempt it claimed); one that no longer does raises Superseded at its next write and changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from mlcore.callbacks import Cancelled
 
+from ..files import checkpoint_dir
 from ..models import Job, MetricPoint, ModelRecord
 from . import dispatch, events, webhooks
 
 log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """This run no longer owns its job (another worker took it over, or it ended): it must stop and write nothing."""
+
+
+def fence(job: Job) -> None:
+    """Inside a transaction: hold the job's row for the rest of it if this run still owns the job (a takeover
+    waits until the transaction ends), else raise Superseded. It doubles as a heartbeat."""
+    if not job.owned().update(heartbeat_at=timezone.now()):
+        raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
 
 
 def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | None:
@@ -34,7 +53,7 @@ def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | N
     from its last checkpoint, up to DISTILLERY_MAX_ATTEMPTS runs, and fails with a clear message after that.
     """
     if Job.objects.claim(job_id, worker):
-        job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+        job = _claimed(job_id)
         events.broadcast_status(job)
         return job
     orphan = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
@@ -53,32 +72,46 @@ def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | N
     if not Job.objects.take_over(orphan, worker):
         return None
     log.warning("job %s: taking over from %s (attempt %s)", job_id, orphan.worker, orphan.attempts + 1)
-    return Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+    return _claimed(job_id)
 
 
-def heartbeat(job_id: int) -> None:
-    """A sign of life from the worker running the job."""
-    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+def _claimed(job_id: int) -> Job:
+    """The job as this run claimed it, its writes fenced by the attempt it holds now."""
+    job = Job.objects.select_related("dataset", "teacher").get(pk=job_id)
+    job.run_attempt = job.attempts
+    return job
+
+
+def heartbeat(job: Job) -> bool:
+    """A sign of life from the worker running the job; False once this run no longer owns it."""
+    return bool(job.owned().update(heartbeat_at=timezone.now()))
 
 
 @contextlib.contextmanager
 def running(job: Job):
     """The work of a claimed job (training, a file classification): heartbeats while it runs, then how it ended
     recorded: cancelled on Cancelled, failed with a readable error on any other exception (not raised further).
-    Success is the work's own to record, with what it made. So a job never stays running."""
-    with keep_alive(job.pk):
+    Success is the work's own to record, with what it made. So a job never stays running.
+
+    A run that no longer owns the job (Superseded, or any error once another run holds it) records nothing."""
+    with keep_alive(job):
         try:
             yield
+        except Superseded as exc:
+            log.warning("job %s: stopped, another run owns it now (%s)", job.pk, exc)
         except Cancelled:
             finish_job(job, Job.Status.CANCELLED)
         except Exception as exc:
+            if not job.owned().exists():
+                log.warning("job %s: stopped by %r; another run owns it now", job.pk, exc)
+                return
             log.exception("job %s failed", job.pk)
             message = f"{type(exc).__name__}: {exc}"
             finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
 
 
 @contextlib.contextmanager
-def keep_alive(job_id: int):
+def keep_alive(job: Job):
     """Record a sign of life every DISTILLERY_HEARTBEAT_SECONDS while the block runs, from a thread of its own:
     long phases without batches (tokenising, evaluating a big test set) must not look like a dead worker."""
     stop = threading.Event()
@@ -87,13 +120,14 @@ def keep_alive(job_id: int):
         try:
             while not stop.wait(settings.DISTILLERY_HEARTBEAT_SECONDS):
                 try:
-                    heartbeat(job_id)
+                    if not heartbeat(job):
+                        return  # ended, or taken over: the run's next write stops it
                 except Exception:  # a database hiccup: try again at the next beat
-                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+                    log.warning("job %s: heartbeat failed", job.pk, exc_info=True)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=beat, name=f"distillery-heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"distillery-heartbeat-{job.pk}", daemon=True)
     thread.start()
     try:
         yield
@@ -114,14 +148,18 @@ def requeue_stale_jobs() -> list[int]:
     return requeued
 
 
-def set_progress(job_id: int, progress: float) -> None:
-    Job.objects.filter(pk=job_id).update(progress=progress)
+def set_progress(job: Job, progress: float) -> None:
+    """Record how far training is; raises Superseded when this run no longer owns the job."""
+    if not job.owned().update(progress=progress):
+        raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
 
 
-def set_phase(job_id: int, phase: str) -> None:
-    """Record what a running job is doing now and tell its pages."""
-    if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(phase=phase):
-        events.broadcast_status(Job.objects.get(pk=job_id))
+def set_phase(job: Job, phase: str) -> None:
+    """Record what a running job is doing now and tell its pages; raises Superseded when this run no longer owns
+    the job."""
+    if not job.owned().update(phase=phase):
+        raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
+    events.broadcast_status(Job.objects.get(pk=job.pk))
 
 
 def cancel_requested(job_id: int) -> bool:
@@ -136,15 +174,55 @@ def record_metric(job: Job, *, seq: int, step: int, kind: str, values: dict) -> 
 
 
 def record_metrics(job: Job, points: list[MetricPoint]) -> None:
-    """Save the job's metric points in one INSERT, then push each, in order, to every open browser on it."""
-    MetricPoint.objects.bulk_create(points)
+    """Save the job's metric points in one INSERT, then push each, in order, to every open browser on it;
+    raises Superseded (and saves nothing) when this run no longer owns the job."""
+    with transaction.atomic():
+        fence(job)
+        MetricPoint.objects.bulk_create(points)
     events.broadcast_metrics(job.pk, points)
 
 
-def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> None:
-    """Record a job's end state and announce it; only a running job can finish (Job.finish), so a late call
-    cannot undo a cancel, and only the call that ended it sends the webhook."""
+def rewind_metrics(job: Job, step: int) -> int:
+    """A run resumed from the checkpoint after `step`: drop what the runs before it reported past that step (their
+    training points after it, and a validation or test at it, which ran after the checkpoint was written), so
+    each (kind, step) appears once in the history; the rewind is kept on the job (Job.rewinds) and sent with its
+    status, so open pages drop those points too. How many were dropped."""
+    past = Q(step__gt=step) | Q(step=step, kind__in=(MetricPoint.Kind.VAL, MetricPoint.Kind.TEST))
+    with transaction.atomic():
+        fence(job)
+        points = MetricPoint.objects.filter(job=job)
+        last_seq = points.aggregate(last=Max("seq"))["last"] or 0
+        dropped, _ = points.filter(past).delete()
+        if dropped:
+            Job.objects.filter(pk=job.pk).update(rewinds=[*Job.objects.get(pk=job.pk).rewinds, [step, last_seq]])
+    if dropped:
+        log.warning("job %s: dropped %s metric points reported past step %s by the run before", job.pk, dropped, step)
+        events.broadcast_status(Job.objects.get(pk=job.pk))
+    return dropped
+
+
+def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> bool:
+    """Record a job's end state and announce it; only a running job this run still owns can finish (Job.finish),
+    so a late call cannot undo a cancel, and only the call that ended it sends the webhook and removes the
+    job's checkpoints. Whether it ended the job."""
     ended = job.finish(status, error=error, result_model=result_model)
+    _announce_end(job, ended)
+    return ended
+
+
+def succeed_with(job: Job, make_record: Callable[[], ModelRecord]) -> ModelRecord:
+    """Make the run's model record and end the job succeeded, in one transaction that holds the job's row: a run
+    that no longer owns the job makes no record (Superseded), and no record exists without its job's end."""
+    with transaction.atomic():
+        fence(job)
+        record = make_record()
+        ended = job.finish(Job.Status.SUCCEEDED, result_model=record)
+    _announce_end(job, ended)
+    return record
+
+
+def _announce_end(job: Job, ended: bool) -> None:
     events.broadcast_status(job)
     if ended:
+        shutil.rmtree(checkpoint_dir(job.pk), ignore_errors=True)  # nothing resumes a finished job
         webhooks.notify(job)

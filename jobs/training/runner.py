@@ -7,8 +7,8 @@ use them: Celery's task autodiscovery can import this module in the web process,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from django.conf import settings
 from mlcore.data import TextDataset
 
 from ..datasets.services import load_dataset
-from ..files import checkpoint_dir
+from ..files import adopt_run_dir
 from ..models import Job
 from ..registry.precision import serving_precision_for, serving_runtime
 from ..registry.services import register_model
@@ -31,33 +31,49 @@ log = logging.getLogger(__name__)
 def execute(job: Job) -> None:
     """Train, measure, register the model, and record how the job ended; never leaves the job running.
 
-    Checkpoints go to a folder per job that outlives this process, so a worker that takes the job over after
-    this one dies continues from the last checkpoint; it is removed once the job has ended.
+    The run works in a folder of its own that outlives this process (files.run_dir): its checkpoints, then the
+    trained model and what training reported. A run that takes the job over after this one dies adopts that
+    folder, so it resumes from the last checkpoint, or, once training is done, from the saved model with only the
+    measuring and storing left. The job's folder is removed once the job has ended (lifecycle.finish_job).
     """
-    checkpoints = checkpoint_dir(job.pk)
     with lifecycle.running(job):
-        _train_and_register(job, checkpoints)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+        _train_and_register(job, adopt_run_dir(job.pk, job.run_attempt or job.attempts))
 
 
-def _train_and_register(job: Job, checkpoints: Path) -> None:
+def _train_and_register(job: Job, workdir: Path) -> None:
     data = load_dataset(job.dataset)
-    with (
-        tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as output_dir,
-        tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-onnx-") as exports,
-    ):
-        result = _train(job, data, output_dir, checkpoints)
-        lifecycle.set_phase(job.pk, "measuring CPU speed")
+    with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-onnx-") as exports:
+        result = _trained(workdir)
+        if result is None:
+            result = _train(job, data, workdir / "model", workdir / "checkpoint")
+            (workdir / TRAINED).write_text(result.to_json())
+        else:  # an earlier run of the job trained it and stopped before the model was stored
+            log.warning("job %s: resuming from the model an earlier run trained", job.pk)
+        output_dir = str(result.output_dir)
+        lifecycle.set_phase(job, "measuring CPU speed")
         result.metrics |= _cpu_speed(output_dir, data.texts[:64])
-        lifecycle.set_phase(job.pk, "comparing int8 with fp32")
+        lifecycle.set_phase(job, "comparing int8 with fp32")
         result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
-        lifecycle.set_phase(job.pk, "storing the model")
+        lifecycle.set_phase(job, "storing the model")
         _ship_export(job, output_dir, exports, serving_precision_for(result.metrics))
-        record = register_model(job, result)
-    lifecycle.finish_job(job, Job.Status.SUCCEEDED, result_model=record)
+        lifecycle.succeed_with(job, lambda: register_model(job, result))
 
 
-def _train(job: Job, data: TextDataset, output_dir: str, checkpoints: Path):
+TRAINED = "trained.json"  # in the run's folder: what training reported, written once the model is saved
+
+
+def _trained(workdir: Path):
+    """What an earlier run's training reported, with its saved model, or None when training is still to do."""
+    from mlcore.train import TrainResult  # torch: see the module's docstring
+
+    path = workdir / TRAINED
+    if not path.is_file():
+        return None
+    result = TrainResult.from_json(path.read_text())
+    return dataclasses.replace(result, output_dir=workdir / "model")  # the folder was renamed since
+
+
+def _train(job: Job, data: TextDataset, output_dir: Path, checkpoints: Path):
     from mlcore import distill, train  # torch: see the module's docstring
 
     test = load_dataset(job.test_dataset) if job.test_dataset_id else None

@@ -47,6 +47,7 @@
 
   function applyStatus(msg) {
     status = msg.status;
+    applyRewinds(msg.rewinds);
     root.setAttribute("data-status", status);
 
     live.setStatus(
@@ -106,6 +107,7 @@
   var latest = {}; // "val/loss" -> {value, step}
   var latestDirty = false;
   var pointCount = 0;
+  var received = []; // every point shown, in order: a rewind rebuilds the series from it
   var pending = false; // a render is scheduled for the next animation frame
 
   function points(name) {
@@ -205,6 +207,32 @@
   }
 
   function addPoint(p) {
+    received.push(p);
+    plot(p);
+  }
+
+  // A run that resumed from a checkpoint dropped what the dead run before it reported past that step (each
+  // rewind is [step, last seq of the dead run]; applying one twice changes nothing): drop them here too.
+  function applyRewinds(rewinds) {
+    if (!Array.isArray(rewinds) || !rewinds.length) return;
+    var kept = received.filter(function (p) {
+      return !rewinds.some(function (r) {
+        var past = p.step > r[0] || (p.step === r[0] && (p.kind === "val" || p.kind === "test"));
+        return past && p.seq <= r[1];
+      });
+    });
+    if (kept.length === received.length) return;
+    received = kept;
+    Object.keys(series).forEach(function (name) { series[name].length = 0; }); // the charts hold these arrays
+    smoothers = {};
+    latest = {};
+    pointCount = 0;
+    kept.forEach(plot);
+    latestDirty = true;
+    scheduleRender();
+  }
+
+  function plot(p) {
     var values = p.values || {};
     var step = p.step;
     Object.keys(values).forEach(function (key) {

@@ -62,7 +62,7 @@ def test_a_silent_job_is_taken_over_without_a_redelivery_and_a_live_one_is_not(u
 def test_a_running_job_beats_from_its_own_thread(user, dataset, settings):
     settings.DISTILLERY_HEARTBEAT_SECONDS = 0.01
     job = _running(user, dataset, silent_for=1000)
-    with lifecycle.keep_alive(job.pk):
+    with lifecycle.keep_alive(job):
         deadline = time.monotonic() + 10
         while Job.objects.get(pk=job.pk).heartbeat_at < timezone.now() - timedelta(seconds=5):
             assert time.monotonic() < deadline, "no heartbeat within 10 s"

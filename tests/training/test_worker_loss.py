@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import psutil
 import pytest
 
-from jobs.models import Job
-from tests.conftest import job_socket, launch_finetune
+from jobs.files import checkpoint_dir
+from jobs.models import Job, MetricPoint
+from tests.conftest import job_socket, launch_finetune, watch_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -42,9 +44,39 @@ def test_a_job_whose_worker_process_is_killed_resumes_from_its_checkpoint(
     assert final["status"] == "succeeded", final["error"]
     stored = Job.objects.get(pk=job["id"])
     assert stored.attempts == 2 and stored.result_model is not None
-    # The second run starts after the checkpoint at step 20: steps 21.. are reported again, none before.
+    # The second run resumed from the checkpoint at step 20 and dropped what the first reported past it: each
+    # step appears once in the history, and the drop is on the job for pages that showed those points.
     steps = list(stored.metrics.filter(kind="train").order_by("seq").values_list("step", flat=True))
-    restart = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
-    assert steps[restart] == 21
-    assert steps[-1] == 96
+    assert steps == list(range(1, 97))
+    assert [step for step, _ in stored.rewinds] == [20]
+    vals = list(stored.metrics.filter(kind="val").values_list("step", flat=True))
+    assert sorted(vals) == sorted(set(vals)) == [32, 64, 96]
+    assert not checkpoint_dir(stored.pk).exists()  # removed once the job ended
 
+
+def test_a_worker_lost_after_training_resumes_from_the_saved_model_without_training_again(
+    api, sentiment_csv, tiny_bert, fast_params, celery_worker
+):
+    params = dict(fast_params, epochs=1, batch_size=8, checkpoint_every=4)  # 16 steps
+    job = launch_finetune(api, sentiment_csv, tiny_bert, params)
+    deadline = time.monotonic() + 240
+    while Job.objects.get(pk=job["id"]).phase != "measuring CPU speed":  # training is over, the model saved
+        assert time.monotonic() < deadline, "the job never reached its measuring phase"
+        time.sleep(0.02)
+    points_before = list(MetricPoint.objects.filter(job_id=job["id"]).order_by("seq").values_list("seq", "step"))
+    (pool,) = psutil.Process(celery_worker.pid).children()
+    pool.send_signal(signal.SIGKILL)
+
+    final = asyncio.run(watch_job(job["id"], api.token))[-1]
+    assert final["status"] == "succeeded", final["error"]
+    stored = Job.objects.get(pk=job["id"])
+    assert stored.attempts == 2 and stored.result_model is not None
+    # Nothing was trained twice: the history is the first run's, untouched, and no rewind was needed.
+    points_after = list(MetricPoint.objects.filter(job_id=job["id"]).order_by("seq").values_list("seq", "step"))
+    assert points_after == points_before and stored.rewinds == []
+    assert sorted(step for (step,) in stored.metrics.filter(kind="train").values_list("step")) == list(range(1, 17))
+    # The record is the first run's model, measured by the second: its test score is the one reported in training.
+    (test_point,) = stored.metrics.filter(kind="test").values_list("values", flat=True)
+    metrics = stored.result_model.metrics
+    assert metrics["test/accuracy"] == test_point["test/accuracy"] and "int8" in metrics
+    assert not checkpoint_dir(stored.pk).exists()

@@ -5,7 +5,9 @@ Specification that a mistake would break, and to the cluster's own contract: hea
 one environment for web and workers, a GPU for the worker, shared media.
 """
 
+import json
 import re
+import runpy
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+QUEUES = runpy.run_path(str(ROOT / "config" / "queues.py"))
 
 # The service-level keys of the Compose Specification (compose-spec/schema/compose-spec.json), so that a typo
 # such as `depend_on` fails here instead of being ignored by an older compose or rejected on deploy day.
@@ -70,7 +73,7 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 def test_the_file_uses_only_top_level_keys_the_compose_spec_defines(compose):
     unknown = {key for key in compose if key not in TOP_LEVEL_KEYS and not key.startswith("x-")}
     assert not unknown
-    assert {"postgres", "redis", "web", "worker"} <= set(compose["services"])
+    assert {"postgres", "redis", "web", "worker", "worker-cpu"} <= set(compose["services"])
 
 
 def test_services_use_only_keys_the_compose_spec_defines(services):
@@ -129,8 +132,9 @@ def test_the_web_waits_for_healthy_backends_and_a_finished_migration(services):
     assert any("migrate" in " ".join(services[name]["command"]) for name in migrations)
 
 
-def test_the_worker_waits_for_healthy_backends(services):
-    deps = depends_on(services["worker"])
+@pytest.mark.parametrize("name", ["worker", "worker-cpu"])
+def test_the_workers_wait_for_healthy_backends(services, name):
+    deps = depends_on(services[name])
     assert deps["postgres"] == deps["redis"] == "service_healthy"
 
 
@@ -226,10 +230,48 @@ def test_the_worker_image_installs_a_cuda_torch_before_the_requirements():
     assert torch < next(i for i, args in enumerate(runs) if "-r requirements.txt" in args)
 
 
-def test_the_worker_image_serves_the_gpu_and_cpu_queues_one_job_at_a_time():
-    cmd = dict(instructions(ROOT / "platform" / "Dockerfile.worker"))["CMD"]
-    assert '"celery", "-A", "config", "worker"' in cmd
-    assert '"-Q", "gpu,cpu"' in cmd and '"--concurrency", "1"' in cmd
+def celery_worker_args(command: list[str] | str) -> dict[str, str]:
+    """A `celery -A config worker` command's options as {option: value} (-Q, -n, --concurrency)."""
+    args = json.loads(command) if isinstance(command, str) else command  # a Dockerfile CMD: exec form
+    assert args[:4] == ["celery", "-A", "config", "worker"], args
+    return {args[i]: args[i + 1] for i in range(4, len(args) - 1) if args[i].startswith("-")}
+
+
+def test_the_worker_image_serves_the_gpu_queue_one_job_at_a_time():
+    args = celery_worker_args(dict(instructions(ROOT / "platform" / "Dockerfile.worker"))["CMD"])
+    assert args["-Q"] == QUEUES["GPU"]
+    assert args["--concurrency"] == "1"
+
+
+def test_a_cpu_worker_of_its_own_classifies_files_beside_the_training_worker(services):
+    training = celery_worker_args(dict(instructions(ROOT / "platform" / "Dockerfile.worker"))["CMD"])
+    assert "command" not in services["worker"], "the GPU worker runs its image's command"
+    classify = celery_worker_args(services["worker-cpu"]["command"])
+    assert classify["-Q"] == QUEUES["CPU"] and classify["--concurrency"] == "1"
+    assert classify["-n"] != training["-n"], "two workers with one name would answer each other's pings"
+    # Built from the web image: the CPU build of torch that classification runs on, no CUDA, no GPU.
+    assert dockerfile(services["worker-cpu"]) == ROOT / "platform" / "Dockerfile.web"
+    assert services["worker-cpu"]["image"] == services["web"]["image"]
+    assert "deploy" not in services["worker-cpu"]
+
+
+def test_the_cpu_worker_runs_like_the_training_worker(compose, services):
+    cpu, gpu = services["worker-cpu"], services["worker"]
+    assert cpu["environment"] == compose["x-django-env"]
+    assert cpu["volumes"] == gpu["volumes"], "the same media: it reads the uploaded file and writes the CSV"
+    assert depends_on(cpu) == depends_on(gpu)
+    assert cpu["restart"] == gpu["restart"] == "unless-stopped"
+    assert cpu["stop_grace_period"] == gpu["stop_grace_period"]
+
+
+def test_the_operator_divides_the_cores_between_web_and_training(services):
+    # Each service is a container in a cgroup of its own: a niceness inside one would not count against
+    # another, so the weight (cpu_shares) and the pinning (cpuset) are the compose equivalents.
+    assert services["web"]["cpuset"] == "${DISTILLERY_WEB_CPUS:-}"
+    assert services["worker"]["cpuset"] == "${DISTILLERY_TRAINING_CPUS:-}"
+    shares = re.fullmatch(r"\$\{DISTILLERY_TRAINING_CPU_SHARES:-(\d+)\}", services["worker"]["cpu_shares"])
+    assert shares and 2 <= int(shares[1]) < 1024, "training must weigh less than the web's default 1024"
+    assert "cpu_shares" not in services["web"]
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.web", "Dockerfile.worker"])

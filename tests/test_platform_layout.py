@@ -7,6 +7,7 @@ __init__.py and nothing in it is imported; its scripts run as files.
 import os
 import platform as stdlib_platform
 import re
+import runpy
 import subprocess
 import sys
 import sysconfig
@@ -65,14 +66,22 @@ def test_the_launcher_starts_with_the_standard_library_alone():
     assert "--port" in result.stdout
 
 
-def test_the_procfile_defines_web_and_worker_processes():
+def test_the_procfile_defines_web_and_a_worker_per_queue():
     entries = dict(
         line.split(":", 1)
         for line in (PLATFORM_DIR / "Procfile").read_text().splitlines()
         if line and not line.startswith("#")
     )
     assert "uvicorn" in entries["web"] and "config.asgi:application" in entries["web"]
-    assert "celery -A config worker" in entries["worker"] and "-Q gpu,cpu" in entries["worker"]
+    queues = runpy.run_path(str(ROOT / "config" / "queues.py"))
+    workers = {name: cmd for name, cmd in entries.items() if "celery -A config worker" in cmd}
+    consumed = {name: re.search(r"-Q (\S+)", cmd).group(1) for name, cmd in workers.items()}
+    assert consumed == {"worker": queues["GPU"], "worker-cpu": queues["CPU"]}
+    names = {re.search(r"-n (\S+)", cmd).group(1) for cmd in workers.values()}
+    assert len(names) == 2, "each worker needs a name of its own"
+    assert all("--concurrency 1" in cmd for cmd in workers.values())
+    nice = runpy.run_path(str(PLATFORM_DIR / "embedded.py"))["TRAINING_NICE_DEFAULT"]  # make up's, the same
+    assert entries["worker"].strip().startswith(f"nice -n ${{DISTILLERY_TRAINING_NICE:-{nice}}} celery")
 
 
 def test_env_example_documents_every_variable_the_code_reads():

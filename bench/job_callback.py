@@ -65,7 +65,7 @@ def measure(job: Any, steps: int, step: Any) -> dict[str, float]:
     for i in range(steps):
         step()
         lifecycle.record_metric(job, seq=seq + i + 1, step=i + 1, kind="train", values=metrics)
-        lifecycle.set_progress(job.pk, (i + 1) / steps)
+        lifecycle.set_progress(job, (i + 1) / steps)
         lifecycle.cancel_requested(job.pk)
     seconds["inline"] = time.perf_counter() - start
 

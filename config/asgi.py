@@ -14,8 +14,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from jobs.api.fastpath import ClassifyFastPath  # noqa: E402
 from jobs.body_limit import BodyLimit  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
-from jobs.ws_auth import TokenAuthMiddleware  # noqa: E402
 from jobs.serving.engines import import_runtime  # noqa: E402
+from jobs.ws_auth import TokenAuthMiddleware  # noqa: E402
 
 # torch, transformers and the mlcore modules requests use, imported before any thread exists (engines.import_runtime)
 import_runtime()

@@ -9,7 +9,6 @@ import pytest
 
 from jobs.datasets import services as dataset_services
 from jobs.models import Job, MetricPoint
-from jobs.training import lifecycle
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def job(user, sentiment_csv):
         (3, 2, "val", {"val/accuracy": 0.75}),
         (4, 2, "test", {"test/accuracy": 0.8, "test/report": {"x": 1}}),
     ]
-    lifecycle.record_metrics(job, [MetricPoint(job=job, seq=q, step=t, kind=k, values=v) for q, t, k, v in points])
+    MetricPoint.objects.bulk_create([MetricPoint(job=job, seq=q, step=t, kind=k, values=v) for q, t, k, v in points])
     return job
 
 

@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import queues
+from config.redis_pool import CONNECT_TIMEOUT_S, retry_once
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DISTILLERY_VAR_DIR", BASE_DIR / "var"))
@@ -93,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.outages.RedisOutageMiddleware",  # Redis unreachable: a 503 with Retry-After, not a 500
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into its answer
 ]
 
@@ -241,7 +243,15 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py 8 times reads out after 5 s by default, the same 5 s channels-redis blocks in BZPOPMIN
             # waiting for messages; an idle websocket would then fail. Blocking reads need no read timeout.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 5}],
+            # A pooled connection that Redis dropped (a restart) is replaced once at once (config/redis_pool.py).
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    "socket_connect_timeout": CONNECT_TIMEOUT_S,
+                    "retry": retry_once(for_asyncio=True),
+                }
+            ],
             "prefix": os.environ.get("CHANNELS_PREFIX", "distillery"),
         },
     }
@@ -304,7 +314,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Shared by every web process, so classify throttling counts one user across all of them.
+# Shared by every web process, so classify throttling counts one user across all of them. Its pool retries a
+# command once on a fresh connection and times out (config/redis_pool.py); Redis down is a 503 (jobs/outages.py).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -5,18 +5,49 @@ Runs in: the web process.
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from config.redis_pool import UNREACHABLE
+
+from . import outages
 from .models import Job, MetricPoint
 from .training.events import job_group, user_jobs_group
 
 HISTORY_LIMIT = 20_000  # metric points sent on connect; a job has one per batch
+# RFC 6455's "Try Again Later": Redis (the Channels layer) cannot be reached. The pages reconnect with backoff,
+# the job page from the last seq it holds (static/js/live.js, job.js).
+TRY_AGAIN_LATER = 1013
 
 
-class JobConsumer(AsyncJsonWebsocketConsumer):
+class LayerConsumer(AsyncJsonWebsocketConsumer):
+    """A consumer whose socket closes with TRY_AGAIN_LATER when the channel layer's Redis cannot be reached, at
+    connect (its group_add) or later (the layer's receive, which Channels awaits beside the socket's): not the
+    server's 500 for a handshake, nor an abnormal close. A stale pooled connection after a Redis restart is no
+    outage: the layer's pool retries it once (config/redis_pool.py)."""
+
+    async def __call__(self, scope, receive, send):
+        self._accepted = False
+        try:
+            await super().__call__(scope, receive, send)
+        except UNREACHABLE as exc:
+            outages.log_outage(f"websocket {scope['path']}", exc)
+            # Accepted first when it was not yet, so that a browser sees the code (a handshake refused before its
+            # accept reaches the page as 1006, whatever the code).
+            with contextlib.suppress(Exception):  # the client may be gone already
+                if not self._accepted:
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        self._accepted = True
+
+
+class JobConsumer(LayerConsumer):
     """Streams `/ws/jobs/{id}/?after=SEQ`: history after SEQ, the current status, then live events.
 
     The group is joined before history is read, and live metrics at or below the last seq already sent are
@@ -67,7 +98,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         return job.to_event(), [p.to_event() for p in points]
 
 
-class JobListConsumer(AsyncJsonWebsocketConsumer):
+class JobListConsumer(LayerConsumer):
     """Streams `/ws/jobs/`: a status event whenever one of the user's jobs changes."""
 
     async def connect(self):

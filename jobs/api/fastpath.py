@@ -10,7 +10,8 @@ about a tenth of that, on the event loop, with the same contract:
 - the per-user throttle is the one the DRF view uses (ClassifyRateThrottle: a fixed window counted in Redis,
   shared by every web process), reserved here in blocks (QuotaLeases), so most requests make no round trip;
 - the body is validated by the same serializer as the view (a plain `{"text": "..."}` is checked inline);
-- answers and error bodies are the view's: `{"detail": ...}` for 401, 404, 429, 503, field errors for 400.
+- answers and error bodies are the view's: `{"detail": ...}` for 401, 404, 429, 503, field errors for 400;
+- Redis unreachable is a 503 with Retry-After (jobs/outages.py), as the view answers it.
 
 Anything else (session-authenticated browsers, other methods, a body that says it is not JSON, baseline
 serving) goes to Django unchanged; the view reads JSON only too, so both paths answer a form with a 415.
@@ -33,7 +34,9 @@ from django.conf import settings
 from django.db import connections
 from django.http.request import split_domain_port, validate_host
 
-from .. import accounts
+from config.redis_pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, UNREACHABLE, retry_once
+
+from .. import accounts, outages
 from ..registry.services import promoted_model
 from ..serving.classify import Unavailable, answers, classify_texts
 from .parsers import MAX_DEPTH, check_depth
@@ -105,7 +108,11 @@ async def _answer(scope, headers: dict, token: str, receive) -> tuple[int, bytes
     if who is None:
         return _json(401, {"detail": "Invalid token."}, (b"www-authenticate", b"Token"))
     user_id, record = who
-    wait = await _throttle_wait(user_id)
+    try:
+        wait = await _throttle_wait(user_id)
+    except UNREACHABLE as e:  # fail closed: the rate cannot be counted (jobs/outages.py)
+        outages.log_outage("classify (fast path)", e)
+        return _json(503, {"detail": outages.DETAIL}, (b"retry-after", str(outages.RETRY_AFTER_S).encode()))
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         return _json(
@@ -226,7 +233,8 @@ def _redis_client():
     """An asyncio Redis client for the running event loop (a client's connections belong to one loop).
 
     Its pool blocks when all REDIS_POOL_SIZE connections are busy: the default pool raises "Too many
-    connections" instead, which a burst of new users' first requests could reach.
+    connections" instead, which a burst of new users' first requests could reach. A connection Redis dropped (a
+    restart) is replaced on the spot (config/redis_pool.retry_once), so the first request after it is answered.
     """
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
@@ -234,7 +242,12 @@ def _redis_client():
         for old in [lp for lp in _redis if lp.is_closed()]:
             _redis.pop(old, None)
         pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=REDIS_POOL_SIZE, timeout=10
+            settings.REDIS_URL,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=10,
+            retry=retry_once(for_asyncio=True),
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
         )
         client = _redis[loop] = redis.asyncio.Redis.from_pool(pool)
     return client

@@ -6,11 +6,13 @@ and tokenises it once per (dataset, model, max_length).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
+from config.redis_pool import UNREACHABLE
 from mlcore import catalogue
 from mlcore.config import ConfigError, TrainConfig, field_range
 from mlcore.preview import token_length_summary
@@ -50,7 +52,10 @@ def dataset_preview(
     # The stored file's name too: ids restart in a fresh database while the cache (Redis) lives on.
     stored = hashlib.sha1(dataset.file.name.encode(), usedforsecurity=False).hexdigest()[:16]
     key = f"preview:{dataset.pk}:{stored}:{model_id}:{max_length}"
-    preview = cache.get(key)
+    try:
+        preview = cache.get(key)
+    except UNREACHABLE:  # only a cache: Redis down costs the tokenising again, not the page
+        preview = None
     if preview is None:  # the file is read and tokenised once per key, not on every page view
         data = load_dataset(dataset)
         try:
@@ -65,5 +70,6 @@ def dataset_preview(
             "id": dataset.pk, "num_rows": len(data), "labels": data.label_names, "label_counts": data.label_counts(),
             "model": model_id, "max_length": max_length, "rows": sample, "tokens": tokens,
         }  # fmt: skip
-        cache.set(key, preview, PREVIEW_CACHE_SECONDS)
+        with contextlib.suppress(*UNREACHABLE):
+            cache.set(key, preview, PREVIEW_CACHE_SECONDS)
     return preview | {"rows": preview["rows"][:rows]}

@@ -19,7 +19,7 @@ from mlcore.data import DataError, detect_format, read_texts
 from ..files import check_upload_size, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Job, ModelRecord
 from ..registry.services import promoted_model
-from ..training import events, lifecycle
+from ..training import dispatch, events, lifecycle
 from ..training.launch import start_on_commit
 from .engines import load_classifier
 
@@ -40,6 +40,7 @@ def create_classify_job(owner, upload, *, model: ModelRecord | None = None, text
     except DataError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
+    dispatch.check_reachable()  # Redis down: nothing stored, a 503 (jobs/outages.py)
     upload.seek(0)
     with saved_unless_failed() as save:  # one INSERT: the file goes if it fails
         job = Job.objects.create(

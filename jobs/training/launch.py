@@ -2,12 +2,14 @@
 
 Runs in: the web process. A job is validated (its params as its kind's config, its base model or teacher, the
 user's quotas of active jobs and storage, its webhook), saved queued, and sent to its queue and announced once
-the transaction commits.
+the transaction commits. While the broker (Redis) cannot be reached nothing is saved: the launch raises kombu's
+OperationalError, which the web answers with a 503 (jobs/outages.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import uuid
 from pathlib import Path
@@ -16,6 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from mlcore import catalogue, recipes
 from mlcore.config import ConfigError, config_defaults, config_fields
@@ -24,6 +28,9 @@ from ..files import checkpoint_dir, is_file
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
 from . import dispatch, events, webhooks, workers
+
+log = logging.getLogger(__name__)
+UNSENT = "the job could not be sent to its queue: Redis became unreachable as it was launched; launch it again"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +88,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
     if sweep is None:  # a sweep's jobs share its URL, which create_sweep checked once for all of them
         webhooks.check_url(spec.webhook_url)
     _check_test_dataset(spec)
+    dispatch.check_reachable()  # last: Redis down creates nothing (a sweep's transaction rolls back all its jobs)
 
     task_id = uuid.uuid4().hex
     with transaction.atomic():
@@ -96,9 +104,23 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
 
 def start_on_commit(job: Job) -> None:
     """Send the job to its queue and announce it once it is committed: a job rolled back (with its sweep, say)
-    was never there."""
-    transaction.on_commit(lambda: dispatch.run(job, job.celery_task_id))
+    was never there. Callers check first that the broker answers (dispatch.check_reachable)."""
+    transaction.on_commit(lambda: _send(job))
     transaction.on_commit(lambda: events.broadcast_status(job))
+
+
+def _send(job: Job) -> None:
+    """Send a committed job's run. Should the broker have gone since the launch checked it, no worker will ever
+    get the job: it fails now, saying so, rather than wait as queued for good (and the job's other commit hooks,
+    a sweep's other jobs, still run)."""
+    try:
+        dispatch.run(job, job.celery_task_id)
+    except OperationalError as exc:
+        log.warning("job %s: could not be sent to its queue (%s); failed it", job.pk, exc)
+        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+            status=Job.Status.FAILED, error=UNSENT, finished_at=timezone.now()
+        )
+        job.refresh_from_db()
 
 
 def _check_model(spec: LaunchSpec, config) -> str:

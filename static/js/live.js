@@ -36,14 +36,18 @@ window.DistilleryLive = (function () {
 
   // Open the websocket at path() (called again on each reconnect), pass each parsed message to onMessage,
   // and reconnect after 1, 2, 4 ... 10 s unless the server refused us (4403) or done(closeEvent) says so.
+  // 1013 (try again later): the server cannot reach Redis; it opened the socket only to say so, so the wait
+  // keeps growing as for a failed connect.
+  var TRY_AGAIN_LATER = 1013;
   function follow(options) {
     var delay = 1000;
     var indicator = options.indicator;
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var socket = new WebSocket(scheme + location.host + options.path());
+      var opened = false;
       socket.onopen = function () {
-        delay = 1000;
+        opened = true;
         setIndicator(indicator, "online", "live");
       };
       socket.onmessage = function (event) {
@@ -60,6 +64,7 @@ window.DistilleryLive = (function () {
           setIndicator(indicator, null, "finished");
           return;
         }
+        if (opened && event.code !== TRY_AGAIN_LATER) delay = 1000; // it was live: start the backoff again
         setIndicator(indicator, "offline", "reconnecting…");
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 EDGES = (
     "jobs.api", "jobs.views", "jobs.forms", "jobs.urls", "jobs.routing", "jobs.consumers", "jobs.ws_auth",
     "jobs.tasks", "jobs.signals", "jobs.admin", "jobs.apps", "jobs.health", "jobs.management", "jobs.body_limit",
+    "jobs.outages",
 )  # fmt: skip
 # Small modules the domain shares; they import nothing of jobs but the models and each other.
 LEAVES = (

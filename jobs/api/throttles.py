@@ -85,6 +85,7 @@ LEASE_SHARE = 8
 @dataclass
 class _Lease:
     window: str  # the Redis key of the window the slots belong to
+    window_end: float  # when that window ends (epoch seconds)
     slots: int = 0  # reserved and not yet used
     seen: int = 0  # the window's count, last seen in Redis
     exhausted: bool = False  # Redis had no slot left within the rate: refuse until the window ends
@@ -112,7 +113,7 @@ class QuotaLeases:
         """Seconds to wait if this request is over the user's rate, else None (it is counted)."""
         key, window_end = throttle.window_key(user_id)
         while True:
-            lease = self._lease(user_id, key)
+            lease = self._lease(user_id, key, window_end)
             if lease.slots > 0:
                 lease.slots -= 1
                 return None
@@ -123,12 +124,22 @@ class QuotaLeases:
                 continue
             await self._reserve(lease, throttle)
 
-    def _lease(self, user_id: int, key: str) -> _Lease:
+    def refused(self, user_id: int) -> float | None:
+        """The seconds left in the current window if this process has learnt that the user is over the rate in
+        it, else None: under a flood most requests are such, and this answers them without a throttle, a key or
+        Redis."""
+        lease = self._leases.get(user_id)
+        if lease is None or not lease.exhausted:
+            return None
+        left = lease.window_end - time.time()
+        return left if left > 0 else None
+
+    def _lease(self, user_id: int, key: str, window_end: float) -> _Lease:
         lease = self._leases.get(user_id)
         if lease is None or lease.window != key:
             if len(self._leases) > 10_000:  # old windows of users gone quiet
                 self._leases = {u: v for u, v in self._leases.items() if v.pending is not None}
-            lease = self._leases[user_id] = _Lease(key)
+            lease = self._leases[user_id] = _Lease(key, window_end)
         return lease
 
     async def _reserve(self, lease: _Lease, throttle: ClassifyRateThrottle) -> None:

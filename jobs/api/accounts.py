@@ -25,6 +25,7 @@ class TokenView(ObtainAuthToken):
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     # Who sends the password is who asks: a stale token or session in the same request must not answer 401.
     authentication_classes = []
+    needs_redis = ("post",)  # django-axes counts failed logins there
 
     @docs.token
     def post(self, request, *args, **kwargs):

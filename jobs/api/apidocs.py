@@ -123,7 +123,10 @@ classify = extend_schema(
             "One prediction for `text`, a list in order for `texts`.",
         ),
         404: NO_PROMOTED_MODEL,
-        503: error("The model cannot take the request now (its queue is full, or it is being replaced): retry."),
+        503: error(
+            "The model cannot take the request now (its queue is full, or it is being replaced), or Redis, which "
+            "counts the rate, cannot be reached: retry (Retry-After says when, for the latter)."
+        ),
     },
 )  # fmt: skip
 

@@ -5,8 +5,10 @@ What an operation can answer follows from what it is, the same for all of them: 
 parameter can be refused (400), and so can a deletion (in use, or still running); credentials can be missing
 (401); a browser session's unsafe request can lack its CSRF token (403); an id in the path can name nothing of
 yours (404); a body can be too large (413) or of a media type the operation does not read (415); a throttled
-route can be over its rate (429). A view states what only it answers (a 400 of an action without a body, a 404
-without an id in the path, a 503) with @extend_schema(responses=...); those win over the defaults here.
+route can be over its rate (429); an operation that needs Redis answers 503 while Redis cannot be reached (a
+throttled one counts its rate there; a view names its other such actions in `needs_redis`: queuing a job,
+counting a login; jobs/outages.py). A view states what only it answers (a 400 of an action without a body, a 404
+without an id in the path, another 503) with @extend_schema(responses=...); those win over the defaults here.
 
 Runs in: the web process (GET /api/schema/) and `manage.py spectacular`.
 """
@@ -46,6 +48,7 @@ class ValidationErrorExtension(OpenApiSerializerExtension):
 
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+REDIS_DOWN = "Redis cannot be reached (the rates, the job queues and login counts live there); retry after Retry-After."
 PAGINATION = ("limit", "offset")
 
 
@@ -95,6 +98,9 @@ class AutoSchema(openapi.AutoSchema):
             found["415"] = error("The body's media type is not one this operation reads.")
         if view.throttle_classes:
             found["429"] = error("Over the classify rate (DISTILLERY_CLASSIFY_RATE); Retry-After says when to retry.")
+        action = getattr(view, "action", None) or self.method.lower()
+        if view.throttle_classes or action in getattr(view, "needs_redis", ()):
+            found["503"] = error(REDIS_DOWN)
         return found
 
     def _checked_query_parameters(self) -> bool:

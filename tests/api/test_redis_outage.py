@@ -177,3 +177,14 @@ def test_a_websocket_closes_with_1013_while_redis_is_down_and_connects_once_it_i
     assert first["type"] == after_restart["type"] == back["type"] == "status"
     assert first["job"] == after_restart["job"] == back["job"] == job.pk
     assert (live_code, new_code) == (1013, 1013)
+
+
+def test_the_schema_lists_the_503_on_the_operations_that_need_redis(api):
+    paths = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+    needing = [
+        ("/api/classify/", "post"), ("/api/models/compare/classify/", "post"), ("/api/explain/", "post"),
+        ("/api/jobs/", "post"), ("/api/sweeps/", "post"), ("/api/classify/file/", "post"), ("/api/auth/token/", "post"),
+    ]  # fmt: skip
+    assert [(path, method) for path, method in needing if "503" not in paths[path][method]["responses"]] == []
+    assert "503" not in paths["/api/jobs/"]["get"]["responses"]  # a list needs the database only
+    assert "503" not in paths["/api/jobs/{id}/"]["delete"]["responses"]

@@ -110,7 +110,9 @@ def test_classify_by_session_refuses_with_503_while_redis_is_down_and_answers_on
     assert answer.status_code == 200 and answer.json()["model"] == promoted.pk
 
 
-def test_a_launch_while_redis_is_down_is_a_503_and_creates_nothing(api, promoted, own_redis, tiny_bert, sentiment_csv):
+def test_a_launch_while_redis_is_down_is_a_503_and_creates_nothing_and_a_cancel_still_works(
+    api, promoted, own_redis, tiny_bert, sentiment_csv
+):
     dataset = api.post("/api/datasets/", {"file": sentiment_csv}, format="multipart").json()
     launch = {"kind": "finetune", "dataset": dataset["id"], "base_model": str(tiny_bert), "params": {"epochs": 1}}
     texts = csv_bytes([("good film",), ("dull film",)], header=("text",))
@@ -126,6 +128,9 @@ def test_a_launch_while_redis_is_down_is_a_503_and_creates_nothing(api, promoted
     answer = api.post("/api/jobs/", launch, format="json")
     assert answer.status_code == 201 and answer.json()["status"] == "queued"
     assert Job.objects.get(pk=answer.json()["id"]).status == Job.Status.QUEUED
+    own_redis.kill()  # a cancel needs no Redis: the claim refuses a cancelled job whether the revoke got out or not
+    cancel = api.post(f"/api/jobs/{answer.json()['id']}/cancel/")
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
 
 
 def test_a_job_whose_send_fails_after_the_check_fails_saying_so(user, own_redis, tiny_bert, sentiment_csv):

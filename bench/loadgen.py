@@ -49,6 +49,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     ok_indices: list[int] = field(default_factory=list)  # the request index of each successful answer
     errors: Counter = field(default_factory=Counter)  # kind ("status 503", "timeout", ...) -> count
+    statuses: Counter = field(default_factory=Counter)  # HTTP status -> answers with it, 2xx and errors alike
     answers: dict[int, Any] = field(default_factory=dict)  # request index -> parse(body) of its first 2xx answer
 
     @property
@@ -172,6 +173,7 @@ async def run_load(
                     continue
                 now = time.perf_counter()
                 last_answer = now
+                result.statuses[status] += 1
                 if 200 <= status < 300:
                     result.latencies.append(now - sent)
                     result.ok_indices.append(index)

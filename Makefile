@@ -51,3 +51,12 @@ BENCH_SERVE_ARGS ?=
 .PHONY: bench-serve
 bench-serve: install
 	$(PY) -m bench.serve_bench $(BENCH_SERVE_ARGS)
+
+# Soak benchmark: a classify flood while a training job streams to websocket clients, on the whole embedded
+# stack (bench/README.md, "Soak benchmark"). 50 clients for 60 s by default; BENCH_SOAK_ARGS="--quick" is the
+# smoke test. DISTILLERY_TRAINING_NICE, DISTILLERY_WEB_CPUS and DISTILLERY_TRAINING_CPUS pass through to the stack.
+BENCH_SOAK_ARGS ?=
+
+.PHONY: bench-soak
+bench-soak: install
+	$(PY) -m bench.soak $(BENCH_SOAK_ARGS)

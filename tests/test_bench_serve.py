@@ -157,6 +157,7 @@ def test_loadgen_counts_every_fifth_500_as_an_error() -> None:
     result = asyncio.run(_load(server, 50, 4))
     assert server.count == result.requests == 50
     assert result.error_count == 10 and result.errors == {"status 500": 10}
+    assert result.statuses == {200: 40, 500: 10}
     assert result.ok == 40 and len(result.ok_indices) == 40
     assert server.connections == 4  # keep-alive: one connection per client
     assert [b["text"] for b in server.bodies] and sorted(b["text"] for b in server.bodies) == sorted(

@@ -330,6 +330,7 @@ def stack_env(workdir: Path, profile: Profile) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> tuple[Path, bool]:
     """Run the soak; the JSON's path and whether every property held."""
     args = parse_args(argv)
+    started = time.perf_counter()
     profile = PROFILES[args.model]
     machine = {
         "cpu": platform.processor() or platform.machine(),
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None) -> tuple[Path, bool]:
         served,
         processes,
         launcher={k: os.environ[k] for k in LAUNCHER_SETTINGS if k in os.environ},
-        machine=machine | {"loadavg_end": os.getloadavg()},
+        machine=machine | {"loadavg_end": os.getloadavg(), "bench_seconds": time.perf_counter() - started},
         stack_start_s=start_s,
         text_source=text_source,
     )

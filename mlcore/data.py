@@ -16,6 +16,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ class ColumnChoiceError(DataError):
     def __init__(self, message: str, *, role: str, columns: list[str]) -> None:
         super().__init__(message)
         self.role, self.columns = role, list(columns)
+
+    def __reduce__(self):  # pickle would call cls(message) without role and columns (a helper process raises it)
+        return (partial(type(self), role=self.role, columns=self.columns), self.args)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,68 @@
-"""Token-length statistics for the dataset preview: how long the texts are, and how many max_length would cut."""
+"""What a table holds, for the web side: its summary once checked (table_info), and its preview (table_preview):
+the first rows, the label distribution and the texts' lengths in tokens, with how many max_length would cut.
+
+table_info and table_preview are what the web process runs in its helper processes (jobs.offload): they take a
+path and return small, picklable results, and their errors (DataError, PreviewError) unpickle without torch.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Sequence
 from typing import Any
 
 from mlcore.catalogue import BUNDLED_ID, resolve_model
+from mlcore.data import TableInfo, read_table
+
+
+class PreviewError(ValueError):
+    """A preview that cannot be made; `field` names what is wrong (the tokenizer's "model"), str() says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message)  # both in args: pickle rebuilds it from them
+        self.field, self.message = field, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def table_info(
+    path: str | os.PathLike[str], *, format: str | None = None,  # noqa: A002 - read_table's name
+    text_column: str | None = None, label_column: str | None = None, max_bytes: int | None = None,
+) -> TableInfo:  # fmt: skip
+    """read_table's checks on a file, and what it found (its label names are label_counts' keys, in order),
+    without the rows: a DataError says what is wrong."""
+    return read_table(path, format=format, text_column=text_column, label_column=label_column, max_bytes=max_bytes)[1]
+
+
+def table_preview(
+    path: str | os.PathLike[str], *, format: str | None = None,  # noqa: A002 - read_table's name
+    text_column: str | None = None, label_column: str | None = None, max_bytes: int | None = None,
+    model_id: str = BUNDLED_ID, max_length: int = 128, rows: int = 50, text_chars: int = 400,
+) -> dict[str, Any]:  # fmt: skip
+    """A stored table's preview: {"num_rows", "labels", "label_counts", "rows", "tokens"}, where rows are the
+    first `rows` as {"text" (its first text_chars characters), "text_chars", "label"} and tokens is
+    token_length_summary's. A DataError for a file that no longer reads, a PreviewError("model", ...) for a
+    tokenizer that cannot be loaded."""
+    data, info = read_table(
+        path, format=format, text_column=text_column, label_column=label_column, max_bytes=max_bytes
+    )
+    from mlcore.loading import ModelLoadError  # imports torch: only here, in the helper that counts tokens
+
+    try:
+        tokens = token_length_summary(data.texts, model_id, max_length=max_length)
+    except ModelLoadError as e:
+        raise PreviewError("model", str(e)) from None
+    sample = [
+        {"text": text[:text_chars], "text_chars": len(text), "label": data.label_names[label]}
+        for text, label in zip(data.texts[:rows], data.labels[:rows], strict=True)
+    ]
+    return {
+        "num_rows": info.num_rows, "labels": data.label_names, "label_counts": info.label_counts,
+        "rows": sample, "tokens": tokens,
+    }  # fmt: skip
 
 
 def token_length_summary(

@@ -19,7 +19,7 @@ EDGES = (
 )  # fmt: skip
 # Small modules the domain shares; they import nothing of jobs but the models and each other.
 LEAVES = (
-    "jobs.files", "jobs.accounts", "jobs.quota", "jobs.training.events", "jobs.training.dispatch",
+    "jobs.files", "jobs.offload", "jobs.accounts", "jobs.quota", "jobs.training.events", "jobs.training.dispatch",
     "jobs.registry.precision", "jobs.registry.storage",
 )  # fmt: skip
 # The worker-side state machine and what it stands on: never the API, the views, the tasks or the fast path.

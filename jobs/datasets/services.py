@@ -22,7 +22,9 @@ from mlcore import catalogue
 from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format, read_table
 from mlcore.folders import folder_splits, is_folder_dataset, read_folder
 from mlcore.hubdata import read_hub_dataset
+from mlcore.preview import table_info
 
+from .. import offload
 from ..files import check_upload_size, is_dir, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Dataset
 from ..quota import check_quota
@@ -35,8 +37,9 @@ def create_dataset(
     """Validate an uploaded file with mlcore and store it; raise ValidationError and store nothing if bad.
 
     1. check the size sent and the type from the file name;
-    2. read it, a gzip file refused as soon as it inflates past the same limit (mlcore.data.read_file), then
-       parse and validate the whole file (encoding, columns, empty texts, labels);
+    2. read it in a helper process (jobs.offload), a gzip file refused as soon as it inflates past the same
+       limit (mlcore.data.read_file), then parse and validate the whole file (encoding, columns, empty texts,
+       labels);
     3. check the user's storage quota (jobs.quota) for the file's size;
     4. save the file through the storage API and the row in one go, removing the file if the row fails.
     """
@@ -44,14 +47,17 @@ def create_dataset(
     try:
         fmt = detect_format(upload.name)
         with local_upload(upload) as path:
-            data, info = read_table(
-                path, format=fmt, text_column=text_column or None, label_column=label_column or None,
+            # In a helper process: parsing is pure Python and would hold up the web process's other requests.
+            info = offload.run(
+                table_info, path, format=fmt, text_column=text_column or None, label_column=label_column or None,
                 max_bytes=upload_limit_bytes(),
             )  # fmt: skip
     except ColumnChoiceError as exc:  # the file's columns go with the message, to choose from
         raise ValidationError({f"{exc.role}_column": str(exc), "columns": exc.columns}) from None
     except DataError as exc:
         raise ValidationError({"file": str(exc)}) from None
+    except offload.HelperLost as exc:
+        raise ValidationError({"file": f"the file could not be read to the end: {exc}; try again"}) from None
 
     check_quota(owner, upload.size)
     upload.seek(0)
@@ -65,7 +71,7 @@ def create_dataset(
             text_column=info.text_column,
             label_column=info.label_column,
             num_rows=info.num_rows,
-            labels=data.label_names,
+            labels=list(info.label_counts),  # in label order
             label_counts=info.label_counts,
             size_bytes=upload.size,
         )

@@ -8,15 +8,16 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-READERS = {"read_table", "read_texts", "read_folder", "read_file"}
+READERS = {"read_table", "read_texts", "read_folder", "read_file", "table_info", "table_preview"}
 
 
 def _reader_calls() -> list[tuple[str, ast.Call]]:
+    """Calls of a reader, and calls that hand one to a helper process (offload.run(table_info, path, ...))."""
     found = []
     for top in ("jobs", "config"):
         for path in sorted((REPO / top).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call) and _name(node.func) in READERS:
+                if isinstance(node, ast.Call) and READERS & {_name(node.func), *map(_name, node.args[:1])}:
                     found.append((f"{path.relative_to(REPO)}:{node.lineno}", node))
     return found
 

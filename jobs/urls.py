@@ -13,6 +13,7 @@ urlpatterns = [
     path("datasets/import/", views.dataset_import, name="dataset-import"),
     path("datasets/hub/", views.dataset_hub_import, name="dataset-hub-import"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("datasets/<int:pk>/preview/", views.dataset_preview_part, name="dataset-preview"),
     path("jobs/new/", views.job_create, name="job-create"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),

@@ -25,7 +25,7 @@ from .api.downloads import model_download as download
 from .api.throttles import ClassifyRateThrottle
 from .datasets import services as datasets
 from .datasets.held import held_columns, hold_upload
-from .datasets.preview import dataset_preview
+from .datasets.preview import PREVIEW_PAGE_WAIT_SECONDS, PreviewUnavailable, dataset_preview
 from .forms import (
     ClassifyFileForm,
     ClassifyForm,
@@ -151,32 +151,56 @@ def _new_dataset(request, form, form_name: str, verb: str, create):
 
 @login_required
 def dataset_detail(request, pk):
-    """A dataset's preview; ?max_length= and ?model= choose how its texts are counted in tokens."""
+    """A dataset's page: what its record holds at once, and its preview (first rows, token lengths) as soon as it
+    is made; ?max_length= and ?model= choose how its texts are counted in tokens."""
     dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
-    models = [entry for entry in catalogue.catalogue() if entry["available"]]
+    context = _preview_context(request, dataset)
+    return render(request, "jobs/dataset_detail.html", context, status=200 if context["pending"] else context["status"])
+
+
+@login_required
+def dataset_preview_part(request, pk):
+    """The dataset page's preview section, which the page fetches again while it is being made (202 until then)."""
+    dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
+    context = _preview_context(request, dataset)
+    return render(request, "jobs/dataset_preview.html", context, status=context["status"])
+
+
+def _preview_context(request, dataset) -> dict:
+    """The dataset page's context: its label bars from the record, the preview when made within a moment (it is
+    made in a helper process, jobs.datasets.preview), else `pending`; `status` as the preview part answers."""
+    largest = max(dataset.label_counts.values(), default=0) or 1
     bounds = field_range(TrainConfig, "max_length")
     context = {
-        "dataset": dataset, "catalogue": models, "error": None, "preview": None,
+        "dataset": dataset, "catalogue": [entry for entry in catalogue.catalogue() if entry["available"]],
+        "error": None, "preview": None, "pending": False, "status": 200,
         "max_length_bounds": (int(bounds.low), int(bounds.high)),
+        "model": request.GET.get("model") or catalogue.BUNDLED_ID,
+        "max_length": request.GET.get("max_length") or TrainConfig.max_length,
+        "label_bars": [
+            {"label": k, "count": v, "share": v / largest, "fraction": v / max(dataset.num_rows, 1)}
+            for k, v in dataset.label_counts.items()
+        ],
     }  # fmt: skip
     try:
-        max_length = int(request.GET.get("max_length", TrainConfig.max_length))
-        preview = dataset_preview(dataset, model_id=request.GET.get("model", ""), max_length=max_length)
+        preview = dataset_preview(
+            dataset, model_id=context["model"], max_length=int(context["max_length"]), wait=PREVIEW_PAGE_WAIT_SECONDS
+        )
     except ValueError:
-        context["error"] = "max_length must be an integer"
+        context.update(error="max_length must be an integer", status=400)
     except ValidationError as exc:
-        context["error"] = "; ".join(exc.messages)
+        context.update(error="; ".join(exc.messages), status=400)
+    except PreviewUnavailable as exc:
+        context.update(error=str(exc), status=503)
     else:
+        if preview is None:
+            context.update(pending=True, status=202)
+            return context
         peak = max((b["count"] for b in preview["tokens"]["histogram"]), default=0) or 1
         for bucket in preview["tokens"]["histogram"]:
             bucket["share"] = bucket["count"] / peak  # bar height relative to the fullest bucket
-        largest = max(preview["label_counts"].values(), default=0) or 1
-        preview["label_bars"] = [
-            {"label": k, "count": v, "share": v / largest, "fraction": v / preview["num_rows"]}
-            for k, v in preview["label_counts"].items()
-        ]
         context["preview"] = preview
-    return render(request, "jobs/dataset_detail.html", context, status=400 if context["error"] else 200)
+    return context
 
 
 @login_required

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 from mlcore import catalogue as models_catalogue
 from mlcore.config import TrainConfig, field_range
 
-from ..datasets.preview import PREVIEW_MAX_ROWS, PREVIEW_ROWS
+from ..datasets.preview import PREVIEW_API_WAIT_SECONDS, PREVIEW_MAX_ROWS, PREVIEW_ROWS
 from ..registry.compare import MAX_MODELS
 from . import serializers as s
 from .schema import error, invalid
@@ -58,7 +58,13 @@ dataset_preview = extend_schema(
             description=f"sample rows (default {PREVIEW_ROWS})",
         ),
     ],
-    responses=dict,
+    responses={
+        200: dict,
+        503: error(
+            f"The preview is still being made after {PREVIEW_API_WAIT_SECONDS} s (a large file), or the process "
+            "making it stopped: ask again shortly."
+        ),
+    },
 )  # fmt: skip
 
 job_cancel = extend_schema(

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from mlcore import catalogue
 from mlcore.config import TrainConfig
 
-from ..datasets.preview import PREVIEW_ROWS, dataset_preview
+from ..datasets.preview import PREVIEW_API_WAIT_SECONDS, PREVIEW_ROWS, PreviewUnavailable, dataset_preview
 from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from ..registry import compare
@@ -73,10 +73,16 @@ class DatasetViewSet(
                 numbers[name] = int(request.query_params.get(name, default))
             except ValueError:
                 raise ValidationError({name: ["must be an integer"]}) from None
-        try:
-            body = dataset_preview(dataset, model_id=request.query_params.get("model", ""), **numbers)
+        try:  # made in a helper process: this thread waits for it without holding up other requests
+            body = dataset_preview(
+                dataset, model_id=request.query_params.get("model", ""), wait=PREVIEW_API_WAIT_SECONDS, **numbers
+            )
         except DjangoValidationError as exc:
             s.raise_drf(exc)
+        except PreviewUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        if body is None:
+            raise ServiceUnavailable("the preview is still being made (a large file); ask again in a few seconds")
         return Response(body)
 
     def perform_destroy(self, instance):

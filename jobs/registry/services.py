@@ -17,7 +17,9 @@ from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 
 from mlcore.data import read_table
+from mlcore.modelcheck import ModelCheckError, check_model_folder, unpack_archive
 
+from .. import offload
 from ..files import check_upload_size, local_upload, upload_limit_bytes
 from ..models import Job, ModelRecord
 from ..quota import check_quota
@@ -51,19 +53,17 @@ def import_model(
 ) -> ModelRecord:
     """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
 
-    1. check the owner's storage quota for the folder's size (a ValidationError on `file`);
-    2. load it strictly: its distillery.json and label names checked against the model's config
-       (mlcore.artifacts.check_manifest), a ModelLoadError naming the field that fails;
+    1. load it strictly in a helper process (jobs.offload; the web process never loads torch for it): its
+       distillery.json and label names checked against the model's config (mlcore.artifacts.check_manifest),
+       a ModelCheckError naming the field that fails;
+    2. check the owner's storage quota for the folder's size (a ValidationError on `file`);
     3. with validation_file (labelled rows it did not train on), measure int8 against fp32 on them and choose
        the serving precision as for a trained model;
     4. store its files and save the record."""
-    from mlcore.artifacts import folder_size  # imports transformers: here, not at web start
-    from mlcore.loading import load_trained
-
     folder = Path(folder)
-    size = folder_size(folder)
-    check_quota(owner, size)
-    model, _, label_names, manifest = load_trained(folder, strict=True)  # ModelLoadError with the reason
+    checked = offload.run(check_model_folder, folder)  # ModelCheckError with the reason
+    check_quota(owner, checked.size_bytes)
+    manifest = checked.manifest
     record = ModelRecord(
         owner=owner,
         name=name or folder.name,
@@ -71,12 +71,12 @@ def import_model(
         base_model=str(manifest.get("base_model") or ""),
         params=manifest.get("config") or {},
         metrics=manifest.get("metrics") or {},
-        label_names=label_names,
-        num_parameters=sum(p.numel() for p in model.parameters()),
-        size_bytes=size,
+        label_names=checked.label_names,
+        num_parameters=checked.num_parameters,
+        size_bytes=checked.size_bytes,
     )
     if validation_file:
-        from mlcore.precisions import compare_precisions  # imports torch: here, not at web start
+        from mlcore.precisions import compare_precisions  # imports torch: an operator's command, not the web
 
         rows, _ = read_table(validation_file, max_bytes=upload_limit_bytes())
         report = compare_precisions(folder, rows, runtime=serving_runtime())
@@ -88,22 +88,23 @@ def import_model(
 
 def import_model_archive(owner, upload, *, name: str = "") -> tuple[ModelRecord, list[str]]:
     """Register an uploaded zip of a model folder (a Distillery download, or any HF sequence-classification
-    folder with safetensors weights): unpacked safely (each file capped by its kind and its compression ratio,
-    mlcore.artifacts.unpack_model_archive), then imported as import_model does (quota, strict load, store).
-    Returns the record and the archive's files it left out. Every refusal is a ValidationError on `file`."""
-    from mlcore.artifacts import ArchiveError, unpack_model_archive  # imports transformers: not at web start
-    from mlcore.loading import ModelLoadError
-
+    folder with safetensors weights): unpacked safely in a helper process (each file capped by its kind and its
+    compression ratio, mlcore.artifacts.unpack_model_archive), its size held to the quota, then imported as
+    import_model does (strict load, quota, store). Returns the record and the archive's files it left out.
+    Every refusal is a ValidationError on `file`."""
     limit_mb = settings.DISTILLERY_MAX_MODEL_UPLOAD_MB
     check_upload_size(upload, limit_mb=limit_mb)
     with local_upload(upload) as path, tempfile.TemporaryDirectory(prefix="distillery-import-") as tmp:
         folder = Path(tmp) / "model"
         try:
-            skipped = unpack_model_archive(path, folder, max_bytes=limit_mb * 2**20)
+            skipped, size = offload.run(unpack_archive, path, folder, max_bytes=limit_mb * 2**20)
+            check_quota(owner, size)  # before the model is loaded
             record = import_model(owner, folder, name=name or Path(upload.name).stem)
-        except (ArchiveError, ModelLoadError) as exc:  # without the server's temporary path
+        except ModelCheckError as exc:  # without the server's temporary path
             message = str(exc).replace(f"model {str(folder)!r}", "the archive's model")
             raise ValidationError({"file": message}) from None
+        except offload.HelperLost as exc:
+            raise ValidationError({"file": f"the model could not be checked to the end: {exc}; try again"}) from None
     return record, skipped
 
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.registry.services import import_model
 from mlcore.data import DataError
 from mlcore.loading import ModelLoadError
+from mlcore.modelcheck import ModelCheckError
 
 
 class Command(BaseCommand):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             record = import_model(
                 user, folder, name=name, promote_it=promote, validation_file=validation_file
             )
-        except (ModelLoadError, DataError) as e:
+        except (ModelCheckError, ModelLoadError, DataError) as e:
             raise CommandError(str(e)) from e
         except ValidationError as e:  # the owner's storage quota
             raise CommandError("; ".join(e.messages)) from e

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import http.client
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -307,3 +309,77 @@ def _wait_for_worker(app, name: str, proc: subprocess.Popen, log_path: Path, tim
         if app.control.ping(destination=[name], timeout=1.0):
             return
     raise RuntimeError(f"the worker did not start in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+# --- a real web server process ---------------------------------------------------------------------
+
+
+class WebServer:
+    """uvicorn serving config.asgi in a process of its own, on a socket the test opened (no port race), against
+    the test database (tests that use it commit: django_db(transaction=True)) and the test Redis."""
+
+    def __init__(self, media_root: Path, log_path: Path):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        env = dict(
+            os.environ, DATABASE_URL=_worker_database_url(), MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1",
+            PYTHONUNBUFFERED="1",
+        )  # fmt: skip
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--fd", str(self.sock.fileno()), "--lifespan", "off",
+                 "--no-access-log", "config.asgi:application"],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[self.sock.fileno()],
+            )  # fmt: skip
+
+    def wait_until_it_answers(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+            try:
+                if self.get("/accounts/login/")[0] == 200:
+                    return
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer in time"
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """(status, body) of one request on a connection of its own."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+        return self.request("GET", path, headers=headers)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+
+
+def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body holding one file, and its Content-Type."""
+    boundary = "distillery-test-boundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n\r\n'
+    return head.encode() + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """A running WebServer with a media folder of its own; stopped after the test."""
+    served = WebServer(tmp_path / "media", tmp_path / "web.log")
+    try:
+        served.wait_until_it_answers()
+        yield served
+    finally:
+        served.stop()

@@ -12,19 +12,14 @@ import http.client
 import io
 import itertools
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from rest_framework.authtoken.models import Token
 
-from tests.conftest import REPO, _worker_database_url
+from tests.conftest import REPO, WebServer, multipart
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server process reads what the test commits
 
@@ -57,65 +52,7 @@ def _imdb_reviews():
                 yield from itertools.islice(csv.reader(fh), 1, None)  # past the header
 
 
-class Server:
-    """uvicorn serving config.asgi in a process of its own, on a socket this test opened (no port race)."""
-
-    def __init__(self, media_root: Path, log_path: Path):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        env = dict(
-            os.environ, DATABASE_URL=_worker_database_url(), MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1",
-            PYTHONUNBUFFERED="1",
-        )  # fmt: skip
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--fd", str(self.sock.fileno()), "--lifespan", "off",
-                 "--no-access-log", "config.asgi:application"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[self.sock.fileno()],
-            )  # fmt: skip
-        self.log_path = log_path
-
-    def wait_until_it_answers(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-            try:
-                if self.get("/accounts/login/")[0] == 200:
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer in time"
-
-    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            conn.request("GET", path, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.sock.close()
-
-
-@pytest.fixture
-def server(tmp_path):
-    served = Server(tmp_path / "media", tmp_path / "web.log")
-    try:
-        served.wait_until_it_answers()
-        yield served
-    finally:
-        served.stop()
-
-
-def _while_pages_are_timed(server: Server, request, token: str) -> tuple[object, list[tuple[float, float, float]]]:
+def _while_pages_are_timed(server: WebServer, request, token: str) -> tuple[object, list[tuple[float, float, float]]]:
     """Run request() (which returns (result, sent_at, answered_at)) while another client asks for the login page
     and the dataset list, one after the other; the result, its times, and each page's (start, end, seconds)."""
     pages, done = [], threading.Event()
@@ -147,19 +84,19 @@ def _pages_during(pages, sent_at: float, answered_at: float) -> tuple[int, float
     return len(during), answered_at - sent_at, max(seconds for _, _, seconds in pages)
 
 
-def test_pages_answer_within_a_second_while_a_large_upload_is_read_and_its_tokens_counted(server, user):
+def test_pages_answer_at_once_while_a_large_upload_is_read_and_its_tokens_counted(web_server, user):
+    server = web_server
     token = Token.objects.create(user=user).key
-    body = _csv(ROWS)
-    boundary = "distillery-test-boundary"
-    multipart = b"".join([
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="reviews.csv"\r\n'.encode(),
-        b"Content-Type: text/csv\r\n\r\n", body, f"\r\n--{boundary}--\r\n".encode(),
-    ])  # fmt: skip
+    body, content_type = multipart("file", "reviews.csv", _csv(ROWS))
 
     def upload():
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
-        headers = {"Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
-        conn.request("POST", "/api/datasets/", body=multipart, headers=headers)
+        conn.request(
+            "POST",
+            "/api/datasets/",
+            body=body,
+            headers={"Authorization": f"Token {token}", "Content-Type": content_type},
+        )
         sent_at = time.monotonic()  # the whole body is in the server's hands from here
         response = conn.getresponse()
         answer = (response.status, json.loads(response.read()))

@@ -1,6 +1,7 @@
-"""A model from outside (a zip, or a folder) unpacked and loaded strictly, for a process that must not load
-torch to take it in: the web process runs these in its helper processes (jobs.offload). Importing this module
-loads neither torch nor transformers, so its answers and its one error unpickle there as they are.
+"""A model from outside (a zip, or a folder) unpacked and loaded strictly, for a process that should not spend
+the CPU and memory on it: the web process runs these in its helper processes (jobs.offload), where building
+the model holds neither its GIL nor its memory. Importing this module loads neither torch nor transformers: its
+answers and its one error unpickle anywhere.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def import_model(
 ) -> ModelRecord:
     """Register a trained model folder made elsewhere (mlcore or any HF sequence-classification folder).
 
-    1. load it strictly in a helper process (jobs.offload; the web process never loads torch for it): its
+    1. load it strictly in a helper process (jobs.offload: seconds of CPU the web process's requests keep): its
        distillery.json and label names checked against the model's config (mlcore.artifacts.check_manifest),
        a ModelCheckError naming the field that fails;
     2. check the owner's storage quota for the folder's size (a ValidationError on `file`);

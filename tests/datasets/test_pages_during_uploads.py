@@ -1,8 +1,8 @@
 """Other pages answer at once while the web server reads a large upload and counts its tokens: the real server
 (uvicorn on config.asgi, a process of its own) gets a 177 MB CSV through the API, then its token preview, while
 another client times page after page. Reading the file and tokenising in the web process itself held every
-other page up to 5.7 s (the upload) and 5.8 s (the preview) at once; in helper processes (jobs.offload) the
-slowest page took 0.1-0.3 s."""
+other page 0.9 to 5.7 s (the upload) and 0.9 to 5.8 s (the preview) at once; in helper processes (jobs.offload)
+the slowest page took 0.04-0.3 s."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the server process reads
 IMDB = REPO.parent / "shared" / "data" / "imdb"
 ROWS = 140_000  # IMDB-like reviews: 177 MB of CSV, under the 200 MB upload limit
 # Every page answers within this while the upload is processed. Measured here (2 cores, other work running):
-# the slowest page took 0.10-0.30 s in helper processes, 1.1-5.8 s when the web process read the file itself.
-PAGE_BOUND_S = 0.75
+# the slowest page took 0.04-0.30 s in helper processes, 0.86-5.8 s when the web process read the file itself.
+PAGE_BOUND_S = 0.5
 
 
 def _csv(rows: int) -> bytes:

@@ -18,14 +18,16 @@ request that asks for it, and its results are small.
 
 DISTILLERY_WEB_HELPERS processes per web process (0: the work runs in the request's thread, as before), started
 on first use and kept (a tokenizer is loaded once per helper), at a lower CPU priority than the web process
-(HELPER_NICENESS) so that on a busy machine pages still come first. A helper that dies (killed for memory on a
-huge file, say) fails what it was running with HelperLost; the pool is replaced and the next call works.
+(HELPER_NICENESS) so that on a busy machine pages still come first (and above a training worker's
+DISTILLERY_TRAINING_NICE). A helper that dies (killed for memory on a huge file, say) fails what it was running
+with HelperLost; the pool is replaced and the next call works. Helpers end with their web process.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 from collections.abc import Callable
@@ -100,7 +102,7 @@ def _current_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 max_workers=settings.DISTILLERY_WEB_HELPERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_start_helper,
             )
         return _pool
 
@@ -146,9 +148,19 @@ def _run_here(fn: Callable[..., T], args: tuple, kwargs: dict) -> Future[T]:
     return future
 
 
-def _lower_priority() -> None:
-    """In each helper as it starts: yield the CPU to the web process when both want it."""
+def _start_helper() -> None:
+    """In each helper as it starts: yield the CPU to the web process when both want it, and end with it."""
     try:
         os.nice(HELPER_NICENESS)
     except OSError:  # not allowed here: run at the same priority
         pass
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-web", daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """A helper waits for its web process to end, however it ends (a SIGKILL leaves no time to stop helpers), and
+    ends then too: an orphan would wait on its task queue for ever."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)

@@ -185,8 +185,8 @@ DISTILLERY_DATASET_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DI
 # Server folders whose model folders users may fine-tune from (or distil into) by path; none by default.
 DISTILLERY_MODEL_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DISTILLERY_MODEL_ROOTS", [])]
 # Helper processes per web process for a request's CPU-bound work (reading an upload, counting a preview's
-# tokens), so that it holds neither the event loop nor the GIL of the process that answers the other pages
-# (jobs/offload.py); 0 runs that work in the request's own thread.
+# tokens, checking a model zip), so that it holds neither the event loop nor the GIL of the process that answers
+# the other pages (jobs/offload.py); 0 runs that work in the request's own thread.
 DISTILLERY_WEB_HELPERS = env_int("DISTILLERY_WEB_HELPERS", 2)
 if DISTILLERY_WEB_HELPERS < 0:
     raise ImproperlyConfigured(f"DISTILLERY_WEB_HELPERS={DISTILLERY_WEB_HELPERS}: use 0 to run the work in the request")

@@ -1,5 +1,6 @@
 """CPU-bound work of a request run in helper processes, so that it holds neither the web process's GIL nor its
-event loop: reading and checking an uploaded table, counting a dataset's tokens for its preview.
+event loop: reading and checking an uploaded table, counting a dataset's tokens for its preview, unpacking and
+loading a model zip to check it.
 
 Runs in: the web process; its helper processes run mlcore functions only (no Django, no database). A leaf: it
 imports nothing of jobs.
@@ -11,13 +12,14 @@ single C call that keeps the GIL throughout (decoding the file, wrapping its tex
 126 MB upload every other page of the process waited 4 s at once, with its token preview 5.6 s. A helper
 process has a GIL of its own, and the request that waits for it waits without holding the web process's.
 
-Why not a Celery task: every deployment's worker consumes the gpu and cpu queues one task at a time, so a
-preview queued there would wait for the training job in front of it, for hours; and an upload must be checked
-before it is answered (a bad file is a 400 at once, nothing stored). The work is seconds of CPU, close to the
-request that asks for it, and its results are small.
+Why not a Celery task: an upload must be checked before it is answered (a bad file is a 400 at once, nothing
+stored), so its reading cannot wait in a queue; the cpu queue's worker takes one task at a time, so a preview
+sent there would wait behind a file classification of any length; and both are seconds of CPU with small
+results, next to the request that asks for them.
 
 DISTILLERY_WEB_HELPERS processes per web process (0: the work runs in the request's thread, as before), started
-on first use and kept (a tokenizer is loaded once per helper), at a lower CPU priority than the web process
+on first use and kept (a tokenizer is loaded once per helper; a helper that has read a file at the upload limit
+and counted its tokens holds about 0.7 GB), at a lower CPU priority than the web process
 (HELPER_NICENESS) so that on a busy machine pages still come first (and above a training worker's
 DISTILLERY_TRAINING_NICE). A helper that dies (killed for memory on a huge file, say) fails what it was running
 with HelperLost; the pool is replaced and the next call works. Helpers end with their web process.

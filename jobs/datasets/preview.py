@@ -127,8 +127,9 @@ def _start(dataset: Dataset, key: str, meta: dict) -> Future | None:
     return future
 
 
-def _outcome(meta: dict, done: Future) -> dict:
-    """The preview a finished helper call gave, or what went wrong ({"failed": field or "helper", "message"})."""
+def _outcome(meta: dict, done: Future, *, log: bool = False) -> dict:
+    """The preview a finished helper call gave, or what went wrong ({"failed": field or "helper", "message"});
+    `log`: an unforeseen error is logged (once per call, by its callback)."""
     if done.cancelled():  # its helpers were stopped (offload.shutdown)
         return {"failed": "helper", "message": "the preview was stopped; try again"}
     try:
@@ -139,8 +140,9 @@ def _outcome(meta: dict, done: Future) -> dict:
         return {"failed": "file", "message": str(exc)}
     except offload.HelperLost as exc:
         return {"failed": "helper", "message": f"the preview could not be made: {exc}; try again"}
-    except Exception:  # unforeseen: logged (the message could name server paths), and tried again on the next ask
-        logger.exception("the preview %s could not be made", meta)
+    except Exception as exc:  # unforeseen: logged (its message could name server paths), tried again on the next ask
+        if log:
+            logger.error("the preview %s could not be made", meta, exc_info=exc)
         return {"failed": "helper", "message": "the preview could not be made (the server logged why); try again"}
     return {"id": meta["id"], **made, "model": meta["model"], "max_length": meta["max_length"]}
 
@@ -148,7 +150,7 @@ def _outcome(meta: dict, done: Future) -> dict:
 def _made(key: str, meta: dict, done: Future, files: contextlib.ExitStack) -> None:
     """When the helper answers: keep the preview (a failure of the file or tokenizer briefly), free the key, drop
     any copy of the file."""
-    outcome = _outcome(meta, done)
+    outcome = _outcome(meta, done, log=True)
     try:
         if outcome.get("failed") != "helper":  # a helper's trouble is not the file's: the next ask tries again
             cache.set(key, outcome, PREVIEW_FAILED_SECONDS if "failed" in outcome else PREVIEW_CACHE_SECONDS)

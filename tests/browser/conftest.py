@@ -101,7 +101,9 @@ class Watch:
 
     def report(self) -> list[str]:
         """Everything that went wrong, once the pages are closed."""
-        return self.problems + [f"failed: {url} (aborted, no download)" for url in self.aborted if url not in self.downloads]
+        return self.problems + [
+            f"failed: {url} (aborted, no download)" for url in self.aborted if url not in self.downloads
+        ]
 
     def _answered(self, response) -> None:
         if response.status < 400:

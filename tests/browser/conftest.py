@@ -162,6 +162,7 @@ def shoot(page, name: str) -> list[Path]:
     saved = []
     for size in (DESKTOP, NARROW):
         page.set_viewport_size(size)
+        page.evaluate("window.scrollTo(0, 0)")  # a sticky header is drawn where the page was scrolled to
         path = SCREENSHOTS / f"{name}-{size['width']}.png"
         page.screenshot(path=str(path), full_page=True)
         saved.append(path)

@@ -16,7 +16,7 @@ import pytest
 
 from jobs.models import Job, MetricPoint
 from mlcore.testing import sentiment_rows
-from tests.browser.conftest import shoot
+from tests.browser.conftest import log_in, shoot
 from tests.conftest import csv_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
@@ -72,15 +72,28 @@ def launch(page, fields: dict) -> Job:
     return job_of(page)
 
 
+def nav(page, name: str) -> None:
+    """Follow a link of the top navigation."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+    page.wait_for_load_state()
+
+
 def downloaded(page, locator) -> bytes:
     with page.expect_download() as info:
         locator.click()
     return info.value.path().read_bytes()
 
 
-def test_the_whole_journey(signed_in, site, tiny_bert, celery_worker, browser_user):
-    page = signed_in
-    shoot(page, "dashboard")
+def test_the_whole_journey(page, site, tiny_bert, celery_worker, browser_user):
+    page.goto(site.url + "/")
+    page.wait_for_url(re.compile(r"/accounts/login/"))
+    shoot(page, "login")
+    log_in(page, site, browser_user)
+    shoot(page, "dashboard-new")
+    nav(page, "Classify")
+    assert "No promoted model yet" in page.locator("main").inner_text()
+    shoot(page, "classify-no-model")
+    nav(page, "Dashboard")
 
     # Upload a CSV: the dataset page shows the rows and the token-length histogram once the preview is made.
     upload = page.locator("#upload")
@@ -147,7 +160,7 @@ def test_the_whole_journey(signed_in, site, tiny_bert, celery_worker, browser_us
     page.wait_for_load_state()
     student.refresh_from_db()
     assert student.is_promoted
-    page.get_by_role("link", name="Classify", exact=True).click()
+    nav(page, "Classify")
     page.get_by_label("Text", exact=True).fill("boring movie, awful ending")
     page.get_by_role("button", name="Classify", exact=True).click()
     assert page.locator(".prediction-label").inner_text() in LABELS
@@ -170,10 +183,29 @@ def test_the_whole_journey(signed_in, site, tiny_bert, celery_worker, browser_us
     assert [row["text"] for row in answered] == texts and {row["label"] for row in answered} <= set(LABELS)
     shoot(page, "job-classify-file")
 
-    # The account page.
+    # A sweep of two learning rates (several values in one field), seen on its page and cancelled.
+    nav(page, "Dashboard")
+    shoot(page, "dashboard")
+    form = page.locator("#job-form")
+    dataset_select = form.get_by_label("Dataset", exact=True)
+    assert "reviews" in dataset_select.locator("option").nth(1).inner_text()
+    dataset_select.select_option(index=1)
+    fill(form, {"Base model": tiny_bert, "Learning rate": "1e-3, 3e-3", "Epochs": 1, "Max length": 32})
+    form.get_by_role("button", name="Launch").click()
+    page.wait_for_url(re.compile(r"/sweeps/\d+/$"))
+    assert page.locator("#jobs-table tbody tr[data-job-id]").count() == 2
+    shoot(page, "sweep")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#cancel-form").get_by_role("button").click()
+    page.get_by_text(re.compile("Cancel requested for 2 jobs")).wait_for()
+
+    # The account page and the API's docs.
     page.get_by_role("link", name=browser_user.get_username()).click()
     page.wait_for_url(re.compile(r"/account/token/$"))
     shoot(page, "account")
+    nav(page, "API docs")
+    page.locator(".swagger-ui .opblock").first.wait_for()
+    shoot(page, "api-docs")
 
 
 def test_a_long_job_reloaded_mid_run_then_cancelled_from_its_page(signed_in, site, tiny_bert, celery_worker):

@@ -43,7 +43,8 @@ def job_status(page) -> str:
 
 def wait_for_status(page, *statuses: str) -> str:
     page.wait_for_function(
-        "wanted => wanted.includes(document.getElementById('job-page').dataset.status)", arg=list(statuses),
+        "wanted => { const p = document.getElementById('job-page'); return p && wanted.includes(p.dataset.status); }",
+        arg=list(statuses),
         timeout=JOB_TIMEOUT_MS,
     )  # fmt: skip
     return job_status(page)
@@ -231,7 +232,8 @@ def test_a_long_job_reloaded_mid_run_then_cancelled_from_its_page(signed_in, sit
 
     # Cancel from the page (its confirm dialog accepted): the job ends cancelled, the chart holds what was stored.
     page.on("dialog", lambda dialog: dialog.accept())
-    page.locator("#cancel-form").get_by_role("button").click()
+    with page.expect_navigation():  # the cancel posts, then comes back to the job page
+        page.locator("#cancel-form").get_by_role("button").click()
     assert wait_for_status(page, "cancelled", "succeeded", "failed") == "cancelled"
     stored = stored_train_steps(job)
     page.wait_for_function(f"({TRAIN_LOSS})().length >= {len(stored)}", timeout=JOB_TIMEOUT_MS)

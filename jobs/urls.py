@@ -5,7 +5,7 @@ Runs in: the web process.
 
 from django.urls import path
 
-from .views import account, classify, dashboard, datasets, jobs, registry
+from .views import account, classify, dashboard, datasets, jobs, registry, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -16,6 +16,8 @@ urlpatterns = [
     path("datasets/<int:pk>/preview/", datasets.dataset_preview_part, name="dataset-preview"),
     path("jobs/new/", dashboard.job_create, name="job-create"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),
+    path("runs/", runs.runs_page, name="runs"),
+    path("runs/csv/", runs.runs_csv, name="runs-csv"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:pk>/delete/", jobs.job_delete, name="job-delete"),
     path("sweeps/<int:pk>/", jobs.sweep_detail, name="sweep-detail"),

@@ -37,7 +37,8 @@ def runs_page(request):
         "chosen": ",".join(chosen), "defaults": ",".join(runs.default_columns(request.user)),
         "filterable": runs.filterable(), "page_sizes": runs.PAGE_SIZES, "per_page": page.paginator.per_page,
         "max_models": MAX_MODELS, "csv_query": _query(request, page=None), "chosen_keys": chosen,
-        "selected_datasets": request.GET.getlist("dataset"),
+        "selected_datasets": request.GET.getlist("dataset"), "without_sweep": _query(request, sweep=None, page=None),
+        "sweep": found.form.cleaned_data.get("sweep"),  # validated by found.qs above
         "clear_query": _query(request, **{key: None for key in request.GET if key not in VIEW_SETTINGS}),
         # What each of the page's GET forms carries along as hidden fields besides its own.
         "keep_for_filters": _keep(request, lambda key: key in VIEW_SETTINGS or key == "sweep"),

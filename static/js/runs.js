@@ -126,6 +126,13 @@
     });
   }
 
+  // A page size applies as it is chosen.
+  var perPage = document.getElementById("per-page");
+  if (perPage) {
+    document.getElementById("per-page-apply").hidden = true;
+    perPage.addEventListener("change", function () { perPage.form.submit(); });
+  }
+
   // Compare: the ticked runs' models, at most the form's data-max.
   var compare = document.getElementById("compare-form");
   var button = document.getElementById("compare-ticked");

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from django.utils import timezone
 
-from jobs.models import Dataset, Job, ModelRecord
+from jobs.models import Dataset, Job, ModelRecord, Sweep
 from jobs.training import runs
 from mlcore.config import DistillConfig, TrainConfig, config_defaults
 
@@ -393,3 +393,16 @@ def test_a_classify_job_is_a_run_with_its_file_and_model(logged_in, user, three)
     row = next(r for r in page(logged_in, columns="id,kind,dataset,model,learning_rate").rows if r["id"] == made.pk)
     assert row["cells"]["dataset"]["text"] == "batch.csv" and row["cells"]["model"]["text"] == "minilm-imdb"
     assert row["cells"]["learning_rate"]["text"] == "—" and row["ticks"] == []
+
+
+def test_a_sweeps_page_opens_the_runs_of_that_sweep_only(logged_in, user, other_user, data, three):
+    a, b, c = three
+    sweep = Sweep.objects.create(owner=user, name="lr sweep", kind="finetune", dataset=data, params={}, grid={})
+    Job.objects.filter(pk__in=[a.pk, b.pk]).update(sweep=sweep)
+    assert f'href="/runs/?sweep={sweep.pk}"' in logged_in.get(f"/sweeps/{sweep.pk}/").content.decode()
+
+    table = page(logged_in, sweep=sweep.pk, columns="id,sweep")
+    assert [row["id"] for row in table.rows] == [b.pk, a.pk] and table.column("sweep") == ["lr sweep"] * 2
+    assert "runs-sweep" in table.ids
+    theirs = Sweep.objects.create(owner=other_user, name="theirs", kind="finetune", params={}, grid={})
+    assert logged_in.get("/runs/", {"sweep": theirs.pk}).status_code == 400

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -194,9 +195,13 @@ def test_kind_status_and_dataset_filters_choose_runs_and_combine(logged_in, user
     assert found(status=["failed", "running"]) == sorted([c.pk, elsewhere.pk])
     assert found(dataset=elsewhere.dataset_id) == [elsewhere.pk]
     assert found(dataset=a.dataset_id, kind="finetune", status="succeeded") == sorted([a.pk, b.pk])
-    checked = page(logged_in, status=["failed", "running"]).ids  # the form shows what it applies
     assert logged_in.get("/runs/", {"kind": "nonsense"}).status_code == 400
-    assert checked["id_where"] is not None
+
+    # the form shows what it applies
+    html = logged_in.get("/runs/", {"status": ["failed", "running"], "dataset": a.dataset_id}).content.decode()
+    ticked = re.findall(r'<input type="checkbox" name="status" value="(\w+)" checked>', html)
+    assert ticked == ["running", "failed"]  # in the choices' order
+    assert re.findall(r'<option value="(\d+)" selected>', html) == [str(a.dataset_id)]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ path and return small, picklable results, and their errors (DataError, PreviewEr
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import random
@@ -75,8 +76,8 @@ def token_length_summary(
 ) -> dict[str, Any]:
     """Lengths in tokens of `model_id`'s tokenizer, special tokens included (as max_length counts them).
 
-    Returns {"sampled", "mean", "median", "p90", "max", "truncated_fraction", "histogram"}, where histogram is
-    ten equal-width bins [{"start", "end", "count"}] (start inclusive, end exclusive) covering 0..max.
+    Returns {"sampled", "mean", "median", "p90", "max", "max_length", "truncated_fraction", "histogram"}, where
+    histogram is length_histogram's bins for these lengths.
     """
     # Local imports: the web process imports this module at start-up but tokenises only on a preview.
     from transformers import AutoTokenizer
@@ -93,10 +94,6 @@ def token_length_summary(
     # verbose=False: measuring texts longer than the model accepts is the point, not a mistake to warn about.
     lengths = sorted(len(ids) for ids in tokenizer(chosen, truncation=False, verbose=False)["input_ids"])
 
-    width = max(1, math.ceil((lengths[-1] + 1) / 10))
-    counts = [0] * 10
-    for n in lengths:
-        counts[n // width] += 1
     return {
         "sampled": len(lengths),
         "mean": sum(lengths) / len(lengths),
@@ -104,5 +101,44 @@ def token_length_summary(
         "p90": lengths[min(len(lengths) - 1, math.ceil(0.9 * len(lengths)) - 1)],
         "max": lengths[-1],
         "truncated_fraction": sum(n > max_length for n in lengths) / len(lengths),
-        "histogram": [{"start": i * width, "end": (i + 1) * width, "count": c} for i, c in enumerate(counts)],
+        "max_length": max_length,
+        "histogram": length_histogram(lengths, max_length),
     }
+
+
+HISTOGRAM_BINS = 16  # bins the histogram aims at over 0..longest
+HISTOGRAM_MAX_BINS = 24  # past this many, the longest texts share one last, open-ended bin
+MAX_BINS_UNDER_CUT = 8  # bins below max_length: at most 8, at least 2 (a short max_length before long texts)
+
+
+def length_histogram(lengths: Sequence[int], max_length: int) -> list[dict[str, Any]]:
+    """Bins of token lengths, [{"start", "end", "count", "cut", "open"}], each holding the lengths n with
+    start < n <= end. When any text is longer than max_length, max_length is an edge: no bin holds both texts
+    that fit and texts that would be cut, so "cut" (start >= max_length) marks whole bins, and the share of cut
+    texts reads off the bars.
+
+    Bins are of (nearly) equal width, max_length / k tokens for a whole k (edges rounded to whole tokens), with k
+    chosen so the histogram has about HISTOGRAM_BINS bins; past HISTOGRAM_MAX_BINS, the last bin runs to the
+    longest text ("open": true). When every text fits, about HISTOGRAM_BINS equal bins cover 1..longest."""
+    if not lengths:
+        return []
+    longest = max(lengths)
+    if longest <= max_length:  # nothing is cut: the bins need not reach max_length
+        width = max(1, math.ceil(longest / HISTOGRAM_BINS))
+        edges = list(range(0, longest + width, width))
+    else:
+        per_cut = min(MAX_BINS_UNDER_CUT, max_length, max(2, round(HISTOGRAM_BINS * max_length / longest)))
+        edges = [0]
+        while edges[-1] < longest:
+            edges.append(round(len(edges) * max_length / per_cut))  # the per_cut-th edge is max_length itself
+    opened = len(edges) - 1 > HISTOGRAM_MAX_BINS
+    if opened:
+        edges = [*edges[:HISTOGRAM_MAX_BINS], longest]
+    counts = [0] * (len(edges) - 1)
+    for n in lengths:
+        counts[max(0, bisect.bisect_left(edges, n) - 1)] += 1
+    return [
+        {"start": edges[i], "end": edges[i + 1], "count": counts[i], "cut": edges[i] >= max_length,
+         "open": opened and i == len(counts) - 1}
+        for i in range(len(counts))
+    ]  # fmt: skip

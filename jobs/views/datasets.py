@@ -138,7 +138,9 @@ def _preview_context(request, dataset) -> dict:
             context.update(pending=True, status=202)
             return context
         peak = max((b["count"] for b in preview["tokens"]["histogram"]), default=0) or 1
+        first_cut = next((b for b in preview["tokens"]["histogram"] if b["cut"]), None)
         for bucket in preview["tokens"]["histogram"]:
             bucket["share"] = bucket["count"] / peak  # bar height relative to the fullest bucket
+            bucket["cut_start"] = bucket is first_cut  # the cut is drawn at its left edge, max_length
         context["preview"] = preview
     return context

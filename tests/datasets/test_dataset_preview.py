@@ -119,9 +119,32 @@ def test_the_dataset_page_shows_the_preview(client, user, dataset):
     html = _part_when_made(client, dataset.pk, {"max_length": 32})
     share = round(100 * sum(n > 32 for n in _lengths()) / len(ROWS))
     assert f"<strong>{share}%</strong> of the texts are longer than\n      32 tokens" in html
-    assert html.count('class="histogram-col"') == 10
+    columns = _histogram(html)
+    assert sum(c["count"] for c in columns) == len(ROWS)
+    cut = [c for c in columns if "cut" in c["class"]]
+    assert cut and cut[0]["start"] == 32 and "cut-start" in cut[0]["class"]  # the cut is drawn at max_length
+    assert sum(c["count"] for c in cut) == sum(n > 32 for n in _lengths())
+    assert all(c["end"] <= 32 for c in columns if "cut" not in c["class"])
+    assert "max_length 32" in html and ">texts</div>" in html and "length in tokens" in html
     assert ROWS[0][0] in html and 'id="label-distribution"' in html
     assert "data-pending" not in html
+
+
+def _histogram(html: str) -> list[dict]:
+    """The histogram's columns as the page draws them: class, start, end and count of each."""
+    from html.parser import HTMLParser
+
+    columns = []
+
+    class Columns(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if "histogram-col" in (a.get("class") or "").split():
+                columns.append({"class": a["class"].split(), "start": int(a["data-start"]),
+                                "end": int(a["data-end"]), "count": int(a["data-count"])})  # fmt: skip
+
+    Columns().feed(html)
+    return columns
 
 
 def test_the_page_answers_at_once_while_the_preview_is_made_and_shows_it_when_made(client, user, dataset):

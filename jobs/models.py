@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config import queues
+from mlcore.catalogue import display_name
 from mlcore.config import DistillConfig, TrainConfig, config_from_dict
 
 
@@ -380,6 +381,17 @@ class ModelRecord(Owned):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
+
+    @property
+    def source(self) -> str:
+        """What the model grew from, as pages name it (base_model can be a server folder's path): "imported";
+        a distilled model's named student, or "derived from its teacher"; else its base model's display name."""
+        if self.kind == self.Kind.IMPORTED:
+            return "imported"
+        if self.kind == self.Kind.DISTILL:
+            student = (self.params or {}).get("student") if isinstance(self.params, dict) else None
+            return display_name(student) if student else "derived from its teacher"
+        return display_name(self.base_model) or "—"
 
     @property
     def test_accuracy(self) -> float | None:

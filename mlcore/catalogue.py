@@ -77,6 +77,18 @@ def entry(model_id: str) -> dict[str, Any] | None:
     return next((e for e in catalogue() if e["id"].lower() == name), None)
 
 
+def display_name(model_id: str) -> str:
+    """How a page names a model a job started from, never a server path: the catalogue's name for a catalogue
+    id, a hub id (or a stored model's name) as it is, a folder as "folder <its last part>"."""
+    name = (model_id or "").strip()
+    known = entry(name) if name else None
+    if known is not None:
+        return known["name"]
+    if _looks_local(name) or "\\" in name or name.count("/") > 1:
+        return f"folder {Path(name.replace(chr(92), '/')).name or name}"
+    return name
+
+
 def hub_online() -> bool:
     """False when HF_HUB_OFFLINE switches the hub off (huggingface_hub reads the same spellings)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in {"1", "true", "yes", "on"}

@@ -108,7 +108,7 @@ def differences(records: list[ModelRecord]) -> dict[str, list[Any]]:
     sets a student apart from its teacher."""
     if len(records) < 2:
         return {}
-    params = [dict(record.params or {}) | {"base_model": record.base_model} for record in records]
+    params = [dict(record.params or {}) | {"base_model": record.source} for record in records]
     names = sorted({name for p in params for name in p} - NOT_COMPARED)
     out = {name: [p.get(name) for p in params] for name in names}
     return {name: values for name, values in out.items() if any(v != values[0] for v in values)}

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from mlcore import csvsafe
 
 from ..models import MetricPoint, ModelRecord
+from .quality import test_summary
 
 MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
 MAX_ID = 2**63 - 1  # the largest id a database can hold (a BigAutoField); a larger number names no model
@@ -37,17 +38,33 @@ METRICS = (
 COLUMNS = (
     "id", "name", "kind", "base_model", "teacher_id", "dataset",
     *(key for key, _ in METRICS[:5]),
+    "test_rows", "test_accuracy_ci_low", "test_accuracy_ci_high", "majority_baseline",
     "parameters", "size_bytes", *(key for key, _ in METRICS[5:]), "serving_precision",
     "test_accuracy_vs_first", "cpu_speedup_vs_first", "size_vs_first",
 )  # fmt: skip
 
-# The study's results (product.md), shown beside the models as the bar to beat.
+# The study's results on IMDB (product.md), shown beside models of the same task as the bar to beat.
 STUDY_ROWS = (
-    {"name": "study: BERT", "avg_train_accuracy": 0.8470, "valid_accuracy": 0.8746, "test_accuracy": 0.8753,
+    {"name": "IMDB study: BERT", "avg_train_accuracy": 0.8470, "valid_accuracy": 0.8746, "test_accuracy": 0.8753,
      "avg_train_loss": 0.2966},
-    {"name": "study: DistilBERT", "avg_train_accuracy": 0.8273, "valid_accuracy": 0.8688, "test_accuracy": 0.8731,
-     "avg_train_loss": 0.2927},
+    {"name": "IMDB study: DistilBERT", "avg_train_accuracy": 0.8273, "valid_accuracy": 0.8688,
+     "test_accuracy": 0.8731, "avg_train_loss": 0.2927},
 )  # fmt: skip
+# The study's task: binary sentiment, as IMDB's folders (neg, pos) or its hub dataset (negative, positive) label it.
+STUDY_LABELS = ({"neg", "pos"}, {"negative", "positive"})
+
+
+def study_applies(label_names: Iterable[str]) -> bool:
+    """Whether the study's IMDB figures compare with a model of these labels: two labels, negative and positive
+    (any case). On any other task, an accuracy of 0.87 says nothing about the study's."""
+    names = {str(name).strip().lower() for name in label_names or ()}
+    return names in STUDY_LABELS
+
+
+def study_rows(records: Iterable[ModelRecord]) -> list[dict[str, Any]]:
+    """The study's rows when every one of the records is of the study's task, else none."""
+    records = list(records)
+    return list(STUDY_ROWS) if records and all(study_applies(r.label_names) for r in records) else []
 
 
 def parse_ids(values: Iterable[str]) -> list[int]:
@@ -89,11 +106,12 @@ def load_models(user, ids: list[int]) -> list[ModelRecord]:
 
 def comparison(records: list[ModelRecord]) -> dict[str, Any]:
     """{"reference": the first model's id, "models": one row per model (COLUMNS), "curves": {model id:
-    {curve name: [[step, value], ...]}}, "study": STUDY_ROWS}. Two queries whatever the number of models."""
+    {curve name: [[step, value], ...]}}, "study": the study's IMDB rows when every model is of its task (binary
+    sentiment, study_applies), else []}. Two queries whatever the number of models."""
     reference = records[0]
     rows = [_row(record, reference) for record in records]
     return {
-        "reference": reference.pk, "models": rows, "curves": _curves(records), "study": list(STUDY_ROWS),
+        "reference": reference.pk, "models": rows, "curves": _curves(records), "study": study_rows(records),
         "differences": differences(records),
     }  # fmt: skip
 
@@ -126,10 +144,20 @@ def to_csv(data: dict[str, Any]) -> str:
 
 
 def to_png(data: dict[str, Any], *, dpi: int = 100) -> bytes:
-    """A 3-panel figure: training loss and training accuracy (with validation points) per step overlaid, then
-    test accuracy per model beside the study's BERT and DistilBERT; one colour per model throughout."""
+    """figure(data) as a PNG."""
+    out = io.BytesIO()
+    figure(data, dpi=dpi).savefig(out, format="png")
+    return out.getvalue()
+
+
+def figure(data: dict[str, Any], *, dpi: int = 100):
+    """A 3-panel matplotlib Figure: training loss and training accuracy (with validation points) per step
+    overlaid, then test accuracy per model (with its 95% interval) beside the study's IMDB figures where they
+    apply; one colour per model throughout. Bars start at 0 (a bar's height is its value), step axes tick whole
+    steps, and the study's legend sits outside the panel, where it covers no bar."""
     # matplotlib's object API, not pyplot: no global figure state, safe in a threaded web process.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(15, 4.2), dpi=dpi, layout="constrained")
     loss_ax, accuracy_ax, test_ax = figure.subplots(1, 3)
@@ -146,6 +174,7 @@ def to_png(data: dict[str, Any], *, dpi: int = 100) -> bytes:
     for ax, title in ((loss_ax, "training loss (smoothed)"), (accuracy_ax, "training accuracy (smoothed)")):
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a step is whole: no 2.5
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize="small")
@@ -154,19 +183,25 @@ def to_png(data: dict[str, Any], *, dpi: int = 100) -> bytes:
 
     labels = [row["name"] for row in data["models"]]
     values = [row["test_accuracy"] or 0.0 for row in data["models"]]
-    bars = test_ax.bar(range(len(labels)), values, color=colors)
-    test_ax.bar_label(bars, labels=[_fmt(row["test_accuracy"]) for row in data["models"]], fontsize="small")
-    for study, style in zip(data["study"], ("--", ":"), strict=True):
+    # The 95% interval as error bars where the test set's size is known (none for a model without a report).
+    errors = [
+        [v - (row.get("test_accuracy_ci_low") if row.get("test_accuracy_ci_low") is not None else v) for v, row in
+         zip(values, data["models"], strict=True)],
+        [(row.get("test_accuracy_ci_high") if row.get("test_accuracy_ci_high") is not None else v) - v for v, row in
+         zip(values, data["models"], strict=True)],
+    ]  # fmt: skip
+    bars = test_ax.bar(range(len(labels)), values, color=colors, yerr=errors, capsize=4, ecolor="#344054")
+    shown = [row.get("test_accuracy_shown") or _fmt(row["test_accuracy"]) for row in data["models"]]
+    test_ax.bar_label(bars, labels=shown, fontsize="small", padding=2)
+    for study, style in zip(data["study"], ("--", ":"), strict=False):
         test_ax.axhline(study["test_accuracy"], color="#667085", linestyle=style, linewidth=1, label=study["name"])
     test_ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize="small")
-    # From a little under the lowest bar or study line: at 0..1, a point of accuracy would not show.
-    low = min([v for v in values if v > 0] + [study["test_accuracy"] for study in data["study"]])
-    test_ax.set_ylim(max(0.0, math.floor((low - 0.05) * 20) / 20), 1.0)
-    test_ax.set_title("test accuracy")
-    test_ax.legend(fontsize="small", loc="lower right")
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    return out.getvalue()
+    test_ax.set_ylim(0.0, 1.12)  # from 0, so bar heights compare; headroom above 1 for the labels
+    test_ax.set_yticks([i / 5 for i in range(6)])
+    test_ax.set_title("test accuracy (95% interval)")
+    if data["study"]:
+        test_ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return figure
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:
@@ -192,6 +227,13 @@ def _row(record: ModelRecord, reference: ModelRecord) -> dict[str, Any]:
         "serving_precision": record.serving_precision,
     }
     row |= {key: _number(metrics.get(metric)) for key, metric in METRICS}
+    test = test_summary(metrics) or {}
+    row |= {
+        "test_rows": test.get("rows"), "test_accuracy_ci_low": test.get("low"),
+        "test_accuracy_ci_high": test.get("high"), "majority_baseline": test.get("baseline"),
+        "test_accuracy_shown": test.get("shown"), "test_accuracy_interval": test.get("interval"),
+        "test_warning": test.get("warning", ""),
+    }  # fmt: skip
     ref = reference.metrics or {}
     row["test_accuracy_vs_first"] = _ratio(row["test_accuracy"], _number(ref.get("test/accuracy")))
     row["cpu_speedup_vs_first"] = _ratio(row["cpu_samples_per_s_b32"], _number(ref.get("cpu/samples_per_s_b32")))

@@ -38,6 +38,28 @@ async def classify_texts(record: ModelRecord, texts: list[str]) -> list:
     raise Unavailable("the model is being replaced; retry")
 
 
+# How far the top label must lead the next one before an answer reads as a decision, in probability points.
+COIN_FLIP_MARGIN = 0.10  # under this, 55% against 45% or closer: a coin flip
+UNCERTAIN_MARGIN = 0.30  # under this, up to 65% against 35%: uncertain
+
+
+def certainty(probabilities: dict[str, float]) -> dict[str, Any]:
+    """How decided an answer is: {"level": "coin_flip", "uncertain" or "clear", "margin" (the top label's lead
+    over the next, 0..1), "note": a sentence for the first two, empty for "clear"}. The probabilities are the
+    model's own, not calibrated: a near tie means the model cannot tell, not that either label is half right."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    if len(ranked) < 2:
+        return {"level": "clear", "margin": 1.0, "note": ""}
+    (top, p1), (second, p2) = ranked[0], ranked[1]
+    margin = p1 - p2
+    lead = f"“{top}” ({100 * p1:.1f}%) against “{second}” ({100 * p2:.1f}%)"
+    if margin < COIN_FLIP_MARGIN:
+        return {"level": "coin_flip", "margin": margin, "note": f"A coin flip: {lead}; the model cannot tell."}
+    if margin < UNCERTAIN_MARGIN:
+        return {"level": "uncertain", "margin": margin, "note": f"Uncertain: {lead}."}
+    return {"level": "clear", "margin": margin, "note": ""}
+
+
 def prediction_dict(p) -> dict[str, Any]:
     """A prediction as the API answers it (what PredictionSerializer declares), built directly: the hot path."""
     return {"label": p.label, "probability": p.probability, "probabilities": p.probabilities, "truncated": p.truncated}
@@ -65,6 +87,6 @@ def side_by_side(records: list[ModelRecord], text: str) -> list[dict[str, Any]]:
         elapsed = (time.perf_counter() - start) * 1000
         out.append({
             "id": record.pk, "name": record.name, **prediction_dict(prediction), "latency_ms": round(elapsed, 2),
-            "serving_precision": record.serving_precision,
+            "serving_precision": record.serving_precision, "certainty": certainty(prediction.probabilities),
         })  # fmt: skip
     return out

@@ -18,8 +18,10 @@ from ..forms import (
     ClassifyForm,
 )
 from ..registry import services as registry
+from ..registry.quality import test_summary
 from ..serving import engines
 from ..serving.batch import create_classify_job
+from ..serving.classify import certainty
 from .common import add_errors
 
 
@@ -36,7 +38,9 @@ def classify(request):
             return render(request, "jobs/classify.html", context, status=429)
         prediction = engines.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
+        prediction.certainty = certainty(prediction.probabilities)
     context = {"form": form, "model": record, "prediction": prediction, "file_form": ClassifyFileForm()}
+    context["test"] = test_summary(record.metrics) if record is not None else None
     return render(request, "jobs/classify.html", context)
 
 

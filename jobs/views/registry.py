@@ -21,6 +21,7 @@ from ..forms import (
 from ..models import ModelRecord
 from ..registry import compare
 from ..registry import services as registry
+from ..registry.quality import test_summary
 from .common import add_errors, delete_through
 from .dashboard import dashboard
 
@@ -35,7 +36,9 @@ def model_detail(request, pk):
     else:
         students = visible.filter(teacher=record).order_by("created_at", "id").values_list("pk", flat=True)
         ids = [record.pk, *students[: compare.MAX_MODELS - 1]] if students else []
-    return render(request, "jobs/model_detail.html", {"model": record, "compare_ids": ",".join(map(str, ids))})
+    context = {"model": record, "compare_ids": ",".join(map(str, ids)), "study": compare.study_rows([record])}
+    context["test"] = test_summary(record.metrics)
+    return render(request, "jobs/model_detail.html", context)
 
 
 @login_required

@@ -24,6 +24,16 @@
       row.appendChild(cell(a.name));
       var label = cell(a.label);
       if (a.truncated) label.appendChild(document.createTextNode(" (text cut)"));
+      if (a.certainty && a.certainty.note) {
+        // A near tie reads as one: "coin flip" / "uncertain" beside the label, the sentence on hover.
+        var flag = document.createElement("span");
+        flag.className = "chip chip-warning";
+        flag.setAttribute("data-certainty", a.certainty.level);
+        flag.title = a.certainty.note;
+        flag.textContent = a.certainty.level === "coin_flip" ? "coin flip" : "uncertain";
+        label.appendChild(document.createTextNode(" "));
+        label.appendChild(flag);
+      }
       row.appendChild(label);
       row.appendChild(cell((a.probability * 100).toFixed(1) + "%", "num"));
       row.appendChild(cell(Object.keys(a.probabilities).map(function (k) {

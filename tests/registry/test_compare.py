@@ -62,7 +62,7 @@ def test_the_comparison_lists_the_models_in_the_order_asked_with_ratios_against_
     assert second["cpu_speedup_vs_first"] == pytest.approx(1.9)
     assert second["size_vs_first"] == pytest.approx(0.5)
     assert first["test_accuracy_vs_first"] == pytest.approx(1.0)
-    assert [row["test_accuracy"] for row in body["study"]] == [0.8753, 0.8731]
+    assert [row["test_accuracy"] for row in body["study"]] == [0.8753, 0.8731]  # negative/positive models
 
 
 def test_each_model_brings_its_training_curves(api, pair):
@@ -201,7 +201,7 @@ def test_the_page_shows_the_table_the_downloads_and_the_curves(logged_in, pair):
     assert 'data-key="test_accuracy_vs_first">0.978<' in results.split('data-model-id="')[2]
     assert 'data-key="cpu_speedup_vs_first">1.90x<' in speed.split('data-model-id="')[2]
     assert f'href="/api/models/compare/?ids={teacher.pk},{student.pk}&amp;format=png"' in html
-    assert "study: DistilBERT" in html
+    assert "IMDB study: DistilBERT" in html
     assert 'id="comparison"' in html and "compare.js" in html
     # The download links work with the page's session, no token needed.
     png = logged_in.get("/api/models/compare/", {"ids": f"{teacher.pk},{student.pk}", "format": "png"})
@@ -252,3 +252,25 @@ def test_the_comparison_names_the_hyperparameters_that_differ(api, logged_in, us
     html = logged_in.get(f"/compare/?models={a.pk},{b.pk},{c.pk}").content.decode()
     assert '<tr data-param="learning_rate">' in html and 'data-param="device"' not in html
     assert api.get(f"/api/models/compare/?ids={a.pk}").json()["differences"] == {}
+
+
+def test_the_png_bars_start_at_zero_the_legend_covers_no_bar_and_steps_tick_whole(user):
+    teacher = _model(user, "teacher", test_acc=0.90, steps=3)  # 3 steps: matplotlib's own ticks would be 0.5 apart
+    student = _model(user, "student", teacher=teacher, test_acc=0.88, steps=3)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = compare.figure(compare.comparison([teacher, student]))
+    loss_ax, accuracy_ax, test_ax = figure.axes
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # lays the figure out as savefig does
+    renderer = canvas.get_renderer()
+
+    assert test_ax.get_ylim()[0] == 0.0
+    legend = test_ax.get_legend().get_window_extent(renderer)
+    assert [t.get_text() for t in test_ax.get_legend().get_texts()] == ["IMDB study: BERT", "IMDB study: DistilBERT"]
+    for bar in test_ax.patches:
+        assert not legend.overlaps(bar.get_window_extent(renderer))
+    for ax in (loss_ax, accuracy_ax):
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)

@@ -372,6 +372,12 @@ class ModelRecord(Owned):
     )
     is_promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    serving_speed = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="CPU speed measured where the model serves, on demand (Compare's re-measure, "
+        "serving.speed.measure): when, where, how, and each precision's latency and throughput; {} until then.",
+    )
 
     class Meta(Owned.Meta):
         constraints = [

@@ -142,3 +142,12 @@ def length_histogram(lengths: Sequence[int], max_length: int) -> list[dict[str, 
          "open": opened and i == len(counts) - 1}
         for i in range(len(counts))
     ]  # fmt: skip
+
+
+def first_texts(
+    path: str | os.PathLike[str], *, format: str | None = None,  # noqa: A002 - read_table's name
+    text_column: str | None = None, label_column: str | None = None, max_bytes: int | None = None, count: int = 32,
+) -> list[str]:  # fmt: skip
+    """A stored table's first `count` texts, whole (what a speed measurement times the models on)."""
+    data, _ = read_table(path, format=format, text_column=text_column, label_column=label_column, max_bytes=max_bytes)
+    return data.texts[:count]

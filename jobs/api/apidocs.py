@@ -112,6 +112,14 @@ model_compare = extend_schema(
     },
 )  # fmt: skip
 
+model_compare_measure = extend_schema(
+    request=s.CompareIdsSerializer,
+    responses={
+        200: dict, 404: error("A model id that is not one you can see."),
+        409: error("Another speed measurement is running in this web process; try again in a minute."),
+    },
+)  # fmt: skip
+
 model_compare_classify = extend_schema(
     request=s.CompareTextSerializer, responses={200: dict, 404: error("A model id that is not one of yours.")}
 )

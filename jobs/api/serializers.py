@@ -404,6 +404,12 @@ class IdsField(serializers.CharField):
     """Model ids as one string, "3,4" (the schema gives its pattern; compare.parse_ids reads it)."""
 
 
+class CompareIdsSerializer(serializers.Serializer):
+    ids = IdsField(
+        help_text=f"model ids, comma-separated (at most {MAX_MODELS}), as GET /api/models/compare/ takes them"
+    )
+
+
 class CompareTextSerializer(ExplainSerializer):
     ids = IdsField(
         help_text=f"model ids of yours, comma-separated (at most {MAX_MODELS}), as GET /api/models/compare/ takes them"

@@ -31,7 +31,7 @@ from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from ..registry import compare
 from ..registry import services as registry
-from ..serving import engines
+from ..serving import engines, speed
 from ..serving.batch import create_classify_job
 from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
 from ..sweeps.services import cancel_sweep, delete_sweep
@@ -296,6 +296,20 @@ class ModelViewSet(
             raise ValidationError({"ids": exc.messages}) from None
         return Response({"answers": body})
 
+    @docs.model_compare_measure
+    @action(detail=False, methods=["post"], url_path="compare/measure", pagination_class=None)
+    def compare_measure(self, request):
+        """Measure the models' CPU speed now, in this web process, the same way for all (`{ids}`): both precisions
+        on the serving runtime, the same texts, interleaved rounds, medians; saved on each model (serving_speed)
+        and answered as {model id: figures}. Seconds to a minute; 409 while another measurement runs here."""
+        payload = s.CompareIdsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            measured = speed.measure(self._compared([payload.validated_data["ids"]]))
+        except speed.Busy as exc:
+            raise Conflict(str(exc)) from None
+        return Response({str(k): v for k, v in measured.items()})
+
     def classify_cost(self, request) -> int:
         """What Try a text (the one throttled action) counts against the classify rate: one per model it names,
         up to the most it answers with."""
@@ -312,6 +326,12 @@ class ModelViewSet(
         except ModelRecord.DoesNotExist as exc:
             raise NotFound(str(exc)) from None
 
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_detail = "the resource is busy"
+    default_code = "conflict"
 
 
 class ServiceUnavailable(APIException):

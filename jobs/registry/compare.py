@@ -17,6 +17,7 @@ from mlcore import csvsafe
 
 from ..models import MetricPoint, ModelRecord
 from .quality import test_summary
+from .storage import model_config
 
 MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
 MAX_ID = 2**63 - 1  # the largest id a database can hold (a BigAutoField); a larger number names no model
@@ -34,13 +35,15 @@ METRICS = (
     ("cpu_latency_ms_b1", "cpu/latency_ms_b1"),
     ("cpu_samples_per_s_b32", "cpu/samples_per_s_b32"),
 )
-# A row's keys in CSV order; the three ratios are against the first model.
+# A row's keys in CSV order; the ratios are against the first model (the speed ones: on the figures _speed says).
 COLUMNS = (
     "id", "name", "kind", "base_model", "teacher_id", "dataset",
     *(key for key, _ in METRICS[:5]),
     "test_rows", "test_accuracy_ci_low", "test_accuracy_ci_high", "majority_baseline",
     "parameters", "size_bytes", *(key for key, _ in METRICS[5:]), "serving_precision",
-    "test_accuracy_vs_first", "cpu_speedup_vs_first", "size_vs_first",
+    "serving_latency_ms_b1_fp32", "serving_samples_per_s_b32_fp32", "serving_latency_ms_b1_int8",
+    "serving_samples_per_s_b32_int8", "serving_measured_at",
+    "test_accuracy_vs_first", "cpu_speedup_vs_first", "cpu_speedup_fp32_vs_first", "size_vs_first",
 )  # fmt: skip
 
 # The study's results on IMDB (product.md), shown beside models of the same task as the bar to beat.
@@ -112,8 +115,55 @@ def comparison(records: list[ModelRecord]) -> dict[str, Any]:
     rows = [_row(record, reference) for record in records]
     return {
         "reference": reference.pk, "models": rows, "curves": _curves(records), "study": study_rows(records),
-        "differences": differences(records),
+        "architecture": architecture(records), "differences": differences(records), "speed": _speed(rows, records),
     }  # fmt: skip
+
+
+# The architecture's figures from a model's config.json: (row name, config keys that hold it, BERT's then others').
+ARCHITECTURE = (
+    ("model type", ("model_type",)),
+    ("layers", ("num_hidden_layers", "n_layers", "num_layers")),
+    ("hidden size", ("hidden_size", "dim", "d_model")),
+    ("attention heads", ("num_attention_heads", "n_heads")),
+)
+
+
+def architecture(records: list[ModelRecord]) -> dict[str, list[Any]]:
+    """{figure: [its value for each model]}: model type, layers, hidden size and attention heads from each model's
+    config.json, and its parameters; shown whether or not they differ, as what a student's speed comes from."""
+    configs = [model_config(record) for record in records]
+    out = {name: [next((c[k] for k in keys if k in c), None) for c in configs] for name, keys in ARCHITECTURE}
+    out["parameters"] = [record.num_parameters for record in records]
+    return out
+
+
+def _speed(rows: list[dict[str, Any]], records: list[ModelRecord]) -> dict[str, Any]:
+    """Set each row's speed ratios against the first and say which figures they use: the serving side's when
+    every model was measured there together (one re-measure), else the worker's."""
+    runs = {(record.serving_speed or {}).get("run") for record in records}
+    served = [row.get(f"serving_samples_per_s_b32_{row['serving_precision']}") for row in rows]
+    fp32 = [row.get("serving_samples_per_s_b32_fp32") for row in rows]
+    if len(runs) == 1 and None not in runs and None not in served:
+        how = records[0].serving_speed
+        for row, value, alike in zip(rows, served, fp32, strict=True):
+            row["cpu_speedup_vs_first"] = _ratio(value, served[0])
+            row["cpu_speedup_fp32_vs_first"] = _ratio(alike, fp32[0])
+        note = (
+            "Speed vs first: texts per second in batches of 32, each model at the precision it serves (and, in the "
+            f"next column, all at fp32), measured together in the {how.get('where')} at {how.get('measured_at')}, "
+            f"{how.get('runtime')} runtime: {how.get('method')}, {how.get('rounds')} rounds, on {how.get('texts')}."
+        )
+        return {"basis": "serving", "note": note, "measured_at": how.get("measured_at")}
+    first = _number((records[0].metrics or {}).get("cpu/samples_per_s_b32"))
+    for row in rows:
+        row["cpu_speedup_vs_first"] = _ratio(row["cpu_samples_per_s_b32"], first)
+        row["cpu_speedup_fp32_vs_first"] = None
+    note = (
+        "Speed vs first: the workers' figures (texts per second in batches of 32, fp32 in PyTorch), each taken right "
+        "after training on its worker's CPU, which other jobs may have shared. Re-measure to time every model here, "
+        "where they serve, the same way."
+    )
+    return {"basis": "worker", "note": note, "measured_at": None}
 
 
 # Settings that say where a run ran or how it was kept, not how it learnt.
@@ -234,10 +284,17 @@ def _row(record: ModelRecord, reference: ModelRecord) -> dict[str, Any]:
         "test_accuracy_shown": test.get("shown"), "test_accuracy_interval": test.get("interval"),
         "test_warning": test.get("warning", ""),
     }  # fmt: skip
+    serving = record.serving_speed if isinstance(record.serving_speed, dict) else {}
+    for precision in ("fp32", "int8"):
+        figures = serving.get(precision) if isinstance(serving.get(precision), dict) else {}
+        row[f"serving_latency_ms_b1_{precision}"] = _number(figures.get("latency_ms_b1"))
+        row[f"serving_samples_per_s_b32_{precision}"] = _number(figures.get("samples_per_s_b32"))
+        row[f"serving_error_{precision}"] = figures.get("error")
+    row["serving_measured_at"] = serving.get("measured_at")
+    row["worker_measured_at"] = record.created_at.isoformat() if record.created_at else None
     ref = reference.metrics or {}
     row["test_accuracy_vs_first"] = _ratio(row["test_accuracy"], _number(ref.get("test/accuracy")))
-    row["cpu_speedup_vs_first"] = _ratio(row["cpu_samples_per_s_b32"], _number(ref.get("cpu/samples_per_s_b32")))
-    row["size_vs_first"] = _ratio(record.size_bytes, reference.size_bytes)
+    row["size_vs_first"] = _ratio(record.size_bytes, reference.size_bytes)  # the speed ratios: _speed
     return row
 
 

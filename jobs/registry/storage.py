@@ -6,6 +6,7 @@ Runs in: the web process and the workers. A leaf: it imports nothing of jobs but
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,6 +66,19 @@ def model_dir(record: ModelRecord) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)  # gone already when it was renamed
     return target
+
+
+def model_config(record: ModelRecord) -> dict:
+    """The model's config.json (transformers' config: its architecture) as stored, {} when it has none or it does
+    not read: a few kilobytes, read through the storage API without copying the model."""
+    if "config.json" not in (record.artifact_files or []):
+        return {}
+    try:
+        with default_storage.open(f"{record.artifact_prefix}/config.json", "rb") as fh:
+            config = json.loads(fh.read(1_000_000))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def local_copy_dir(record: ModelRecord) -> Path:

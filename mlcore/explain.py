@@ -4,8 +4,11 @@ gradient x input importance, computed on demand (one forward and one backward pa
 Attention shows where the model looked, not why it decided: the classification head reads the first token's
 final state, so `cls_attention` is the most relevant row, but attention weights are not attributions (Jain &
 Wallace 2019, "Attention is not Explanation"). Gradient x input (Shrikumar et al. 2016) is a signed, first-order
-estimate of each token's contribution to the predicted label's logit: cheap, and exact for how the logit moves
-when a token's embedding is scaled a little.
+estimate of each token's contribution to the explained label's log-probability: cheap, and exact for how it moves
+when a token's embedding is scaled a little. The log-probability, not the raw logit: it rises only as the label
+gains on the others, so a positive value means "towards this label" whichever label is explained (for two labels,
+explaining one is the mirror image of explaining the other), and a raw logit that every label's rises with says
+nothing of the choice.
 """
 
 from __future__ import annotations
@@ -32,20 +35,22 @@ class Explanation:
     importance: list[float]  # signed gradient x input per token, scaled so the largest |value| is 1
     method: str  # how `importance` was computed
     truncated: bool  # the text had more than max_length tokens, so only part of it was read
+    explained_label: str = ""  # whose log-probability `importance` is about: `label` unless another was asked for
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready types (lists, dicts, str, float, bool)."""
         return asdict(self)
 
 
-def explain(classifier: Classifier, text: str) -> Explanation:
-    """Explain the classifier's prediction for one text.
+def explain(classifier: Classifier, text: str, label: str | None = None) -> Explanation:
+    """Explain the classifier's prediction for one text: importance towards `label` (one of its label names;
+    default: the predicted label).
 
     1. Encode the text exactly as Classifier.predict does (same max_length and truncation).
     2. Under the classifier's lock, switch the model to "eager" attention for one forward pass: transformers 5
        models load with "sdpa", whose fused kernel never materialises the attention weights.
-    3. Feed the word embeddings as a leaf tensor that requires grad and differentiate the predicted label's
-       logit with torch.autograd.grad, which returns the gradient for that tensor only: no parameter gets a
+    3. Feed the word embeddings as a leaf tensor that requires grad and differentiate the explained label's
+       log-probability with torch.autograd.grad, which returns the gradient for that tensor only: no parameter gets a
        .grad and no requires_grad flag is touched.
     4. Restore the previous attention implementation, whatever happened.
     """
@@ -54,6 +59,8 @@ def explain(classifier: Classifier, text: str) -> Explanation:
     if not text.strip():
         raise ValueError("text is empty: give some words to explain")
 
+    if label is not None and label not in classifier.label_names:
+        raise ValueError(f"the model has no label {label!r}; its labels are {', '.join(classifier.label_names)}")
     if classifier.precision != "fp32":
         # Dynamically quantised linear layers have no backward: autograd would warn and return nothing useful.
         raise ValueError(f"explanations need an fp32 model; this one is {classifier.precision}")
@@ -83,7 +90,8 @@ def explain(classifier: Classifier, text: str) -> Explanation:
             logits = out.logits[0].float()
             probs = logits.detach().softmax(dim=-1).cpu().tolist()
             best = max(range(len(probs)), key=probs.__getitem__)  # as predict() picks, ties included
-            (grad,) = torch.autograd.grad(logits[best], embeds)
+            target = best if label is None else classifier.label_names.index(label)
+            (grad,) = torch.autograd.grad(logits.log_softmax(dim=-1)[target], embeds)
 
     attention = out.attentions[-1][0].detach().float().mean(dim=0).cpu()  # (heads, n, n) -> (n, n)
     return Explanation(
@@ -96,6 +104,7 @@ def explain(classifier: Classifier, text: str) -> Explanation:
         importance=_scaled((grad * embeds.detach())[0].sum(dim=-1).float().cpu()),
         method="gradient_x_input",
         truncated=truncated[0],
+        explained_label=classifier.label_names[target],
     )
 
 

@@ -148,7 +148,7 @@ classify_file = extend_schema(
     request={"multipart/form-data": s.ClassifyFileSerializer}, responses={202: s.JobSerializer}
 )
 
-explain = extend_schema(request=s.ExplainSerializer, responses={200: dict, 404: NO_PROMOTED_MODEL})
+explain = extend_schema(request=s.ExplainRequestSerializer, responses={200: dict, 404: NO_PROMOTED_MODEL})
 
 token = extend_schema(
     auth=[],

@@ -395,6 +395,12 @@ class ExplainSerializer(serializers.Serializer):
         return value
 
 
+class ExplainRequestSerializer(ExplainSerializer):
+    label = serializers.CharField(
+        required=False, help_text="the label to explain (one of the model's); default: the predicted one"
+    )
+
+
 # Model ids as compare takes them: "3,4", at most MAX_MODELS.
 IDS_SCHEMA = {"type": "string", "pattern": f"^[0-9]+(,[0-9]+){{0,{MAX_MODELS - 1}}}$"}
 

@@ -403,14 +403,17 @@ class ExplainView(APIView):
 
     @docs.explain
     def post(self, request):
-        payload = s.ExplainSerializer(data=request.data)
+        payload = s.ExplainRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         record = registry.promoted_model(request.user)
         if record is None:
             raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
+        label = payload.validated_data.get("label")
+        if label is not None and label not in record.label_names:
+            raise ValidationError({"label": [f"the model's labels are {', '.join(record.label_names)}"]})
         from mlcore.explain import explain  # imports torch: here, at the first explanation, not at web start
 
-        explanation = explain(engines.explainer_for(record), payload.validated_data["text"])
+        explanation = explain(engines.explainer_for(record), payload.validated_data["text"], label=label)
         # Gradients need float weights: an int8-served model is explained with its fp32 weights.
         body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
         return Response(body | {"serving_precision": record.serving_precision})

@@ -68,9 +68,10 @@ def test_the_prediction_is_the_one_classifier_predict_gives(classifier):
     assert {explain(classifier, t).label for t in TEXTS[:2]} == {"positive", "negative"}
 
 
-def test_importance_matches_finite_differences_of_the_predicted_logit(classifier, finetuned):
-    """Gradient x input for token i is the derivative of the logit as token i's word embedding is scaled by
-    (1 + t), at t = 0; a float64 copy of the model measures it by central differences, without autograd."""
+def test_importance_matches_finite_differences_of_the_predicted_log_probability(classifier, finetuned):
+    """Gradient x input for token i is the derivative of the label's log-probability as token i's word embedding
+    is scaled by (1 + t), at t = 0; a float64 copy of the model measures it by central differences, without
+    autograd."""
     model = AutoModelForSequenceClassification.from_pretrained(finetuned.result.output_dir, dtype=torch.float64)
     model.eval()
     labels, signs = set(), set()
@@ -86,16 +87,30 @@ def test_importance_matches_finite_differences_of_the_predicted_logit(classifier
             def logit(i: int, scale: float, embeds=embeds, target=target) -> float:
                 scaled = embeds.clone()
                 scaled[0, i] *= scale
-                return model(inputs_embeds=scaled).logits[0, target].item()
+                return model(inputs_embeds=scaled).logits[0].log_softmax(dim=-1)[target].item()
 
             raw = torch.tensor([(logit(i, 1 + h) - logit(i, 1 - h)) / (2 * h) for i in range(ids.shape[1])])
         expected = (raw / raw.abs().max()).tolist()
         assert result.importance == pytest.approx(expected, abs=2e-3)
         labels.add(result.label)
         signs |= {v > 0 for v in expected}
-    # Both labels' logits and both signs were checked, so a wrong logit or a sign slip would fail.
+    # Both labels and both signs were checked, so a wrong label or a sign slip would fail.
     assert labels == {"negative", "positive"}
     assert signs == {True, False}
+
+
+def test_another_label_can_be_explained_and_two_labels_mirror_each_other(classifier):
+    text = TEXTS[0]
+    predicted = explain(classifier, text)
+    other = next(name for name in classifier.label_names if name != predicted.label)
+    flipped = explain(classifier, text, label=other)
+    assert (predicted.explained_label, flipped.explained_label) == (predicted.label, other)
+    assert flipped.label == predicted.label and flipped.probabilities == predicted.probabilities
+    # With two labels, log p(a) = -log(1 + exp(z_b - z_a)): its gradient is the other's times -p(b)/p(a), so the
+    # scaled importances are exact opposites.
+    assert flipped.importance == pytest.approx([-v for v in predicted.importance], abs=1e-5)
+    with pytest.raises(ValueError, match="no label 'maybe'"):
+        explain(classifier, text, label="maybe")
 
 
 def test_attention_is_the_last_layers_softmax_of_queries_and_keys(classifier):
@@ -175,7 +190,7 @@ def test_to_dict_is_json_with_every_field(classifier):
     data = json.loads(json.dumps(explain(classifier, "great film").to_dict()))
     assert set(data) == {
         "tokens", "label", "probability", "probabilities", "attention", "cls_attention", "importance", "method",
-        "truncated",
+        "truncated", "explained_label",
     }  # fmt: skip
     assert data["tokens"] == ["[CLS]", "great", "film", "[SEP]"]
     assert len(data["attention"]) == 4

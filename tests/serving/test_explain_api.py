@@ -56,3 +56,16 @@ def test_the_owner_chooses_the_serving_precision(api, other_api, trained_model):
     assert api.put(f"/api/models/{trained_model.pk}/", {"name": "x"}, format="json").status_code == 405
     trained_model.refresh_from_db()
     assert trained_model.serving_precision == "int8" and trained_model.name != "x"
+
+
+def test_the_user_chooses_the_label_to_explain(api, trained_model):
+    api.post(f"/api/models/{trained_model.pk}/promote/")
+    text = "great good film"
+    predicted = api.post("/api/explain/", {"text": text}, format="json").json()
+    other = next(name for name in trained_model.label_names if name != predicted["label"])
+    chosen = api.post("/api/explain/", {"text": text, "label": other}, format="json").json()
+    assert (predicted["explained_label"], chosen["explained_label"]) == (predicted["label"], other)
+    assert chosen["label"] == predicted["label"]  # the prediction stays; the importance is towards `other`
+    assert chosen["importance"] == pytest.approx([-v for v in predicted["importance"]], abs=1e-4)
+    bad = api.post("/api/explain/", {"text": text, "label": "maybe"}, format="json")
+    assert bad.status_code == 400 and "the model's labels are" in bad.json()["label"][0]

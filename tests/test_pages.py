@@ -81,7 +81,8 @@ def test_the_dashboard_renders_both_forms_and_the_tables(logged_in, job, record)
     assert f'data-job-id="{job.pk}"' in html and 'class="job-status"' in html
     assert '<td class="job-progress" title="tokenising">' in html  # what the running job is doing
     assert f'href="/jobs/{job.pk}/"' in html
-    assert f'action="/models/{record.pk}/promote/"' in html and "0.9000" in html
+    assert f'action="/models/{record.pk}/promote/"' in html
+    assert 'title="95% interval 0.70–0.97, 20 test texts">0.90</span>' in html  # 20 rows support two decimals
     assert 'action="/accounts/logout/"' in html
     assert "js/jobs_live.js" in html
 

@@ -57,6 +57,14 @@ def test_summary(metrics: Any) -> dict[str, Any] | None:
     return summary
 
 
+def with_test_summaries(records) -> list:
+    """The records (a queryset or list), each with `.test` set to its test_summary, for tables that list them."""
+    records = list(records)
+    for record in records:
+        record.test = test_summary(record.metrics)
+    return records
+
+
 def _supports(report: Any) -> dict[str, int]:
     """{label: test rows of that label} from a classification report (mlcore.evaluate), {} when it has none."""
     per_class = report.get("per_class") if isinstance(report, dict) else None

@@ -117,7 +117,7 @@ def _measure(records: list[ModelRecord], texts: list[str], source: str) -> dict[
             break
 
     how = {
-        "run": uuid.uuid4().hex, "measured_at": timezone.now().isoformat(),
+        "run": uuid.uuid4().hex, "measured_at": timezone.now().isoformat(timespec="seconds"),
         "where": f"web process on {socket.gethostname()}",
         "runtime": serving_runtime(), "threads": settings.DISTILLERY_SERVING_THREADS or "one per core",
         "texts": source, "batch": BATCH, "rounds": rounds, "models": [r.pk for r in records],

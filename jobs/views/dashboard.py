@@ -23,6 +23,7 @@ from ..forms import (
     ModelImportForm,
 )
 from ..models import Dataset, Job, ModelRecord, Sweep
+from ..registry.quality import with_test_summaries
 from ..sweeps.services import create_sweep, sweep_runs
 from ..training.launch import LaunchSpec, create_job
 from .common import add_errors
@@ -36,7 +37,9 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
         "datasets": Dataset.objects.visible_to(user),
         "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
         "sweeps": [(sweep, sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
-        "models": ModelRecord.objects.visible_to(user).select_related("dataset", "teacher", "owner")[:50],
+        "models": with_test_summaries(
+            ModelRecord.objects.visible_to(user).select_related("dataset", "teacher", "owner")[:50]
+        ),
         "upload_form": upload_form or DatasetUploadForm(),
         "folder_form": (folder_form or DatasetFolderForm(folders=folders)) if folders else None,
         "hub_form": (hub_form or DatasetHubForm()) if catalogue.hub_online() else None,

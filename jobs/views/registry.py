@@ -21,7 +21,7 @@ from ..forms import (
 from ..models import ModelRecord
 from ..registry import compare
 from ..registry import services as registry
-from ..registry.quality import test_summary
+from ..registry.quality import test_summary, with_test_summaries
 from .common import add_errors, delete_through
 from .dashboard import dashboard
 
@@ -45,7 +45,7 @@ def model_detail(request, pk):
 def compare_models(request):
     """Models side by side (?models=3&models=4 or ?models=3,4); without a choice, the list to choose from."""
     # Oldest first: a teacher comes before its students, so ticking both makes the teacher the reference.
-    choices = ModelRecord.objects.visible_to(request.user).order_by("created_at", "id")
+    choices = with_test_summaries(ModelRecord.objects.visible_to(request.user).order_by("created_at", "id"))
     context = {"choices": choices, "max_models": compare.MAX_MODELS, "try_limit": settings.DISTILLERY_SERVING_CACHE}
     if not request.GET.getlist("models"):
         return render(request, "jobs/compare.html", context)

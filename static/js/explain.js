@@ -164,7 +164,7 @@
         legend.appendChild(swatch("xp-neg"));
         legend.appendChild(el("span", "xp-legend-item", "pushes away from it, towards " + others(data, explained)));
         legend.appendChild(document.createTextNode(
-          " Stronger colour, larger effect on the model's probability of " + quoted(explained) +
+          ". Stronger colour, larger effect on the model's probability of " + quoted(explained) +
           " (scaled so the strongest token is ±1). Hover a token for its value."));
       } else {
         legend.textContent = "Last layer's attention from " + data.tokens[0] + " (the token the classifier " +

@@ -45,9 +45,12 @@ class Callback:
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
         """After each optimiser step; `step` counts from 1 to total_steps across all epochs.
 
-        metrics: "train/loss", "train/accuracy" (this batch), "lr" (the rate this batch used) and "epoch"
-        (fractional: 0.5 is half-way through the first epoch); distillation adds "train/soft_loss" and
-        "train/hard_loss", and "train/hidden_loss" when its hidden_loss_weight is above 0.
+        metrics: "train/loss", "train/accuracy" (this batch), "lr" (the rate this batch used), "epoch"
+        (fractional: 0.5 is half-way through the first epoch) and "train/samples_per_s" (the batch's rows over
+        the wall time since the previous report); at most once a second "system/rss_mb" (the process's resident
+        memory) and on CUDA "system/gpu_memory_mb" (what PyTorch holds on the device), in MiB (mlcore.usage).
+        Distillation adds "train/soft_loss" (the KL part, times T^2) and "train/hard_loss" (the cross-entropy
+        part), and "train/hidden_loss" when its hidden_loss_weight is above 0.
         """
 
     def before_checkpoint(self, step: int) -> None:

@@ -8,6 +8,7 @@ and batches without padding replay their forward and backward passes from CUDA g
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, 
 from mlcore.evaluate import evaluate
 from mlcore.graphs import GraphedModel
 from mlcore.optim import make_optimizer, make_scheduler
+from mlcore.usage import memory_metrics
 
 __all__ = [
     "FitResult", "StepFn", "classify_step", "epoch_choice_metrics", "fit", "resolve_device", "use_all_cpu_threads"
@@ -33,6 +35,7 @@ __all__ = [
 # 0-d tensors, left on the device so that the loop fetches everything in one go). Its first argument is called
 # like the model (model(**inputs, **options)): the model itself, or on CUDA a mlcore.graphs.GraphedModel of it.
 StepFn = Callable[[Any, Batch], tuple[Tensor, Tensor, dict[str, Tensor]]]
+USAGE_EVERY_SECONDS = 1.0  # memory joins a batch's metrics at most this often (a chart over time, not per batch)
 
 
 @dataclass
@@ -95,12 +98,14 @@ def fit(
 
     model.train()
     stopped_early, epochs_run = False, start_epoch
+    sampled_at = -float("inf")  # when memory was last added to a batch's metrics
     for epoch in range(start_epoch, config.epochs):
         epochs_run = epoch + 1
         callback.on_phase(Phase.TRAINING)
         i = start_batch if epoch == start_epoch else 0
         batches = _on_device(train_batches.epoch(epoch, start=i), device)
         upcoming = next(batches, None)
+        last_report = time.perf_counter()
         while upcoming is not None:
             if callback.should_stop():
                 raise Cancelled(f"cancelled after {step} of {total_steps} steps")
@@ -119,6 +124,8 @@ def fit(
             values = torch.stack([loss.detach().float(), accuracy, *(v.detach().float() for v in extra.values())])
             upcoming = next(batches, None)  # CPU work that overlaps the GPU's, before the one sync below
             batch_loss, batch_accuracy, *extra_values = values.tolist()
+            now = time.perf_counter()  # after the sync: the batch is done on the device too
+            seconds, last_report = max(now - last_report, 1e-9), now
             loss_sum += batch_loss
             accuracy_sum += batch_accuracy
             metrics = {
@@ -126,7 +133,13 @@ def fit(
                 "train/accuracy": batch_accuracy,
                 "lr": lr,
                 "epoch": epoch + i / per_epoch,
+                # Rows over the wall time since the last report: the whole step as the job lives it, data and
+                # callback included.
+                "train/samples_per_s": batch["labels"].shape[0] / seconds,
             }
+            if now - sampled_at >= USAGE_EVERY_SECONDS:
+                sampled_at = now
+                metrics |= memory_metrics(device)
             callback.on_batch_end(step, total_steps, metrics | dict(zip(extra, extra_values, strict=True)))
 
             if checkpoints is not None and checkpoints.due(step):

@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from config.redis_pool import UNREACHABLE
 
 from . import outages
-from .models import Job, MetricPoint
+from .models import Job, JobLogLine, MetricPoint
 from .training.events import job_group, user_jobs_group
 
 HISTORY_LIMIT = 20_000  # metric points sent on connect; a job has one per batch
@@ -48,10 +48,11 @@ class LayerConsumer(AsyncJsonWebsocketConsumer):
 
 
 class JobConsumer(LayerConsumer):
-    """Streams `/ws/jobs/{id}/?after=SEQ`: history after SEQ, the current status, then live events.
+    """Streams `/ws/jobs/{id}/?after=SEQ&logs_after=LOG_SEQ`: metric points after SEQ, the job's log lines after
+    LOG_SEQ, the current status, then live events.
 
-    The group is joined before history is read, and live metrics at or below the last seq already sent are
-    dropped, so a client that reconnects with the last seq it saw gets every point exactly once.
+    The group is joined before history is read, and live metrics (and log lines) at or below the last seq
+    already sent are dropped, so a client that reconnects with the last seqs it saw gets each exactly once.
     """
 
     async def connect(self):
@@ -63,11 +64,14 @@ class JobConsumer(LayerConsumer):
         self.group = job_group(self.job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        self.last_seq = _after(self.scope)
-        status, points = await self._state(self.last_seq)
+        self.last_seq, self.last_log_seq = _after(self.scope, "after"), _after(self.scope, "logs_after")
+        status, points, lines = await self._state(self.last_seq, self.last_log_seq)
         for point in points:
             await self.send_json(point)
             self.last_seq = point["seq"]
+        for line in lines:
+            await self.send_json(line)
+            self.last_log_seq = line["seq"]
         # Status after history, as it happens live: a finished job's points all come before its end.
         await self.send_json(status)
 
@@ -81,10 +85,11 @@ class JobConsumer(LayerConsumer):
 
     async def job_event(self, message):
         event = message["event"]
-        if event["type"] == "metric":
-            if event["seq"] <= self.last_seq:
+        if event["type"] in ("metric", "log"):
+            last = "last_seq" if event["type"] == "metric" else "last_log_seq"
+            if event["seq"] <= getattr(self, last):
                 return
-            self.last_seq = event["seq"]
+            setattr(self, last, event["seq"])
         await self.send_json(event)
 
     @database_sync_to_async
@@ -92,10 +97,11 @@ class JobConsumer(LayerConsumer):
         return Job.objects.visible_to(user).filter(pk=self.job_id).exists()
 
     @database_sync_to_async
-    def _state(self, after: int) -> tuple[dict, list[dict]]:
+    def _state(self, after: int, logs_after: int) -> tuple[dict, list[dict], list[dict]]:
         job = Job.objects.get(pk=self.job_id)
         points = MetricPoint.objects.filter(job_id=self.job_id, seq__gt=after).order_by("seq")[:HISTORY_LIMIT]
-        return job.to_event(), [p.to_event() for p in points]
+        lines = JobLogLine.objects.filter(job_id=self.job_id, seq__gt=logs_after).order_by("seq")
+        return job.to_event(), [p.to_event() for p in points], [line.to_event() for line in lines]
 
 
 class JobListConsumer(LayerConsumer):
@@ -118,9 +124,9 @@ class JobListConsumer(LayerConsumer):
         await self.send_json(message["event"])
 
 
-def _after(scope) -> int:
+def _after(scope, name: str) -> int:
     query = parse_qs(scope.get("query_string", b"").decode())
     try:
-        return max(0, int(query.get("after", ["0"])[0]))
+        return max(0, int(query.get(name, ["0"])[0]))
     except ValueError:
         return 0

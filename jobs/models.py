@@ -147,6 +147,10 @@ class Job(Owned):
         CANCELLED = "cancelled"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    # A training job's progress bar: its training steps fill this share, the work after them (testing, saving,
+    # measuring, storing) the rest, a step per phase (training.lifecycle.AFTER_TRAINING), so that the bar is full
+    # only once the job has ended.
+    TRAINING_SHARE = 0.9
     # The one place a job's queue is decided: training on the GPU queue, a file classification on the CPU one.
     QUEUES = {Kind.FINETUNE: queues.GPU, Kind.DISTILL: queues.GPU, Kind.CLASSIFY: queues.CPU}
     # The hyperparameters of each training kind (a file classification has none).
@@ -177,8 +181,9 @@ class Job(Owned):
     input_file = models.FileField(upload_to="classify/input/%Y/%m/", blank=True)
     input_filename = models.CharField(max_length=255, blank=True)
     output_file = models.FileField(upload_to="classify/output/%Y/%m/", blank=True)
+    output_summary = models.JSONField(default=dict, blank=True, help_text="Its rows per label and first rows.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    progress = models.FloatField(default=0.0, help_text="Fraction of training steps done, 0..1.")
+    progress = models.FloatField(default=0.0, help_text="0..1; training's steps fill 0..TRAINING_SHARE.")
     phase = models.CharField(
         max_length=60, blank=True, help_text="What a running job is doing now (tokenising, training, testing, ...)."
     )
@@ -277,10 +282,11 @@ class Job(Owned):
         run (a resumed one's pace since its restart says little); None otherwise."""
         if self.status != self.Status.RUNNING or self.attempts > 1 or not self.started_at:
             return None
-        if not 0.01 <= self.progress < 1:
+        done = self.progress / self.TRAINING_SHARE if self.kind in self.CONFIGS else self.progress
+        if not 0.01 <= done < 1:
             return None
         elapsed = (timezone.now() - self.started_at).total_seconds()
-        return round(max(elapsed, 0.0) * (1 - self.progress) / self.progress, 1)
+        return round(max(elapsed, 0.0) * (1 - done) / done, 1)
 
     def to_event(self) -> dict:
         """The status message sent over websockets (and the shape the job page reads)."""
@@ -331,6 +337,36 @@ class MetricPoint(models.Model):
             "step": self.step,
             "kind": self.kind,
             "values": self.values,
+        }
+
+
+class JobLogLine(models.Model):
+    """A record of the worker's log for a job (training.joblog), sent to its page as metric points are: `seq`
+    orders a job's lines, each sent once. About the newest LOG_LINES_KEPT stay."""
+
+    LOG_LINES_KEPT = 1000
+    MESSAGE_CHARS = 2000  # a line longer than this is cut
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    logged_at = models.DateTimeField(help_text="When the record was made.")
+    level = models.CharField(max_length=10, help_text="INFO, WARNING, ERROR, ...")
+    logger = models.CharField(max_length=200)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="log_seq_unique_per_job")]
+
+    def to_event(self) -> dict:
+        return {
+            "type": "log",
+            "job": self.job_id,
+            "seq": self.seq,
+            "time": self.logged_at.isoformat(),
+            "level": self.level,
+            "logger": self.logger,
+            "message": self.message,
         }
 
 

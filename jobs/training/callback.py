@@ -54,6 +54,12 @@ class JobCallback(Callback):
         self._writer.start()
 
     def on_train_begin(self, info: dict) -> None:
+        log.info(
+            "job %s: %s training rows, %s validation, %s test; %s steps on %s; %s parameters%s",
+            self.job.pk, info.get("train_rows"), info.get("valid_rows"), info.get("test_rows"), info.get("total_steps"),
+            info.get("device"), f"{info.get('num_parameters') or 0:,}",
+            f", resuming after step {info['resumed_from_step']}" if info.get("resumed_from_step") else "",
+        )  # fmt: skip
         if (self.job.run_attempt or 1) > 1:  # a resumed run: the runs before it may have gone past its checkpoint
             self._reports.put(_Rewind(int(info.get("resumed_from_step") or 0)))
 
@@ -62,11 +68,12 @@ class JobCallback(Callback):
 
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
         self.raise_if_failed()
-        self._reports.put(_Point(MetricPoint.Kind.TRAIN, step, metrics, step / max(total_steps, 1)))
+        values = metrics | {"time": _now()}
+        self._reports.put(_Point(MetricPoint.Kind.TRAIN, step, values, step / max(total_steps, 1)))
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
         kind = MetricPoint.Kind.TEST if split == "test" else MetricPoint.Kind.VAL
-        values = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        values = {k: v for k, v in metrics.items() if isinstance(v, (int, float))} | {"time": _now()}
         self._reports.put(_Point(kind, step, values, None))
 
     def before_checkpoint(self, step: int) -> None:
@@ -76,6 +83,7 @@ class JobCallback(Callback):
             raise lifecycle.Superseded(f"job {self.job.pk}: another run owns it now; no checkpoint written")
 
     def on_checkpoint(self, step: int, path: str) -> None:
+        log.info("job %s: checkpoint after step %s", self.job.pk, step)
         saved = threading.Event()
         self._reports.put(saved)
         while not saved.wait(1):
@@ -135,7 +143,7 @@ class JobCallback(Callback):
         """Record the latest progress, read the cancel flag, and send the job's status to its pages when its
         whole percentage moved (a live progress bar in at most 100 messages); the percentage sent."""
         if progress is not None:
-            lifecycle.set_progress(self.job, progress)
+            lifecycle.set_training_progress(self.job, progress)
         job = Job.objects.get(pk=self.job.pk)
         if not self.job.owned().exists():
             self.superseded.set()
@@ -204,6 +212,12 @@ def job_callback(job: Job):
         raise
     callback.close()
     callback.raise_if_failed()
+
+
+def _now() -> float:
+    """The wall-clock time of a report, in seconds since the epoch (ms precision): the page's time axis, taken
+    when training reported it rather than when the writer saved it (several points can share a save)."""
+    return round(time.time(), 3)
 
 
 def _plain(value):

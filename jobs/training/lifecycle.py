@@ -21,14 +21,15 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from mlcore.callbacks import Cancelled
+from mlcore.callbacks import Cancelled, Phase
 
 from ..files import checkpoint_dir
 from ..models import Job, MetricPoint, ModelRecord
-from . import dispatch, events, webhooks
+from . import dispatch, events, joblog, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,9 @@ def running(job: Job):
     recorded: cancelled on Cancelled, failed with a readable error on any other exception (not raised further).
     Success is the work's own to record, with what it made. So a job never stays running.
 
-    A run that no longer owns the job (Superseded, or any error once another run holds it) records nothing."""
-    with keep_alive(job):
+    A run that no longer owns the job (Superseded, or any error once another run holds it) records nothing. What
+    the run logs meanwhile is kept for the job's page (joblog.captured)."""
+    with joblog.captured(job, fence), keep_alive(job):
         try:
             yield
         except Superseded as exc:
@@ -148,17 +150,38 @@ def requeue_stale_jobs() -> list[int]:
     return requeued
 
 
+# The phases of a training job after its last step (mlcore's, then the runner's), and where each puts the progress
+# bar: training fills 0 to Job.TRAINING_SHARE, these the rest in even steps. On a small job they take a third of
+# its time; a bar at 100% through them would say the job is done.
+MEASURING_SPEED = "measuring CPU speed"
+COMPARING_INT8 = "comparing int8 with fp32"
+STORING = "storing the model"
+_AFTER = (Phase.TESTING, Phase.SAVING, MEASURING_SPEED, COMPARING_INT8, STORING)
+AFTER_TRAINING = {
+    str(phase): Job.TRAINING_SHARE + i * (1 - Job.TRAINING_SHARE) / len(_AFTER) for i, phase in enumerate(_AFTER)
+}
+
+
 def set_progress(job: Job, progress: float) -> None:
-    """Record how far training is; raises Superseded when this run no longer owns the job."""
-    if not job.owned().update(progress=progress):
+    """Record how far the job is (0..1; it never moves back); raises Superseded when this run no longer owns it."""
+    if not job.owned().update(progress=Greatest(F("progress"), Value(float(progress)))):
         raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
+
+
+def set_training_progress(job: Job, fraction: float) -> None:
+    """Record the fraction of its training steps a job has done: the first Job.TRAINING_SHARE of its bar."""
+    set_progress(job, fraction * Job.TRAINING_SHARE)
 
 
 def set_phase(job: Job, phase: str) -> None:
-    """Record what a running job is doing now and tell its pages; raises Superseded when this run no longer owns
-    the job."""
-    if not job.owned().update(phase=phase):
+    """Record what a running job is doing now (and for a phase after training, its progress) and tell its pages;
+    raises Superseded when this run no longer owns the job."""
+    changes: dict = {"phase": phase}
+    if phase in AFTER_TRAINING:
+        changes["progress"] = Greatest(F("progress"), Value(AFTER_TRAINING[phase]))
+    if not job.owned().update(**changes):
         raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
+    log.info("job %s: %s", job.pk, phase)
     events.broadcast_status(Job.objects.get(pk=job.pk))
 
 

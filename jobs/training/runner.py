@@ -50,11 +50,11 @@ def _train_and_register(job: Job, workdir: Path) -> None:
         else:  # an earlier run of the job trained it and stopped before the model was stored
             log.warning("job %s: resuming from the model an earlier run trained", job.pk)
         output_dir = str(result.output_dir)
-        lifecycle.set_phase(job, "measuring CPU speed")
+        lifecycle.set_phase(job, lifecycle.MEASURING_SPEED)
         result.metrics |= _cpu_speed(output_dir, data.texts[:64])
-        lifecycle.set_phase(job, "comparing int8 with fp32")
+        lifecycle.set_phase(job, lifecycle.COMPARING_INT8)
         result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
-        lifecycle.set_phase(job, "storing the model")
+        lifecycle.set_phase(job, lifecycle.STORING)
         _ship_export(job, output_dir, exports, serving_precision_for(result.metrics))
         lifecycle.succeed_with(job, lambda: register_model(job, result))
 

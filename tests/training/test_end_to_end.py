@@ -8,8 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from jobs.models import Job, ModelRecord
+from jobs.models import Job, JobLogLine, ModelRecord
 from jobs.registry import storage
+from jobs.training import lifecycle
 from mlcore import onnxrt
 from tests.conftest import job_socket, launch_finetune, watch_job
 
@@ -32,11 +33,22 @@ def _check_metric_stream(api, job: dict, messages: list[dict]) -> list[dict]:
     stored = api.get(f"/api/jobs/{job['id']}/metrics/").json()
     assert [p["seq"] for p in stored] == seqs
     train = [m for m in metrics if m["kind"] == "train"]
-    assert {"train/loss", "train/accuracy", "lr"} <= set(train[0]["values"])
+    assert {"train/loss", "train/accuracy", "lr", "epoch", "time", "train/samples_per_s", "system/rss_mb"} <= set(
+        train[0]["values"]
+    )
+    assert all(m["values"]["train/samples_per_s"] > 0 and m["values"]["time"] > 1.7e9 for m in train)
     assert [m["kind"] for m in metrics][-1] == "test"
-    # While it runs, the job's pages get its progress: rising, one message per whole percent at most.
+    # While it runs, the job's pages get its progress: rising, one message per whole percent at most, and short of
+    # 100% until it has ended (training fills 90%; testing, measuring and storing the rest).
     running = [m["progress"] for m in messages if m["type"] == "status" and m["status"] == "running"]
-    assert running[-1] == 1.0 and running == sorted(running) and len(running) <= 101
+    assert running == sorted(running) and len(running) <= 101
+    assert running[-1] == pytest.approx(lifecycle.AFTER_TRAINING[lifecycle.STORING]) < 1 == messages[-1]["progress"]
+    # The worker's log for the job came too, each line once, in order, and is kept.
+    lines = [m for m in messages if m["type"] == "log"]
+    assert [m["seq"] for m in lines] == list(range(1, len(lines) + 1))
+    assert any(m["message"] == f"job {job['id']}: training" for m in lines)
+    assert any(m["message"].startswith(f"job {job['id']}: 128 training rows, 16 validation, 16 test") for m in lines)
+    assert [line.message for line in JobLogLine.objects.filter(job_id=job["id"])] == [m["message"] for m in lines]
     # The last status event carries the times the job page shows, the same as the API's.
     final = messages[-1]
     started, finished = (datetime.fromisoformat(final[key]) for key in ("started_at", "finished_at"))

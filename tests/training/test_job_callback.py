@@ -4,6 +4,7 @@ database or Redis, yet every point is saved, in order, before the job can finish
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -41,6 +42,7 @@ def held_writes(monkeypatch):
 
 
 def test_reports_return_while_the_database_is_held_and_are_all_saved_in_order_on_close(job, held_writes):
+    reported = time.time()
     with job_callback(job) as callback:
         for step in range(1, 6):
             callback.on_batch_end(step, 10, {"train/loss": 1.0 / step, "lr": 2e-5})
@@ -52,10 +54,12 @@ def test_reports_return_while_the_database_is_held_and_are_all_saved_in_order_on
     points = list(MetricPoint.objects.filter(job=job).values_list("seq", "step", "kind", "values"))
     assert [p[:3] for p in points] == [(1, 1, "train"), (2, 2, "train"), (3, 3, "train"), (4, 4, "train"),
                                        (5, 5, "train"), (6, 5, "val")]  # fmt: skip
-    assert points[2][3] == {"train/loss": pytest.approx(1 / 3), "lr": 2e-5}
-    assert points[5][3] == {"val/accuracy": 0.75}
+    assert points[2][3] == {"train/loss": pytest.approx(1 / 3), "lr": 2e-5, "time": pytest.approx(reported, abs=60)}
+    assert points[5][3] == {"val/accuracy": 0.75, "time": pytest.approx(reported, abs=60)}
+    times = [p[3]["time"] for p in points]
+    assert times == sorted(times)  # when training reported each, not when the writer saved them (all at once)
     job.refresh_from_db()
-    assert job.progress == pytest.approx(0.5)
+    assert job.progress == pytest.approx(0.5 * Job.TRAINING_SHARE)  # half the steps: half of training's share
 
 
 def test_after_a_checkpoint_training_goes_on_only_once_every_earlier_point_is_saved(job, monkeypatch):
@@ -81,11 +85,11 @@ def test_the_jobs_pages_get_its_status_each_time_its_whole_percentage_moves(job,
     with job_callback(job) as callback:
         for step in range(1, 101):
             callback.on_batch_end(step, 1000, {"train/loss": 0.5})
-    assert sent[-1] == ("running", pytest.approx(0.1))  # the last progress, sent when the writer closed
+    assert sent[-1] == ("running", pytest.approx(0.09))  # the last progress, sent when the writer closed
     percents = [int(progress * 100) for _, progress in sent]
     assert percents == sorted(set(percents))  # at most one message per whole percent, in order
     job.refresh_from_db()
-    assert job.progress == pytest.approx(0.1)
+    assert job.progress == pytest.approx(0.1 * Job.TRAINING_SHARE)
 
 
 def test_a_phase_is_recorded_and_sent_after_the_points_reported_before_it(job, monkeypatch):

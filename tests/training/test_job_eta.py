@@ -23,8 +23,8 @@ def _job(owner, dataset, **fields) -> Job:
     return Job.objects.create(owner=owner, kind="finetune", dataset=dataset, params={}, **fields)
 
 
-def test_a_running_job_left_at_a_quarter_after_100_s_has_about_300_s_to_go(api, user, dataset):
-    job = _job(user, dataset, status="running", progress=0.25, attempts=1,
+def test_a_running_job_a_quarter_through_its_training_after_100_s_has_about_300_s_to_go(api, user, dataset):
+    job = _job(user, dataset, status="running", progress=0.25 * Job.TRAINING_SHARE, attempts=1,
                started_at=timezone.now() - timedelta(seconds=100))  # fmt: skip
     assert job.eta_seconds == pytest.approx(300, abs=2)
     assert job.to_event()["eta_seconds"] == pytest.approx(300, abs=2)
@@ -35,6 +35,7 @@ def test_a_running_job_left_at_a_quarter_after_100_s_has_about_300_s_to_go(api, 
     "fields",
     [
         {"status": "running", "progress": 0.005, "attempts": 1},  # too early to tell
+        {"status": "running", "progress": 0.92, "attempts": 1},  # training is over: testing, measuring, storing
         {"status": "running", "progress": 0.5, "attempts": 2},  # resumed: its pace since the restart misleads
         {"status": "succeeded", "progress": 1.0, "attempts": 1},
         {"status": "queued", "progress": 0.0, "attempts": 0},
@@ -65,7 +66,7 @@ def test_the_job_page_shows_the_queue_and_carries_the_estimate(logged_in, user, 
     assert '<span id="job-queue" class="muted small">1 job queued before it</span>' in (
         logged_in.get(f"/jobs/{queued.pk}/").content.decode()
     )
-    running = _job(user, dataset, status="running", progress=0.5, attempts=1,
+    running = _job(user, dataset, status="running", progress=0.5 * Job.TRAINING_SHARE, attempts=1,
                    started_at=timezone.now() - timedelta(seconds=60))  # fmt: skip
     html = logged_in.get(f"/jobs/{running.pk}/").content.decode()
     assert 'id="job-eta" class="muted small" data-eta="60.' in html and 'id="job-queue"' not in html

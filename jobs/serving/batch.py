@@ -61,7 +61,7 @@ def run(job: Job) -> None:
 
 def classify_file(job: Job) -> None:
     """Classify a classify job's file with its model (at its serving precision) into a CSV in storage."""
-    from mlcore.batchfile import classify_table  # imports torch: in the worker only
+    from mlcore.batchfile import ResultSummary, classify_table  # imports torch: in the worker only
 
     table = load_texts(job)
     classifier = load_classifier(job.model)
@@ -71,12 +71,14 @@ def classify_file(job: Job) -> None:
         job.progress = done / max(total, 1)
         events.broadcast_status(job)
 
+    summary = ResultSummary.for_labels(classifier.label_names)
     with tempfile.TemporaryDirectory(prefix=f"distillery-job-{job.pk}-") as folder:
         out = Path(folder) / f"{Path(job.input_filename).stem or 'texts'}-classified.csv"
         classify_table(
-            classifier, table, out, on_progress=progress, should_stop=lambda: lifecycle.cancel_requested(job.pk)
-        )
-        save_output(job, out)
+            classifier, table, out, on_progress=progress, should_stop=lambda: lifecycle.cancel_requested(job.pk),
+            summary=summary,
+        )  # fmt: skip
+        save_output(job, out, summary.to_dict())
     lifecycle.finish_job(job, Job.Status.SUCCEEDED)
 
 
@@ -90,10 +92,12 @@ def load_texts(job: Job):
         )  # fmt: skip
 
 
-def save_output(job: Job, csv_path: Path) -> None:
+def save_output(job: Job, csv_path: Path, summary: dict | None = None) -> None:
+    """Store the CSV and record it on the job with its summary (label counts, first rows) for the job's page."""
     with csv_path.open("rb") as fh:
         name = default_storage.save(f"classify/output/{uuid.uuid4().hex}/{csv_path.name}", File(fh))
-    if not job.owned().update(output_file=name):  # another run owns the job now: its output is the one kept
+    # Only while this run owns the job: another run's output is the one kept then.
+    if not job.owned().update(output_file=name, output_summary=summary or {}):
         default_storage.delete(name)
         raise lifecycle.Superseded(f"job {job.pk}: another run owns it now")
     job.output_file.name = name

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from ..models import Job, Sweep
 from ..registry import compare
 from ..sweeps.services import cancel_sweep, delete_sweep, sweep_runs
+from ..training.hyperparameters import parameter_groups
 from ..training.launch import delete_job, request_cancel
 from .common import delete_through
 
@@ -22,7 +23,9 @@ def job_detail(request, pk):
     job = get_object_or_404(
         Job.objects.visible_to(request.user).select_related("dataset", "test_dataset", "result_model", "sweep"), pk=pk
     )
-    return render(request, "jobs/job_detail.html", {"job": job, "jobs_ahead": job.jobs_ahead()})
+    changed, defaults = parameter_groups(job)
+    context = {"job": job, "jobs_ahead": job.jobs_ahead(), "params_changed": changed, "params_default": defaults}
+    return render(request, "jobs/job_detail.html", context)
 
 
 @login_required

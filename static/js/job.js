@@ -6,13 +6,11 @@
   if (!root) return;
 
   var live = window.DistilleryLive;
-  var SMOOTHING = 0.9; // exponential moving average weight for the noisy per-batch series
 
   var metricsUrl = root.getAttribute("data-metrics-url");
   var wsPath = root.getAttribute("data-ws-path");
   var modelUrl = root.getAttribute("data-model-url") || "/models/0/";
   var status = root.getAttribute("data-status");
-  var lastSeq = 0;
   var indicator = document.getElementById("live-indicator");
 
   // ---------------------------------------------------------------- status
@@ -47,7 +45,7 @@
 
   function applyStatus(msg) {
     status = msg.status;
-    applyRewinds(msg.rewinds);
+    charts.applyRewinds(msg.rewinds);
     root.setAttribute("data-status", status);
 
     live.setStatus(
@@ -66,6 +64,8 @@
 
     setTime("job-started", msg.started_at);
     setTime("job-finished", msg.finished_at);
+    charts.setStartedAt(msg.started_at);
+    showDuration(msg.started_at, msg.finished_at);
 
     var cancel = document.getElementById("cancel-form");
     if (cancel && live.isFinished(status)) cancel.hidden = true;
@@ -91,204 +91,91 @@
       }
     }
     var output = document.getElementById("output-link");
-    if (output && msg.output) output.hidden = false;  // a classify job's CSV is ready
-  }
-
-  // ---------------------------------------------------------------- charts
-
-  var hasChart = typeof window.Chart !== "undefined";
-  if (hasChart) {
-    window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    window.Chart.defaults.color = "#667085";
-  }
-  var charts = {};
-  var series = {}; // name -> array of {x, y}, shared by reference with the chart datasets
-  var smoothers = {};
-  var latest = {}; // "val/loss" -> {value, step}
-  var latestDirty = false;
-  var pointCount = 0;
-  var received = []; // every point shown, in order: a rewind rebuilds the series from it
-  var pending = false; // a render is scheduled for the next animation frame
-
-  function points(name) {
-    if (!series[name]) series[name] = [];
-    return series[name];
-  }
-
-  function numeric(v) { return typeof v === "number" && isFinite(v); }
-
-  function fmt(v) {
-    if (!numeric(v)) return String(v);
-    if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5)) return v.toExponential(3);
-    return (Math.round(v * 10000) / 10000).toString();
-  }
-
-  function line(label, name, color, opts) {
-    var ds = {
-      label: label,
-      data: points(name),
-      borderColor: color,
-      backgroundColor: color,
-      borderWidth: 1.5,
-      pointRadius: 0,
-      pointHoverRadius: 3,
-      tension: 0,
-      spanGaps: true,
-    };
-    for (var k in opts || {}) ds[k] = opts[k];
-    return ds;
-  }
-
-  function faint(label, name, color) {
-    return line(label, name, color, { borderWidth: 1, borderColor: color + "55", backgroundColor: color + "55" });
-  }
-
-  function evalPoints(label, name, color, style) {
-    return line(label, name, color, {
-      pointRadius: 4, pointHoverRadius: 6, borderWidth: 2, pointStyle: style || "circle", showLine: true,
-    });
-  }
-
-  function makeChart(id, datasets, yOptions) {
-    var canvas = document.getElementById(id);
-    if (!canvas || !hasChart) return null;
-    return new window.Chart(canvas, {
-      type: "line",
-      data: { datasets: datasets },
-      options: {
-        parsing: false,
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: {
-          x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 } },
-          y: yOptions || {},
-        },
-        plugins: {
-          legend: { labels: { boxWidth: 8, boxHeight: 8, usePointStyle: true, pointStyleWidth: 10 } },
-          tooltip: {
-            callbacks: {
-              title: function (items) { return items.length ? "step " + items[0].parsed.x : ""; },
-              label: function (item) { return item.dataset.label + ": " + fmt(item.parsed.y); },
-            },
-          },
-        },
-      },
-    });
-  }
-
-  charts.loss = makeChart("chart-loss", [
-    faint("train loss", "train/loss", "#6366f1"),
-    line("train loss (smoothed)", "train/loss~", "#4f46e5", { borderWidth: 2 }),
-    evalPoints("val loss", "val/loss", "#f79009"),
-    evalPoints("test loss", "test/loss", "#d92d20", "rectRot"),
-  ], { title: { display: true, text: "loss" } });
-
-  charts.accuracy = makeChart("chart-accuracy", [
-    faint("train accuracy", "train/accuracy", "#12b76a"),
-    line("train accuracy (smoothed)", "train/accuracy~", "#079455", { borderWidth: 2 }),
-    evalPoints("val accuracy", "val/accuracy", "#f79009"),
-    evalPoints("test accuracy", "test/accuracy", "#d92d20", "rectRot"),
-  ], { title: { display: true, text: "accuracy" }, suggestedMin: 0.5, suggestedMax: 1 });
-
-  charts.lr = makeChart("chart-lr", [
-    line("learning rate", "lr", "#7a5af8", { borderWidth: 2 }),
-  ], {
-    title: { display: true, text: "lr" },
-    ticks: { callback: function (v) { return numeric(v) ? v.toExponential(1) : v; } },
-  });
-
-  function smooth(name, step, value) {
-    var s = smoothers[name] || (smoothers[name] = { ema: 0, n: 0 });
-    s.n += 1;
-    s.ema = SMOOTHING * s.ema + (1 - SMOOTHING) * value;
-    points(name + "~").push({ x: step, y: s.ema / (1 - Math.pow(SMOOTHING, s.n)) });
-  }
-
-  function addPoint(p) {
-    received.push(p);
-    plot(p);
-  }
-
-  // A run that resumed from a checkpoint dropped what the dead run before it reported past that step (each
-  // rewind is [step, last seq of the dead run]; applying one twice changes nothing): drop them here too.
-  function applyRewinds(rewinds) {
-    if (!Array.isArray(rewinds) || !rewinds.length) return;
-    var kept = received.filter(function (p) {
-      return !rewinds.some(function (r) {
-        var past = p.step > r[0] || (p.step === r[0] && (p.kind === "val" || p.kind === "test"));
-        return past && p.seq <= r[1];
-      });
-    });
-    if (kept.length === received.length) return;
-    received = kept;
-    Object.keys(series).forEach(function (name) { series[name].length = 0; }); // the charts hold these arrays
-    smoothers = {};
-    latest = {};
-    pointCount = 0;
-    kept.forEach(plot);
-    latestDirty = true;
-    scheduleRender();
-  }
-
-  function plot(p) {
-    var values = p.values || {};
-    var step = p.step;
-    Object.keys(values).forEach(function (key) {
-      var v = values[key];
-      if (!numeric(v)) return;
-      points(key).push({ x: step, y: v });
-      if (p.kind === "train" && (key === "train/loss" || key === "train/accuracy")) smooth(key, step, v);
-      if (p.kind === "val" || p.kind === "test") latest[key] = { value: v, step: step };
-    });
-    if (p.kind === "val" || p.kind === "test") latestDirty = true;
-    if (p.seq > lastSeq) lastSeq = p.seq;
-    pointCount += 1;
-    scheduleRender();
-  }
-
-  function scheduleRender() {
-    if (pending) return;
-    pending = true;
-    window.requestAnimationFrame(render);
-  }
-
-  function render() {
-    pending = false;
-    Object.keys(charts).forEach(function (k) {
-      if (charts[k]) charts[k].update("none");
-    });
-    var count = document.getElementById("metrics-count");
-    if (count) count.textContent = pointCount + " metric points";
-    if (pointCount) {
-      document.querySelectorAll(".chart-empty").forEach(function (el) { el.hidden = true; });
+    if (output && msg.output) {
+      output.hidden = false;  // a classify job's CSV is ready
+      showClassifyResult();
     }
-    if (latestDirty) renderLatest();
   }
 
-  function renderLatest() {
-    latestDirty = false;
-    var body = document.getElementById("latest-metrics");
-    if (!body) return;
-    var keys = Object.keys(latest).sort();
-    if (!keys.length) return;
-    body.textContent = "";
-    keys.forEach(function (key) {
-      var tr = document.createElement("tr");
-      var th = document.createElement("th");
-      th.textContent = key;
-      var value = document.createElement("td");
-      value.className = "num";
-      value.textContent = fmt(latest[key].value);
-      var step = document.createElement("td");
-      step.className = "num";
-      step.textContent = latest[key].step;
-      tr.appendChild(th);
-      tr.appendChild(value);
-      tr.appendChild(step);
-      body.appendChild(tr);
-    });
+  // "47 s", "3 min 12 s", "2 h 5 min": as the server writes it (jobs/templatetags/durations.py).
+  function durationText(seconds) {
+    var total = Math.max(0, Math.floor(seconds));
+    if (total < 60) return total + " s";
+    var minutes = Math.floor(total / 60), secs = total % 60;
+    if (minutes < 60) return secs ? minutes + " min " + secs + " s" : minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    minutes %= 60;
+    return minutes ? hours + " h " + minutes + " min" : hours + " h";
+  }
+
+  function showDuration(startIso, endIso) {
+    var item = document.getElementById("job-duration-item");
+    var start = Date.parse(startIso || ""), end = Date.parse(endIso || "");
+    if (!item || !isFinite(start) || !isFinite(end)) return;
+    document.getElementById("job-duration").textContent = durationText((end - start) / 1000);
+    item.hidden = false;
+  }
+
+  // A file classification that ends while its page is open: its label counts and first rows, as the page
+  // renders them, fetched once.
+  var classifyShown = false;
+  function showClassifyResult() {
+    var box = document.getElementById("classify-result");
+    if (!box || classifyShown || box.childElementCount) return;
+    classifyShown = true;
+    fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("classify-result");
+        if (fresh) box.replaceWith(fresh);
+      })
+      .catch(function (err) { if (window.console) console.warn(err); });
+  }
+
+  // ---------------------------------------------------------------- charts (job_charts.js)
+
+  var charts = window.DistilleryJobCharts.create(root);
+
+  // ---------------------------------------------------------------- log
+
+  var logBox = document.getElementById("job-log");
+  var lastLogSeq = 0;
+  var LOG_LINES_SHOWN = 1000; // as many as the server keeps
+
+  // One line of the worker's log for this job, each seq once; the view follows the newest line unless the
+  // reader scrolled up.
+  function addLogLine(msg) {
+    if (!logBox || typeof msg.seq !== "number" || msg.seq <= lastLogSeq) return;
+    var following = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 8;
+    if (lastLogSeq === 0 && msg.seq > 1) {
+      var dropped = document.createElement("div");
+      dropped.className = "log-line muted";
+      dropped.textContent = "… " + (msg.seq - 1) + " earlier lines are not kept";
+      logBox.appendChild(dropped);
+    }
+    lastLogSeq = msg.seq;
+    var row = document.createElement("div");
+    row.className = "log-line log-" + String(msg.level || "").toLowerCase();
+    row.setAttribute("data-seq", String(msg.seq));
+    var time = document.createElement("time");
+    time.dateTime = msg.time || "";
+    time.textContent = (msg.time || "").slice(11, 19);
+    var level = document.createElement("span");
+    level.className = "log-level";
+    level.textContent = msg.level || "";
+    var text = document.createElement("span");
+    text.className = "log-message";
+    text.textContent = msg.message || "";
+    row.appendChild(time);
+    row.appendChild(level);
+    row.appendChild(text);
+    logBox.appendChild(row);
+    var empty = document.getElementById("log-empty");
+    if (empty) empty.remove();
+    while (logBox.childElementCount > LOG_LINES_SHOWN) logBox.firstElementChild.remove();
+    if (following) logBox.scrollTop = logBox.scrollHeight;
+    var count = document.getElementById("log-count");
+    if (count) count.textContent = msg.seq + " line" + (msg.seq === 1 ? "" : "s") + " from the worker";
   }
 
   // ---------------------------------------------------------------- transport
@@ -297,14 +184,16 @@
     if (msg.type === "status") {
       applyStatus(msg);
     } else if (msg.type === "metric") {
-      if (typeof msg.seq !== "number" || msg.seq <= lastSeq) return; // already have it
-      addPoint(msg);
+      charts.addPoint(msg); // each seq once
+    } else if (msg.type === "log") {
+      addLogLine(msg);
     }
   }
 
   function connect() {
     live.follow({
-      path: function () { return wsPath + "?after=" + lastSeq; }, // a reconnect asks only for what it missed
+      // A reconnect asks only for what it missed.
+      path: function () { return wsPath + "?after=" + charts.lastSeq() + "&logs_after=" + lastLogSeq; },
       indicator: indicator,
       onMessage: onMessage,
       done: function (event) { return live.isFinished(status) && (event.wasClean || event.code === 1000); },
@@ -320,7 +209,7 @@
       .then(function (data) {
         var list = Array.isArray(data) ? data : (data && data.results) || [];
         list.sort(function (a, b) { return a.seq - b.seq; });
-        list.forEach(function (p) { if (p.seq > lastSeq) addPoint(p); });
+        list.forEach(charts.addPoint);
       })
       .catch(function (err) {
         // The websocket replays the history after lastSeq, so a failed fetch only costs time.

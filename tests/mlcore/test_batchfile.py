@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from mlcore.batchfile import CHUNK_ROWS, classify_table
+from mlcore.batchfile import CHUNK_ROWS, FIRST_ROWS, TEXT_CHARS, ResultSummary, classify_table
 from mlcore.callbacks import Cancelled
 from mlcore.data import DataError, TextTable, read_texts
 from mlcore.inference import Classifier
@@ -63,3 +63,18 @@ def test_a_cancel_stops_between_chunks(classifier, tmp_path):
     with pytest.raises(Cancelled):
         classify_table(classifier, table, tmp_path / "o.csv", should_stop=lambda: calls.append(1) or len(calls) > 1)
     assert len(calls) == 2
+
+
+def test_a_summary_counts_every_rows_label_and_keeps_the_first_rows(classifier, tmp_path):
+    texts = [f"{'good great' if i % 3 else 'bad awful'} film {i}" + " long" * 100 * (i == 1) for i in range(300)]
+    table = TextTable(texts, [f"id{i}" for i in range(len(texts))], "csv", "text")
+    summary = ResultSummary.for_labels(classifier.label_names + ["never predicted"])
+    classify_table(classifier, table, tmp_path / "out.csv", summary=summary)
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    counts = {name: sum(r["label"] == name for r in rows) for name in classifier.label_names}
+    assert summary.label_counts == counts | {"never predicted": 0} and sum(counts.values()) == 300
+    assert [r["row"] for r in summary.first_rows] == list(range(1, FIRST_ROWS + 1))
+    assert [(r["id"], r["label"]) for r in summary.first_rows] == [(r["id"], r["label"]) for r in rows[:FIRST_ROWS]]
+    assert summary.first_rows[0]["probability"] == pytest.approx(float(rows[0]["probability"]), abs=1e-4)
+    assert len(summary.first_rows[1]["text"]) == TEXT_CHARS and summary.first_rows[1]["text"].endswith("…")
+    assert summary.first_rows[2]["text"] == texts[2]

@@ -53,6 +53,13 @@ def test_a_file_is_classified_by_the_worker_into_a_csv(api, trained_model, celer
         assert float(r["p_positive"]) == pytest.approx(p["probabilities"]["positive"], abs=1e-5)
         assert float(r["probability"]) == pytest.approx(p["probability"], abs=1e-5)
     assert api.get(f"/api/jobs/{job['id']}/").json()["output"].endswith(f"/api/jobs/{job['id']}/output/")
+    # The job keeps the result at a glance for its page: rows per label, and the first rows.
+    summary = Job.objects.get(pk=job["id"]).output_summary
+    labels = [r["label"] for r in table]
+    assert summary["label_counts"] == {name: labels.count(name) for name in ("negative", "positive")}
+    assert [(r["row"], r["id"], r["label"]) for r in summary["first_rows"]] == [
+        (int(r["row"]), r["id"], r["label"]) for r in table
+    ]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,4 @@
+"""Template filters of the jobs pages.
+
+Runs in: the web process.
+"""

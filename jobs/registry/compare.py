@@ -22,7 +22,8 @@ from .storage import model_config
 MAX_MODELS = 8  # models in one comparison; the overlaid curves stop being readable beyond that
 MAX_ID = 2**63 - 1  # the largest id a database can hold (a BigAutoField); a larger number names no model
 CURVE_POINTS = 400  # points per curve at most: a longer run is averaged over equal runs of consecutive steps
-CURVES = ("train/loss", "train/accuracy", "val/accuracy")
+# A distillation's train/loss mixes the KL with cross-entropy; its hard part is the cross-entropy (cross_entropy).
+CURVES = ("train/loss", "train/accuracy", "val/accuracy", "train/hard_loss", "train/soft_loss")
 
 # Figures of a row taken from the model record's metrics: (row key, metric key). The row keys are the training
 # benchmark's names (bench/train_bench.py) and the CSV's headers.
@@ -214,14 +215,13 @@ def figure(data: dict[str, Any], *, dpi: int = 100):
     colors = [f"C{i}" for i in range(len(data["models"]))]  # one colour per model in all three panels
     for row, color in zip(data["models"], colors, strict=True):
         curves = data["curves"].get(str(row["id"]), {})
-        for ax, key in ((loss_ax, "train/loss"), (accuracy_ax, "train/accuracy")):
-            points = curves.get(key) or []
+        for ax, points in ((loss_ax, cross_entropy(curves)), (accuracy_ax, curves.get("train/accuracy") or [])):
             if points:
                 ax.plot([p[0] for p in points], smooth([p[1] for p in points]), color=color, label=row["name"])
         valid = curves.get("val/accuracy") or []
         if valid:
             accuracy_ax.plot([p[0] for p in valid], [p[1] for p in valid], "D", color=color, markersize=5)
-    for ax, title in ((loss_ax, "training loss (smoothed)"), (accuracy_ax, "training accuracy (smoothed)")):
+    for ax, title in ((loss_ax, "training cross-entropy (smoothed)"), (accuracy_ax, "training accuracy (smoothed)")):
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a step is whole: no 2.5
@@ -252,6 +252,12 @@ def figure(data: dict[str, Any], *, dpi: int = 100):
     if data["study"]:
         test_ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return figure
+
+
+def cross_entropy(curves: dict[str, list]) -> list:
+    """A model's training cross-entropy curve, the one loss every model has: a distillation's hard part (its loss
+    is alpha * KL + (1 - alpha) * cross-entropy), else its loss (a fine-tune's is cross-entropy)."""
+    return curves.get("train/hard_loss") or curves.get("train/loss") or []
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:

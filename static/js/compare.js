@@ -24,9 +24,15 @@
     data.models.forEach(function (model, i) {
       var curves = data.curves[String(model.id)] || {};
       var color = COLORS[i % COLORS.length];
-      if ((curves[key] || []).length) {
+      var curve = curves[key] || [], label = model.name;
+      // Loss is cross-entropy for every model: a distillation's hard part, since its loss mixes in the KL.
+      if (key === "train/loss" && (curves["train/hard_loss"] || []).length) {
+        curve = curves["train/hard_loss"];
+        label = model.name + " (cross-entropy part)";
+      }
+      if (curve.length) {
         out.push({
-          label: model.name, data: smooth(curves[key]), borderColor: color, backgroundColor: color,
+          label: label, data: smooth(curve), borderColor: color, backgroundColor: color,
           borderWidth: 1.8, pointRadius: 0, pointHoverRadius: 3, tension: 0,
         });
       }
@@ -41,7 +47,7 @@
     return out;
   }
 
-  function chart(id, sets) {
+  function chart(id, sets, yTitle) {
     var canvas = document.getElementById(id);
     if (!canvas || !sets.length) return;
     canvas.parentNode.querySelector(".chart-empty").hidden = true;
@@ -51,13 +57,16 @@
       options: {
         parsing: false, animation: false, responsive: true, maintainAspectRatio: false,
         interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: { x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 } } },
+        scales: {
+          x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 } },
+          y: { title: { display: !!yTitle, text: yTitle || "" } },
+        },
         plugins: { legend: { labels: { boxWidth: 8, boxHeight: 8, usePointStyle: true } } },
       },
     });
   }
 
-  chart("chart-loss", datasets("train/loss", false));
+  chart("chart-loss", datasets("train/loss", false), "cross-entropy");
   chart("chart-accuracy", datasets("train/accuracy", true));
 
   // Re-measure: the web process times every model now, the same way; the page reloads to show the figures.

@@ -42,6 +42,17 @@ window.DistilleryJobCharts = (function () {
     return 10;
   }
 
+  // The fewest significant digits at which every tick's label differs (a flat series' axis spans a hair).
+  function plainTicks(v, index, ticks) {
+    if (!numeric(v)) return v;
+    var values = ticks.map(function (t) { return t.value; });
+    for (var digits = 1; digits < 12; digits++) {
+      var labels = values.map(function (x) { return String(Number(x.toPrecision(digits))); });
+      if (new Set(labels).size === labels.length) return String(Number(v.toPrecision(digits)));
+    }
+    return String(v);
+  }
+
   function clock(seconds) {
     if (!numeric(seconds)) return "";
     var total = Math.max(0, Math.round(seconds));
@@ -128,9 +139,11 @@ window.DistilleryJobCharts = (function () {
     }
 
     function resetZoom() {
+      syncing = true; // the plugin's reset calls onZoomComplete: no chart follows another's reset
       Object.keys(charts).forEach(function (k) {
         if (charts[k] && charts[k].resetZoom) charts[k].resetZoom("none");
       });
+      syncing = false;
       if (resetButton) resetButton.hidden = true;
     }
 
@@ -149,7 +162,7 @@ window.DistilleryJobCharts = (function () {
           interaction: { mode: "nearest", axis: "x", intersect: false },
           scales: {
             x: { type: "linear", title: { display: true, text: AXIS_TITLES[xMode] }, ticks: { callback: xTick } },
-            y: yOptions || {},
+            y: Object.assign({ ticks: { callback: plainTicks } }, yOptions),
           },
           plugins: {
             legend: {

@@ -85,7 +85,25 @@ def test_an_imported_model_has_a_row_and_no_curves(api, user, pair):
     imported = _model(user, "imported")
     body = api.get(URL, {"ids": f"{teacher.pk},{imported.pk}"}).json()
     assert body["models"][1]["name"] == "imported"
-    assert body["curves"][str(imported.pk)] == {"train/loss": [], "train/accuracy": [], "val/accuracy": []}
+    assert body["curves"][str(imported.pk)] == {
+        "train/loss": [], "train/accuracy": [], "val/accuracy": [], "train/hard_loss": [], "train/soft_loss": []
+    }  # fmt: skip
+
+
+def test_a_distilled_models_loss_parts_come_apart_and_its_cross_entropy_is_its_hard_part(api, user, pair):
+    teacher, student = pair
+    job = student.produced_by
+    for point in MetricPoint.objects.filter(job=job, kind="train"):
+        soft, hard = 0.2 + point.step / 100, 0.5 - point.step / 100
+        point.values |= {"train/soft_loss": soft, "train/hard_loss": hard, "train/loss": 0.5 * soft + 0.5 * hard}
+        point.save()
+    curves = api.get(URL, {"ids": f"{teacher.pk},{student.pk}"}).json()["curves"]
+    ours = curves[str(student.pk)]
+    assert ours["train/hard_loss"][:2] == [[1, pytest.approx(0.49)], [2, pytest.approx(0.48)]]
+    assert ours["train/soft_loss"][:2] == [[1, pytest.approx(0.21)], [2, pytest.approx(0.22)]]
+    # On the loss chart (and the PNG's loss panel) each model is drawn by its cross-entropy.
+    assert compare.cross_entropy(ours) == ours["train/hard_loss"]
+    assert compare.cross_entropy(curves[str(teacher.pk)]) == curves[str(teacher.pk)]["train/loss"]
 
 
 def test_a_long_run_is_thinned_to_means_of_consecutive_steps(api, user):

@@ -94,6 +94,15 @@ def write_gzip_bomb(path: str | os.PathLike[str], cell_mib: int) -> Path:
     return Path(path)
 
 
+def learnt(batches: list[tuple[int, int, dict[str, float]]]) -> list[tuple[int, int, dict[str, float]]]:
+    """Batch reports without what the wall clock and the process decide (throughput, memory: mlcore.usage), which
+    no two runs share: what training computed, for comparing runs."""
+    return [
+        (step, total, {k: v for k, v in m.items() if k != "train/samples_per_s" and not k.startswith("system/")})
+        for step, total, m in batches
+    ]
+
+
 class RecordingCallback(Callback):
     """Keeps every call; should_stop() turns True once stop_after batches have ended."""
 

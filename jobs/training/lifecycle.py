@@ -245,7 +245,8 @@ def succeed_with(job: Job, make_record: Callable[[], ModelRecord]) -> ModelRecor
 
 
 def _announce_end(job: Job, ended: bool) -> None:
+    if ended:  # nothing resumes a finished job; its folder is gone before anyone hears it ended
+        shutil.rmtree(checkpoint_dir(job.pk), ignore_errors=True)
     events.broadcast_status(job)
     if ended:
-        shutil.rmtree(checkpoint_dir(job.pk), ignore_errors=True)  # nothing resumes a finished job
         webhooks.notify(job)

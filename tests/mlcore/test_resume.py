@@ -10,7 +10,7 @@ from mlcore.callbacks import Cancelled
 from mlcore.checkpoint import CheckpointMismatch
 from mlcore.config import DistillConfig, TrainConfig
 from mlcore.distill import distill
-from mlcore.testing import RecordingCallback
+from mlcore.testing import RecordingCallback, learnt
 from mlcore.train import finetune
 
 from .conftest import TINY_TRAINING
@@ -39,7 +39,7 @@ def test_fine_tuning_resumed_mid_epoch_gives_the_same_weights_metrics_and_batch_
     resumed = finetune(sentiment, str(tiny_bert), tmp_path / "resumed", config, second)
     assert second.info["resumed_from_step"] == 10 and second.info["total_steps"] == 24
     assert [step for step, _, _ in second.batches] == list(range(11, 25))
-    assert first.batches + second.batches == whole.batches
+    assert learnt(first.batches + second.batches) == learnt(whole.batches)
     assert first.evaluations + second.evaluations == whole.evaluations
     assert resumed.metrics == uninterrupted.metrics
     assert resumed.steps == 24
@@ -64,7 +64,7 @@ def test_distillation_resumed_at_an_epoch_boundary_with_every_option_on_is_exact
     second = RecordingCallback()
     resumed = distill(sentiment, teacher, tmp_path / "resumed", config, second)
     assert second.info["resumed_from_step"] == 8
-    assert first.batches + second.batches == whole.batches
+    assert learnt(first.batches + second.batches) == learnt(whole.batches)
     assert second.evaluations == whole.evaluations  # epoch 1's validation runs on resume
     assert resumed.metrics == uninterrupted.metrics
     assert_same_weights(resumed.output_dir, uninterrupted.output_dir)

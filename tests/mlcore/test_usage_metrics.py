@@ -70,3 +70,14 @@ def test_the_memory_reported_is_this_processs_resident_memory(run):
     now = resident_bytes() / MB
     assert 50 < reported and abs(reported - now) < 0.5 * now  # torch alone is well over 50 MiB
     assert memory_metrics(torch.device("cpu")).keys() == {"system/rss_mb"}
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_gpu_memory_pytorch_holds_is_reported_too():
+    import torch
+
+    device = torch.device("cuda")
+    held = torch.empty(64 * MB, dtype=torch.uint8, device=device)  # 64 MiB
+    metrics = memory_metrics(device)
+    assert metrics["system/gpu_memory_mb"] >= 64 and metrics["system/rss_mb"] > 0
+    del held

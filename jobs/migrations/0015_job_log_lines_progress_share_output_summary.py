@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0013_job_rewinds'),
+        ('jobs', '0014_modelrecord_serving_speed'),
     ]
 
     operations = [

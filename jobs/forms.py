@@ -13,12 +13,27 @@ from django import forms
 from mlcore import catalogue, recipes
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaults, field_choices, field_range
 
+from .datasets.held import HeldFile
 from .models import Dataset, Job, ModelRecord
 
 
-class DatasetUploadForm(forms.Form):
+class OwnIds:
+    """A form whose element ids start with its own `ids` ("upload-name"), so that the forms sharing a page (upload,
+    folder and hub import, model import) never repeat an id and each `label for` names its own field. The POST
+    names stay the fields' own."""
+
+    ids = "id"
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.ids}-%s")
+        super().__init__(*args, **kwargs)
+
+
+class DatasetUploadForm(OwnIds, forms.Form):
     """Upload a dataset. When its columns cannot be told, the form comes back holding the file (`held`, a
     signed token) with the file's columns offered as choices, so the choice needs no second upload."""
+
+    ids = "upload"
 
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     file = forms.FileField(required=False, help_text="CSV, TSV or JSONL with a text and a label column.")
@@ -26,14 +41,16 @@ class DatasetUploadForm(forms.Form):
     label_column = forms.CharField(max_length=200, required=False, help_text="Detected when left empty.")
     held = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, columns: list[str] | None = None, **kwargs):
+    def __init__(self, *args, held: HeldFile | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.columns = columns
-        if columns:
-            choices = [("", "— choose —"), *((c, c) for c in columns)]
+        self.held_file = held
+        self.columns = held.columns if held else None
+        if self.columns:
+            choices = [("", "— choose —"), *((c, c) for c in self.columns)]
             for name in ("text_column", "label_column"):
                 self.fields[name] = forms.ChoiceField(choices=choices, required=False, help_text="One of the file's.")
-            self.fields["file"].help_text = "Held from your upload; choose another file to replace it."
+            self.fields["file"].label = "Another file"
+            self.fields["file"].help_text = "Only to replace the held one."
 
     def clean(self):
         data = super().clean()
@@ -42,8 +59,10 @@ class DatasetUploadForm(forms.Form):
         return data
 
 
-class DatasetFolderForm(forms.Form):
+class DatasetFolderForm(OwnIds, forms.Form):
     """Import a server folder in the IMDB layout; the choices are what services.dataset_folders() finds."""
+
+    ids = "folder"
 
     server_path = forms.ChoiceField(label="Folder", help_text="Under DISTILLERY_DATASET_ROOTS.")
     split = forms.CharField(max_length=200, required=False, help_text="e.g. train; empty for a folder of labels.")
@@ -56,8 +75,10 @@ class DatasetFolderForm(forms.Form):
         ]
 
 
-class DatasetHubForm(forms.Form):
+class DatasetHubForm(OwnIds, forms.Form):
     """Import one split of a Hugging Face Hub dataset (the server needs internet)."""
+
+    ids = "hub"
 
     hub_id = forms.CharField(label="Hub dataset", max_length=200, help_text="e.g. stanfordnlp/imdb")
     split = forms.CharField(max_length=200, initial="train")
@@ -240,15 +261,18 @@ class JobForm(forms.Form):
         return {n: v for n, v in self._values().items() if len(v) > 1}
 
 
-class ModelImportForm(forms.Form):
+class ModelImportForm(OwnIds, forms.Form):
+    ids = "import"
     file = forms.FileField(label="Model (.zip)", help_text="A Distillery download, or an HF classifier folder zipped.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the zip's name.")
 
 
-class ClassifyForm(forms.Form):
+class ClassifyForm(OwnIds, forms.Form):
+    ids = "classify"
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=100_000, strip=True)
 
 
-class ClassifyFileForm(forms.Form):
+class ClassifyFileForm(OwnIds, forms.Form):
+    ids = "batch"
     file = forms.FileField(help_text="CSV, TSV or JSONL (optionally .gz) with a text column; an id column is kept.")
     text_column = forms.CharField(required=False, max_length=200, help_text="Leave empty to detect it.")

@@ -187,7 +187,8 @@ class Job(Owned):
     phase = models.CharField(
         max_length=60, blank=True, help_text="What a running job is doing now (tokenising, training, testing, ...)."
     )
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why it failed, for its owner (training.failures).")
+    error_detail = models.TextField(blank=True, help_text="Its traceback, which names server paths: for staff only.")
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -250,13 +251,16 @@ class Job(Owned):
         same_queue = [kind for kind, queue in self.QUEUES.items() if queue == self.queue]
         return Job.objects.filter(status=self.Status.QUEUED, kind__in=same_queue, pk__lt=self.pk).count()
 
-    def finish(self, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> bool:
+    def finish(
+        self, status: str, *, error: str = "", error_detail: str = "", result_model: ModelRecord | None = None
+    ) -> bool:
         """Record the job's end: whether this call ended it. Only a running job, at the attempt this instance
         holds (owned()), can finish: a late call cannot undo a cancel, nor a replaced worker end its successor's
         run. The instance is refreshed either way."""
         ended = self.owned().update(
             status=status,
             error=error[:5000],
+            error_detail=error_detail[-20000:],  # its end holds the exception that ended the job
             result_model=result_model,
             finished_at=timezone.now(),
             phase="",

@@ -8,6 +8,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import socket
+import threading
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +120,35 @@ def catalogue() -> list[dict[str, Any]]:
 def _looks_local(name: str) -> bool:
     # A hub id is "name" or "org/name"; anything anchored at a directory is meant as a folder.
     return name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or (len(name) > 1 and name[1] == ":")
+
+
+HUB_CONNECT_TIMEOUT = 3.0  # seconds to open a connection to the Hub before saying it cannot be reached
+
+
+def hub_unreachable(timeout: float = HUB_CONNECT_TIMEOUT) -> str | None:
+    """None when a connection to the Hugging Face Hub (HF_ENDPOINT, or the proxy the environment names for it)
+    opens within `timeout` seconds, else why not, in a few words.
+
+    Asked before a hub download on a server that is not offline: without a network, huggingface_hub retries for
+    about 25 s before it fails, while a page waits. The name lookup, which a socket timeout does not bound, runs in
+    a thread of its own that is left behind when it takes longer."""
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, scheme = endpoint.hostname or "huggingface.co", endpoint.scheme or "https"
+    address = (host, endpoint.port or (443 if scheme == "https" else 80))
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        through = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        address = (through.hostname or "", through.port or 80)
+    answer: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            answer.append(None)
+        except OSError as exc:
+            answer.append(f"{address[0]}:{address[1]}: {exc.strerror or exc or type(exc).__name__}")
+
+    thread = threading.Thread(target=connect, name="distillery-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return answer[0] if answer else f"{address[0]}:{address[1]}: no answer within {timeout:g} s"

@@ -32,7 +32,10 @@ _SUFFIX_FORMATS = {
     ".ndjson": "jsonl",
     ".json-lines": "jsonl",
 }
-_DELIMITERS = {"csv": ",", "tsv": "\t"}
+_DELIMITERS = {"csv": ",", "tsv": "\t"}  # each format's own; sniff_delimiter may find another
+_SNIFFED_DELIMITERS = ",;\t|"
+_SNIFF_CHARS = 1024  # the start of the text csv.Sniffer reads: the header and a first row or more
+SAME_COLUMN = "the text and label columns must be different (both are {column!r}); choose another for the label"
 _GZIP_MAGIC = b"\x1f\x8b"
 # A gzip file may inflate to at most this many times its own size. Text tables compress about 2.5:1 (the IMDB
 # CSVs) to 7:1 (short repetitive JSONL); only a file of one repeated row goes past 100:1, while a bomb reaches
@@ -165,7 +168,7 @@ def table_from_records(
     text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text")
     label_col = _pick_column(columns, label_column, LABEL_COLUMN_CANDIDATES, "label")
     if text_col == label_col:
-        raise DataError(f"the text and label columns must be different (both are {text_col!r})")
+        raise ColumnChoiceError(SAME_COLUMN.format(column=text_col), role="label", columns=columns)
 
     texts: list[str] = []
     label_strings: list[str] = []
@@ -310,7 +313,7 @@ def _read_records(
     if fmt == "jsonl":
         columns, records = _parse_jsonl(content, max_rows)
     else:
-        columns, records = _parse_delimited(content, _DELIMITERS[fmt], max_rows)
+        columns, records = _parse_delimited(content, sniff_delimiter(content, _DELIMITERS[fmt]), max_rows)
     if not records:
         raise DataError("the file has no data rows")
     return fmt, columns, records
@@ -391,6 +394,34 @@ def decode_text(raw: bytes | bytearray, where: str = "") -> str:
             f"{prefix}the file is not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at position {e.start}, "
             f"line {line}); save it as UTF-8 and upload it again"
         ) from None
+
+
+def sniff_delimiter(content: str, default: str) -> str:
+    """The delimiter of a CSV or TSV text: `default` (its format's) when that splits the header into several
+    columns, else the one csv.Sniffer finds in its first KB (one of , ; tab |) if that one does, else `default`.
+
+    Spreadsheets save CSV with semicolons where the comma is the decimal mark; read with commas such a file is one
+    column, offered as both text and label. A file that splits on its own delimiter is never second-guessed, and a
+    file of one column (texts to classify) has no other delimiter that splits it, so it stays one column."""
+    if _header_width(content, default) > 1:
+        return default
+    sample = content[:_SNIFF_CHARS]
+    if "\n" in sample.rstrip("\r\n"):  # whole lines only: a row cut short would look like another shape
+        sample = sample[: sample.rstrip("\r\n").rfind("\n")]
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=_SNIFFED_DELIMITERS).delimiter
+    except csv.Error:  # no delimiter is used consistently in the sample
+        return default
+    return sniffed if _header_width(content, sniffed) > 1 else default
+
+
+def _header_width(content: str, delimiter: str) -> int:
+    """How many columns the first row has when split on `delimiter` (0 when that row is not valid so)."""
+    reader = csv.reader(io.StringIO(content[:_SNIFF_CHARS * 64], newline=""), delimiter=delimiter, strict=True)
+    try:
+        return len(next(reader, []))
+    except csv.Error:
+        return 0
 
 
 def _parse_delimited(content: str, delimiter: str, max_rows: int) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

@@ -1,6 +1,7 @@
 """Datasets from the Hugging Face Hub (or any path HF datasets' load_dataset takes), read into a TextDataset.
 
-Needs internet for a hub id; HF_HUB_OFFLINE=1 makes the loader fail at once instead of after its retries.
+Needs internet for a hub id: without it, the import fails at once (catalogue.hub_unreachable), as it does with
+HF_HUB_OFFLINE=1, instead of after the loader's retries.
 The rows go through the same column detection and checks as an uploaded file (mlcore.data.table_from_records).
 """
 
@@ -10,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from mlcore import catalogue
 from mlcore.data import DataError, TableInfo, TextDataset, table_from_records
 
 
@@ -32,6 +34,13 @@ def read_hub_dataset(
     """
     import datasets  # local: a heavy import the web process needs only when it imports one
 
+    if catalogue.hub_online() and not os.path.isdir(dataset_id):
+        unreachable = catalogue.hub_unreachable()
+        if unreachable:  # fail now, not after huggingface_hub's retries
+            raise DataError(
+                f"could not load the dataset {dataset_id!r}: the Hugging Face Hub cannot be reached from this server "
+                f"({unreachable}); upload the file instead, or import a server folder"
+            )
     try:
         loaded = datasets.load_dataset(
             dataset_id, name=config or None, split=split, cache_dir=str(cache_dir) if cache_dir else None

@@ -322,10 +322,10 @@ class WebServer:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        env = dict(
-            os.environ, DATABASE_URL=_worker_database_url(), MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1",
-            PYTHONUNBUFFERED="1", **env,
-        )  # fmt: skip
+        env = {
+            **os.environ, "DATABASE_URL": _worker_database_url(), "MEDIA_ROOT": str(media_root), "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1", **env,
+        }  # fmt: skip; `env` may set HF_HUB_OFFLINE too
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -376,6 +376,28 @@ def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
     boundary = "distillery-test-boundary"
     head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n\r\n'
     return head.encode() + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture
+def silent_port():
+    """A local port that takes no more connections and never refuses one: a listener whose backlog is full, as a
+    firewall that drops packets looks to a client."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port, held = server.getsockname()[1], []
+    while True:  # connect until one waits: the backlog is full
+        client = socket.socket()
+        client.settimeout(0.2)
+        held.append(client)
+        try:
+            client.connect(("127.0.0.1", port))
+        except TimeoutError:
+            break
+    yield port
+    for client in held:
+        client.close()
+    server.close()
 
 
 @pytest.fixture

@@ -185,9 +185,9 @@ class JobSerializer(LaunchFields, serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "dataset", "test_dataset", "base_model", "base_record", "teacher", "params", "status",
-            "progress", "phase", "error", "cancel_requested", "result_model", "worker", "created_at", "started_at",
-            "finished_at", "model", "input_filename", "output", "sweep", "recipe", "eta_seconds", "jobs_ahead",
-            "webhook_url",
+            "progress", "phase", "error", "error_detail", "cancel_requested", "result_model", "worker", "created_at",
+            "started_at", "finished_at", "model", "input_filename", "output", "sweep", "recipe", "eta_seconds",
+            "jobs_ahead", "webhook_url",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
@@ -201,6 +201,14 @@ class JobSerializer(LaunchFields, serializers.ModelSerializer):
     jobs_ahead = serializers.SerializerMethodField(
         help_text="Queued jobs before this queued one on its queue (GET /api/jobs/{id}/ only; null elsewhere)."
     )
+
+    error_detail = serializers.SerializerMethodField(
+        help_text="A failed job's traceback, for staff only (it names server paths); null for everyone else."
+    )
+
+    def get_error_detail(self, obj) -> str | None:
+        request = self.context.get("request")
+        return obj.error_detail if request is not None and request.user.is_staff else None
 
     def get_jobs_ahead(self, obj) -> int | None:
         view = self.context.get("view")

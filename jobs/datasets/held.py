@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core import signing
@@ -24,17 +25,33 @@ def hold_upload(owner, upload, columns: list[str]) -> str:
     drop_stale_held()
     upload.seek(0)
     name = default_storage.save(f"held/{int(time.time())}-{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
-    return signing.dumps({"owner": owner.pk, "name": name, "columns": columns}, salt=_HELD_SALT, compress=True)
+    held = {"owner": owner.pk, "name": name, "filename": Path(upload.name).name, "columns": columns}
+    return signing.dumps(held, salt=_HELD_SALT, compress=True)
 
 
-def held_columns(owner, token: str) -> list[str] | None:
-    """The columns a held upload offers, or None when the token is not `owner`'s, expired or forged."""
+@dataclass(frozen=True)
+class HeldFile:
+    """A held upload as its form shows it: the file's name as uploaded, its size (None once it is gone) and the
+    columns it offers."""
+
+    token: str
+    name: str
+    size: int | None
+    columns: list[str]
+
+
+def held_file(owner, token: str) -> HeldFile | None:
+    """The held upload a token names, or None when the token is not `owner`'s, expired or forged."""
     held = read_held(owner, token)
-    return held["columns"] if held else None
+    if held is None:
+        return None
+    size = default_storage.size(held["name"]) if default_storage.exists(held["name"]) else None
+    filename = held.get("filename") or Path(held["name"]).name  # storage may have changed the name it saved under
+    return HeldFile(token, filename, size, list(held["columns"]))
 
 
 def read_held(owner, token: str) -> dict | None:
-    """The held upload a token names ({owner, name, columns}), or None when it is not `owner`'s, expired or
+    """The held upload a token names ({owner, name, filename, columns}), or None when it is not `owner`'s, expired or
     forged."""
     try:
         held = signing.loads(token, salt=_HELD_SALT, max_age=HELD_FOR)

@@ -19,7 +19,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from mlcore import catalogue
-from mlcore.data import ColumnChoiceError, DataError, TextDataset, detect_format, read_table
+from mlcore.data import SAME_COLUMN, ColumnChoiceError, DataError, TextDataset, detect_format, read_table
 from mlcore.folders import folder_splits, is_folder_dataset, read_folder
 from mlcore.hubdata import read_hub_dataset
 from mlcore.preview import table_info
@@ -36,13 +36,15 @@ def create_dataset(
 ) -> Dataset:
     """Validate an uploaded file with mlcore and store it; raise ValidationError and store nothing if bad.
 
-    1. check the size sent and the type from the file name;
+    1. check the columns asked for are two, the size sent and the type from the file name;
     2. read it in a helper process (jobs.offload), a gzip file refused as soon as it inflates past the same
        limit (mlcore.data.read_file), then parse and validate the whole file (encoding, columns, empty texts,
        labels);
     3. check the user's storage quota (jobs.quota) for the file's size;
     4. save the file through the storage API and the row in one go, removing the file if the row fails.
     """
+    if text_column and label_column and text_column.strip() == label_column.strip():  # refused before it is read
+        raise ValidationError({"label_column": SAME_COLUMN.format(column=label_column.strip())})
     check_upload_size(upload)
     try:
         fmt = detect_format(upload.name)

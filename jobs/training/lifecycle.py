@@ -15,7 +15,6 @@ import contextlib
 import logging
 import shutil
 import threading
-import traceback
 import uuid
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ from mlcore.callbacks import Cancelled, Phase
 
 from ..files import checkpoint_dir
 from ..models import Job, MetricPoint, ModelRecord
-from . import dispatch, events, joblog, webhooks
+from . import dispatch, events, failures, joblog, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,8 @@ def running(job: Job):
                 log.warning("job %s: stopped by %r; another run owns it now", job.pk, exc)
                 return
             log.exception("job %s failed", job.pk)
-            message = f"{type(exc).__name__}: {exc}"
-            finish_job(job, Job.Status.FAILED, error=message + "\n\n" + traceback.format_exc(limit=5))
+            reason, detail = failures.failure_reason(job, exc), failures.failure_detail(exc)
+            finish_job(job, Job.Status.FAILED, error=reason, error_detail=detail)
 
 
 @contextlib.contextmanager
@@ -224,11 +223,13 @@ def rewind_metrics(job: Job, step: int) -> int:
     return dropped
 
 
-def finish_job(job: Job, status: str, *, error: str = "", result_model: ModelRecord | None = None) -> bool:
+def finish_job(
+    job: Job, status: str, *, error: str = "", error_detail: str = "", result_model: ModelRecord | None = None
+) -> bool:
     """Record a job's end state and announce it; only a running job this run still owns can finish (Job.finish),
     so a late call cannot undo a cancel, and only the call that ended it sends the webhook and removes the
     job's checkpoints. Whether it ended the job."""
-    ended = job.finish(status, error=error, result_model=result_model)
+    ended = job.finish(status, error=error, error_detail=error_detail, result_model=result_model)
     _announce_end(job, ended)
     return ended
 

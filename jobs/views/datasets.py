@@ -15,7 +15,7 @@ from mlcore import catalogue
 from mlcore.config import TrainConfig, field_range
 
 from ..datasets import services as datasets
-from ..datasets.held import held_columns, hold_upload
+from ..datasets.held import held_file, hold_upload
 from ..datasets.preview import PREVIEW_PAGE_WAIT_SECONDS, PreviewUnavailable, dataset_preview
 from ..forms import (
     DatasetFolderForm,
@@ -30,9 +30,9 @@ from .dashboard import dashboard
 @login_required
 @require_POST
 def dataset_upload(request):
-    held = request.POST.get("held", "")
-    columns = held_columns(request.user, held) if held and not request.FILES.get("file") else None
-    form = DatasetUploadForm(request.POST, request.FILES, columns=columns)
+    token = request.POST.get("held", "")
+    held = held_file(request.user, token) if token and not request.FILES.get("file") else None
+    form = DatasetUploadForm(request.POST, request.FILES, held=held)
     if not form.is_valid():
         return dashboard(request, upload_form=form)
     d = form.cleaned_data
@@ -41,15 +41,15 @@ def dataset_upload(request):
         if d["file"]:
             dataset = datasets.create_dataset(request.user, d["name"], d["file"], **choice)
         else:
-            dataset = datasets.create_dataset_from_held(request.user, d["name"], held, **choice)
+            dataset = datasets.create_dataset_from_held(request.user, d["name"], token, **choice)
     except ValidationError as exc:
         errors = exc.message_dict
-        offered = errors.pop("columns", None) or columns
+        offered = errors.pop("columns", None) or (held.columns if held else None)
         if offered:  # the form comes back holding the file, its columns offered
             if d["file"]:
-                held = hold_upload(request.user, d["file"], offered)
+                token = hold_upload(request.user, d["file"], offered)
             kept = {k: v for k, v in choice.items() if v in offered}  # a typed name that is a column stays
-            form = DatasetUploadForm({"name": d["name"], "held": held, **kept}, columns=offered)
+            form = DatasetUploadForm({"name": d["name"], "held": token, **kept}, held=held_file(request.user, token))
             form.is_valid()
         add_errors(form, ValidationError(errors))
         return dashboard(request, upload_form=form)

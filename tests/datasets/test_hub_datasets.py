@@ -3,6 +3,7 @@ one stand-in is the hub itself: its id is redirected to a local Parquet folder r
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """"stanfordnlp/imdb" as a local copy: a train split of 4 reviews with a ClassLabel label, as on the hub."""
+    """"stanfordnlp/imdb" as a local copy: a train split of 4 reviews with a ClassLabel label, as on the hub; the
+    hub's address (HF_ENDPOINT) a local port that takes connections, so the import finds the hub reachable."""
     import datasets
+
+    endpoint = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{endpoint.getsockname()[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
 
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
     rows = {"text": ["A joy.", "Dull.", "Loved it.", "Weak plot."], "label": [1, 0, 1, 0]}
@@ -33,7 +39,8 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         return real(str(folder), name=name, split=split, cache_dir=str(tmp_path / "cache"), **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", from_local_copy)
-    return calls
+    yield calls
+    endpoint.close()
 
 
 def test_a_hub_split_is_imported_with_its_label_names(api, hub):

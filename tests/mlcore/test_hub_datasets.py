@@ -3,10 +3,13 @@ take the same path; an id that cannot be reached says why."""
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
+from mlcore import catalogue
 from mlcore.data import DataError
 from mlcore.hubdata import read_hub_dataset
 
@@ -68,3 +71,45 @@ def test_a_hub_id_offline_fails_at_once_and_says_so(monkeypatch: pytest.MonkeyPa
     message = str(error.value)
     assert message.startswith("could not load the dataset 'stanfordnlp/imdb' (split 'train'): ")
     assert message.endswith("(this server is offline: HF_HUB_OFFLINE is set)")
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A server that is not offline: the Hub is asked for, at HF_ENDPOINT; no proxy in between."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_hub_id_without_a_network_fails_at_once_and_says_so(online, tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once it is closed
+    online.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(DataError) as error:
+        read_hub_dataset("stanfordnlp/imdb", "train", cache_dir=tmp_path / "cache")
+    assert time.monotonic() - started < 2
+    assert str(error.value) == (
+        f"could not load the dataset 'stanfordnlp/imdb': the Hugging Face Hub cannot be reached from this server "
+        f"(127.0.0.1:{port}: Connection refused); upload the file instead, or import a server folder"
+    )
+
+
+def test_a_hub_that_does_not_answer_is_given_up_on_after_the_connect_timeout(online, silent_port) -> None:
+    online.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent_port}")
+    started = time.monotonic()
+    assert catalogue.hub_unreachable(timeout=0.5) == f"127.0.0.1:{silent_port}: no answer within 0.5 s"
+    assert 0.5 <= time.monotonic() - started < 1.5
+
+
+def test_the_hub_is_reached_through_the_proxy_the_environment_names(online) -> None:
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(1)
+        online.setenv("HF_ENDPOINT", "https://hub.invalid")  # no such name: only the proxy can reach it
+        online.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert catalogue.hub_unreachable(timeout=1) is None
+        online.setenv("NO_PROXY", "hub.invalid")
+        assert catalogue.hub_unreachable(timeout=1).startswith("hub.invalid:443: ")

@@ -31,7 +31,15 @@ def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # then the hub is gone when the worker runs it: fail, not time out
     job = _claim_and_run(job)
     assert job.status == "failed"
-    assert "could not load model 'no-such-org/no-such-model'" in job.error
+    # huggingface_hub reads HF_HUB_OFFLINE once, when first imported: offline, or online without a network.
+    assert job.error in (
+        "Base model 'no-such-org/no-such-model' could not be loaded: not found on this server, and it does not use "
+        "the Hugging Face Hub (HF_HUB_OFFLINE)",
+        "Base model 'no-such-org/no-such-model' could not be loaded: the Hugging Face Hub could not be reached from "
+        "this server",
+    )
+    assert "Traceback (most recent call last)" in job.error_detail  # the chain of causes, for staff
+    assert "ModelLoadError: could not load model 'no-such-org/no-such-model'" in job.error_detail
     assert job.result_model is None and ModelRecord.objects.count() == 0
 
 

@@ -129,7 +129,7 @@ def test_staff_see_the_traceback_too(client, staff, failed):
 def test_the_migration_splits_the_errors_recorded_before_it(failed):
     old = "ModelLoadError: could not load model '/srv/models/bert': gone\n\n" + TRACEBACK
     Job.objects.filter(pk=failed.pk).update(error=old, error_detail="")
-    migration = importlib.import_module("jobs.migrations.0015_job_error_detail_for_staff")
+    migration = importlib.import_module("jobs.migrations.0016_job_error_detail_for_staff")
     migration.split_errors(apps, None)
     failed.refresh_from_db()
     assert failed.error == "ModelLoadError: could not load model 'bert': gone"

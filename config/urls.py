@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from jobs.api import accounts as account_api
+from jobs.api import classify as classify_api
 from jobs.api import views as api
 
 router = DefaultRouter()
@@ -18,10 +19,10 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(router.urls)),
-    path("api/classify/", api.ClassifyView.as_view(), name="api-classify"),
-    path("api/classify/file/", api.ClassifyFileView.as_view(), name="api-classify-file"),
-    path("api/explain/", api.ExplainView.as_view(), name="api-explain"),
-    path("api/catalogue/", api.CatalogueView.as_view(), name="api-catalogue"),
+    path("api/classify/", classify_api.ClassifyView.as_view(), name="api-classify"),
+    path("api/classify/file/", classify_api.ClassifyFileView.as_view(), name="api-classify-file"),
+    path("api/explain/", classify_api.ExplainView.as_view(), name="api-explain"),
+    path("api/catalogue/", classify_api.CatalogueView.as_view(), name="api-catalogue"),
     path("api/auth/token/", account_api.TokenView.as_view(), name="api-token"),
     path("api/account/webhook-secret/", account_api.WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

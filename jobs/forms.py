@@ -6,6 +6,7 @@ Runs in: the web process.
 
 from __future__ import annotations
 
+import math
 import typing
 
 from django import forms
@@ -15,6 +16,7 @@ from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_defaul
 
 from .datasets.held import HeldFile
 from .models import Dataset, Job, ModelRecord
+from .training.launch import platform_defaults
 
 
 class OwnIds:
@@ -88,16 +90,36 @@ class DatasetHubForm(OwnIds, forms.Form):
 class ValuesField(forms.CharField):
     """One number, or several separated by commas (which launch a sweep); cleans to a list of distinct values.
     Whole numbers or not, and the range, are those of the config's field `param`: a value out of range gets the
-    config's own message, so the form refuses exactly what the job would."""
+    config's own message, so the form refuses exactly what the job would. `single`: one value only (an engine
+    setting, never swept). The input carries the kind and the range as data- attributes, from which the launch
+    form's script checks each value as it is typed, with the same words (static/js/launch_form.js)."""
 
-    def __init__(self, config: type[TrainConfig], param: str, **kwargs):
+    def __init__(self, config: type[TrainConfig], param: str, *, single: bool = False, **kwargs):
         hint = typing.get_type_hints(config)[param]  # int, float, or either with None
         self.kind = float if float in (hint, *typing.get_args(hint)) else int
-        self.param, self.range = param, field_range(config, param)
+        self.param, self.range, self.single = param, field_range(config, param), single
         super().__init__(**kwargs)
+
+    def widget_attrs(self, widget) -> dict:
+        # A text input, not type=number: a field takes several comma-separated values (a sweep), which a number
+        # input refuses. So the bounds travel as data- attributes; min/max would mean nothing on a text input.
+        attrs = super().widget_attrs(widget)
+        whole = self.kind is int
+        attrs |= {"data-param": self.param, "data-kind": "int" if whole else "float"}
+        attrs["inputmode"] = "numeric" if whole and self.single else "text"  # "decimal" keyboards have no comma
+        if self.single:
+            attrs["data-single"] = "true"
+        if self.range is not None:
+            attrs |= {"data-low": repr(self.range.low), "data-requirement": self.range.requirement(self.param)}
+            if not math.isinf(self.range.high):
+                attrs["data-high"] = repr(self.range.high)  # every digit: 4294967295, not 4.29497e+09
+            attrs |= {f"data-{end}-open": "true" for end in ("low", "high") if getattr(self.range, f"{end}_open")}
+        return attrs
 
     def to_python(self, value) -> list:
         items = [item.strip() for item in (value or "").split(",") if item.strip()]
+        if self.single and len(items) > 1:
+            raise forms.ValidationError(f"{self.param} takes one value, not several")
         values = []
         for item in items:
             try:
@@ -120,9 +142,38 @@ class ValuesField(forms.CharField):
             raise forms.ValidationError(self.error_messages["required"], code="required")
 
 
+class DeviceField(forms.ChoiceField):
+    """The worker's device: offered as auto, cpu and cuda, and any other name the config takes (cuda:1, from a
+    job launched again) is taken too; the config says which."""
+
+    def valid_value(self, value) -> bool:
+        try:
+            TrainConfig(device=value)
+        except ConfigError:
+            return False
+        return True
+
+
+class OnOffField(forms.TypedChoiceField):
+    """A boolean parameter (with the config's strings, if it takes some: group_by_length's "auto") as a select of
+    "true", "false" and the strings; a boolean initial selects its option. Not a checkbox: a checkbox left out of
+    a post reads as false, which for a parameter whose default is true (cuda_graphs) is not the default."""
+
+    def __init__(self, config: type[TrainConfig], param: str, labels: dict, **kwargs):
+        values = [*(field_choices(config, param) or ()), "true", "false"]
+        choices = [(v, labels.get(v, v)) for v in values]
+        super().__init__(choices=choices, coerce=lambda v: {"true": True, "false": False}.get(v, v), **kwargs)
+
+    def prepare_value(self, value):
+        return str(value).lower() if isinstance(value, bool) else value
+
+
 CHOICE_LABELS = {
     "truncation": {"head": "head: the start of the text", "head_tail": "head_tail: its start and its end"},
     "scheduler": {"exponential": "exponential (the study's)", "linear": "linear, after a warm-up"},
+    "precision": {"auto": "auto: bf16 on a GPU that has it, else fp32"},
+    "group_by_length": {"auto": "auto: where it saves 10% of the padding", "true": "always", "false": "never"},
+    "cuda_graphs": {"true": "on", "false": "off"},
 }  # by value; the values themselves are the config's
 
 
@@ -145,6 +196,7 @@ class JobForm(forms.Form):
     )  # fmt: skip
     base_model = forms.CharField(
         max_length=2000, required=False, initial=catalogue.BUNDLED_ID,
+        widget=forms.TextInput(attrs={"list": "base-model-catalogue", "autocomplete": "off"}),
         help_text="Fine-tune: a catalogue id, a hub id or a model folder the operator allows; several, "
         "comma-separated, to compare.",
     )  # fmt: skip
@@ -180,6 +232,25 @@ class JobForm(forms.Form):
     keep_best_epoch = forms.BooleanField(
         required=False, label="Keep the best epoch", help_text="End on the epoch with the best validation accuracy."
     )
+    device = DeviceField(
+        choices=[("auto", "auto: a GPU where the worker has one"), ("cpu", "cpu"), ("cuda", "cuda")], required=False,
+        help_text="Where the worker trains.",
+    )  # fmt: skip
+    precision = forms.ChoiceField(
+        choices=_choices(TrainConfig, "precision"), required=False, help_text="Autocast precision; fp32 on a CPU."
+    )
+    group_by_length = OnOffField(
+        TrainConfig, "group_by_length", CHOICE_LABELS["group_by_length"], required=False, label="Group by length",
+        help_text="Batch texts of similar length together, to pad less.",
+    )  # fmt: skip
+    cuda_graphs = OnOffField(
+        TrainConfig, "cuda_graphs", CHOICE_LABELS["cuda_graphs"], required=False, label="CUDA graphs",
+        help_text="Replay unpadded batches' passes from CUDA graphs; GPU only.",
+    )  # fmt: skip
+    checkpoint_every = ValuesField(
+        TrainConfig, "checkpoint_every", single=True, required=False, label="Checkpoint every",
+        help_text="Optimiser steps between checkpoints, from which a lost worker's job resumes; 0: none.",
+    )  # fmt: skip
     early_stopping_patience = ValuesField(
         TrainConfig, "early_stopping_patience", required=False, label="Early stopping patience",
         help_text="Epochs without a better validation accuracy before training stops; empty: never.",
@@ -200,16 +271,29 @@ class JobForm(forms.Form):
         "early_stopping_patience",
     )  # fmt: skip
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
-    CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch")  # one value each, never a sweep
+    # How a job runs rather than what it learns (the dashboard's Advanced section); every other parameter of the
+    # form is a hyperparameter.
+    ENGINE_FIELDS = ("device", "precision", "group_by_length", "cuda_graphs", "checkpoint_every")
+    # One value each, never a sweep: the form's booleans and choices (checkpoint_every is a single ValuesField).
+    CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch", "device", "precision", "group_by_length",
+                     "cuda_graphs")  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["dataset"].queryset = self.fields["test_dataset"].queryset = Dataset.objects.visible_to(user)
         self.fields["teacher"].queryset = ModelRecord.objects.visible_to(user)
-        defaults = {**config_defaults(TrainConfig), **config_defaults(DistillConfig)}
-        for name in self.TRAIN_FIELDS + self.DISTILL_FIELDS:
-            default = defaults.get(name)
-            self.fields[name].initial = "" if default is None else str(default)
+        for name, default in self.defaults().items():
+            self.fields[name].initial = _initial(self.fields[name], default)
+        device = self.data.get("device") if self.is_bound else self.initial.get("device")
+        if device and device not in dict(self.fields["device"].choices):  # cuda:1, say: shown as it is
+            self.fields["device"].choices = [*self.fields["device"].choices, (device, device)]
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """What each parameter field shows untouched: a job's defaults (mlcore's, and the platform's where it
+        differs: checkpoint_every)."""
+        defaults = {**config_defaults(TrainConfig), **config_defaults(DistillConfig), **platform_defaults()}
+        return {name: defaults[name] for name in cls.TRAIN_FIELDS + cls.ENGINE_FIELDS + cls.DISTILL_FIELDS}
 
     @classmethod
     def initial_from(cls, job: Job) -> dict:
@@ -219,10 +303,9 @@ class JobForm(forms.Form):
             "base_model": job.base_model if job.kind == Job.Kind.FINETUNE else "", "teacher": job.teacher_id,
             "webhook_url": job.webhook_url,
         }  # fmt: skip
-        for name in cls.TRAIN_FIELDS + cls.DISTILL_FIELDS:
+        for name in cls.TRAIN_FIELDS + cls.ENGINE_FIELDS + cls.DISTILL_FIELDS:
             if name in job.params:
-                value = job.params[name]
-                initial[name] = value if name in cls.CHOICE_FIELDS else "" if value is None else str(value)
+                initial[name] = _initial(cls.base_fields[name], job.params[name])
         return initial
 
     @classmethod
@@ -237,6 +320,17 @@ class JobForm(forms.Form):
             for name, r in recipes.RECIPES.items()
         }  # fmt: skip
 
+    @classmethod
+    def recipe_listing(cls) -> list[dict]:
+        """Each recipe with what it sets per kind, [(field, value as the field shows it)], to list before a
+        recipe is chosen."""
+        return [
+            {"name": name, "summary": r.summary,
+             **{kind: [(f, str(v).lower() if isinstance(v, bool) else str(v)) for f, v in r.params(kind).items()]
+                for kind in recipes.KINDS}}
+            for name, r in recipes.RECIPES.items()
+        ]  # fmt: skip
+
     def clean_base_model(self) -> list[str]:
         names = [name.strip() for name in self.cleaned_data["base_model"].split(",") if name.strip()]
         if len(set(names)) != len(names):
@@ -245,9 +339,9 @@ class JobForm(forms.Form):
 
     def _values(self) -> dict[str, list]:
         distill = self.cleaned_data["kind"] == Job.Kind.DISTILL
-        names = self.TRAIN_FIELDS + (self.DISTILL_FIELDS if distill else ())
+        names = self.TRAIN_FIELDS + self.ENGINE_FIELDS + (self.DISTILL_FIELDS if distill else ())
         data = {n: [self.cleaned_data[n]] if n in self.CHOICE_FIELDS else self.cleaned_data.get(n) for n in names}
-        values = {n: v for n, v in data.items() if v}
+        values = {n: v for n, v in data.items() if v and v != [""]}  # [""]: a choice left to its default
         if not distill and self.cleaned_data["base_model"]:
             values["base_model"] = self.cleaned_data["base_model"]
         return values
@@ -259,6 +353,16 @@ class JobForm(forms.Form):
     def grid(self) -> dict[str, list]:
         """The values given several times: the sweep's axes, in the form's order (empty: one job)."""
         return {n: v for n, v in self._values().items() if len(v) > 1}
+
+
+def _initial(field: forms.Field, value):
+    """A parameter's value as its field shows it: a boolean stays a boolean (the string "False" would tick a
+    checkbox, and be sent as "False"), a choice stays its value, a number becomes its text, None an empty field."""
+    if isinstance(field, forms.BooleanField):
+        return bool(value)
+    if isinstance(field, forms.ChoiceField):
+        return value
+    return "" if value is None else str(value)
 
 
 class ModelImportForm(OwnIds, forms.Form):

@@ -1,6 +1,8 @@
 """The base models a job can start from, and how a model id becomes something from_pretrained can load.
 
-Only the bundled all-MiniLM-L6-v2 works offline; hub ids need a server with internet access.
+Offline (HF_HUB_OFFLINE), the bundled all-MiniLM-L6-v2 works, and hub models already in this machine's Hugging
+Face cache; other hub ids need a server with internet access, and are checked on the hub before a job is
+queued (hub_problem), so that a misspelt id is refused at launch, not when the worker fails to load it.
 """
 
 from __future__ import annotations
@@ -93,13 +95,49 @@ def display_name(model_id: str) -> str:
     return name
 
 
+def hub_cached(model_id: str) -> bool:
+    """Whether a hub model's config.json is in this machine's Hugging Face cache (HF_HUB_CACHE), where
+    from_pretrained finds it with the hub switched off."""
+    from huggingface_hub import try_to_load_from_cache  # local: this module is imported where the hub is not
+
+    try:
+        return isinstance(try_to_load_from_cache(model_id.strip(), "config.json"), str)
+    except ValueError:  # an id the hub's own validation refuses (HFValidationError)
+        return False
+
+
+HUB_TIMEOUT = 5.0  # seconds to wait for the hub's answer about a model
+
+
+def hub_problem(model_id: str, timeout: float = HUB_TIMEOUT) -> str | None:
+    """None when the Hugging Face Hub has the model and lets this server read it; otherwise why not, in words
+    for the person who named it: no such model, a gated one, or a hub this server cannot reach."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    name = model_id.strip()
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError:  # a subclass of RepositoryNotFoundError: first
+        return f"{name} is gated on the Hugging Face Hub and this server has not been given access to it"
+    except RepositoryNotFoundError:
+        return f"there is no model {name} on the Hugging Face Hub (or it is private)"
+    except Exception as exc:  # the transport's own errors (connection, timeout, TLS), an HTTP 5xx, a bad answer
+        return (
+            f"{name} is not in this server's model cache and the Hugging Face Hub cannot be reached to check it "
+            f"({type(exc).__name__}); on a server without internet set HF_HUB_OFFLINE=1 and use local models"
+        )
+    return None
+
+
 def hub_online() -> bool:
     """False when HF_HUB_OFFLINE switches the hub off (huggingface_hub reads the same spellings)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in {"1", "true", "yes", "on"}
 
 
 def catalogue() -> list[dict[str, Any]]:
-    """The models offered in forms: the bundled one first, then hub ids (usable only online)."""
+    """The models offered in forms: the bundled one first, then hub ids (usable online, or offline once in
+    this machine's Hugging Face cache)."""
     online = hub_online()
     entries: list[dict[str, Any]] = [
         {
@@ -111,9 +149,12 @@ def catalogue() -> list[dict[str, Any]]:
         }
     ]
     entries += [
-        {"id": hub_id, "name": name, "source": "hub", "available": online, "description": description}
+        {
+            "id": hub_id, "name": name, "source": "hub", "available": online or hub_cached(hub_id),
+            "description": description,
+        }
         for hub_id, name, description in _HUB_MODELS
-    ]
+    ]  # fmt: skip
     return entries
 
 

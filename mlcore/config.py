@@ -45,7 +45,12 @@ class Range:
     def check(self, name: str, value: float) -> None:
         """Raise a ConfigError naming the parameter and the range when `value` is outside it."""
         if not self.contains(value):
-            raise ConfigError(f"{name} must be {self._bound()}{self.note}, got {value!r}")
+            raise ConfigError(f"{self.requirement(name)}, got {value!r}")
+
+    def requirement(self, name: str) -> str:
+        """A refusal's words before the value, "max_length must be in [8, 512]" (the launch form's script ends
+        them as check() does)."""
+        return f"{name} must be {self._bound()}{self.note}"
 
     def describe(self) -> str:
         """The interval as it is written in messages and docs: [8, 512], (0, 1], [0, 0.5), [1, inf)."""

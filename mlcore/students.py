@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+from typing import Any
 
+import torch
+import transformers
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -68,3 +72,50 @@ def _find_layers(model: nn.Module, n: int) -> tuple[nn.Module, str, nn.ModuleLis
     name, layers = found[0]
     parent_name, _, attr = name.rpartition(".")
     return model.get_submodule(parent_name), attr, layers
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentEstimate:
+    """What a derived student will be, worked out from its teacher's config.json alone (no weights are read)."""
+
+    teacher_layers: int
+    teacher_parameters: int
+    kept: list[int]  # the teacher's layers the student keeps, as layers_to_keep() picks them
+    hidden_size: int
+    parameters: int
+    fp32_bytes: int  # its weights on disk at fp32 (safetensors, and about the ONNX export's size)
+    int8_bytes: int  # its ONNX export after dynamic int8 quantisation, the file it is served from
+
+    @property
+    def layers(self) -> int:
+        return len(self.kept)
+
+
+def estimate_student(config: dict[str, Any], count: int | None = None) -> StudentEstimate:
+    """The student that distillation derives from a teacher whose config.json holds `config`, keeping `count`
+    layers (None: every other), measured on a weightless copy of the teacher built on the meta device, so that it
+    holds for any architecture derive_student() takes and costs a few milliseconds.
+
+    Sizes: fp32 is 4 bytes a parameter. int8 is what ONNX Runtime's dynamic quantisation keeps (mlcore.onnxrt):
+    the weight matrices of linear layers and the embedding tables at 1 byte an element plus a 4-byte scale and a
+    1-byte zero point per output channel (per row of a table), every other tensor (biases, LayerNorm) at 4 bytes.
+    """
+    settings = transformers.AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        teacher = transformers.AutoModelForSequenceClassification.from_config(settings)
+    n = settings.num_hidden_layers
+    keep = layers_to_keep(n, count)
+    _, _, layers = _find_layers(teacher, n)
+    dropped = {id(p) for i, layer in enumerate(layers) if i not in keep for p in layer.parameters()}
+    quantised = {id(m.weight) for m in teacher.modules() if isinstance(m, nn.Linear | nn.Embedding)}
+    parameters = fp32 = int8 = 0
+    for p in teacher.parameters():
+        if id(p) in dropped:
+            continue
+        parameters += p.numel()
+        fp32 += 4 * p.numel()
+        int8 += p.numel() + 5 * p.shape[0] if id(p) in quantised else 4 * p.numel()
+    return StudentEstimate(
+        teacher_layers=n, teacher_parameters=sum(p.numel() for p in teacher.parameters()), kept=keep,
+        hidden_size=settings.hidden_size, parameters=parameters, fp32_bytes=fp32, int8_bytes=int8,
+    )  # fmt: skip

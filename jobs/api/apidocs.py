@@ -94,6 +94,11 @@ model_import = extend_schema(
 
 model_download = extend_schema(responses={(200, "application/zip"): bytes})
 
+model_student = extend_schema(
+    parameters=[s.StudentQuerySerializer],
+    responses={200: dict, 400: invalid("student_layers out of range, or a teacher no student can be derived from.")},
+)
+
 model_promote = extend_schema(
     request=None, responses={200: s.ModelRecordSerializer, 400: error("Only its owner can promote a model.")}
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adrf.views import APIView as AsyncAPIView
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
@@ -21,21 +20,18 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from mlcore import catalogue
 from mlcore.config import TrainConfig
 
 from ..datasets.preview import PREVIEW_API_WAIT_SECONDS, PREVIEW_ROWS, PreviewUnavailable, dataset_preview
 from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
-from ..registry import compare
+from ..registry import compare, students
 from ..registry import services as registry
 from ..serving import engines, speed
-from ..serving.batch import create_classify_job
-from ..serving.classify import Unavailable, answers, classify_texts, side_by_side
+from ..serving.classify import side_by_side
 from ..sweeps.services import cancel_sweep, delete_sweep
-from ..training.launch import delete_job, job_defaults, job_parameters, job_recipes, request_cancel
+from ..training.launch import delete_job, request_cancel
 from . import apidocs as docs
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
@@ -253,6 +249,19 @@ class ModelViewSet(
     def get_queryset(self):
         return ModelRecord.objects.visible_to(self.request.user).select_related("produced_by")
 
+    @docs.model_student
+    @action(detail=True, methods=["get"])
+    def student(self, request, pk=None):
+        """What distilling this model makes, before launch: the student derived with `student_layers` layers
+        (empty: every other), its parameters and size at fp32 and int8, and the teacher's parameters the launch
+        form takes over (max_length, truncation, batch_size). From its config.json; no weights are loaded."""
+        layers = s.StudentQuerySerializer(data=request.query_params)
+        layers.is_valid(raise_exception=True)
+        try:
+            return Response(students.student_plan(self.get_object(), layers.validated_data.get("student_layers")))
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+
     @docs.model_promote
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
@@ -338,99 +347,6 @@ class ServiceUnavailable(APIException):
     status_code = 503
     default_detail = "the service is busy; retry shortly"
     default_code = "unavailable"
-
-
-class ClassifyView(AsyncAPIView):
-    """Classify one text (`text`) or a list (`texts`) with your promoted model, on CPU.
-
-    Async: authentication, throttling and the promoted-model lookup run in one worker-thread hop (adrf), then
-    the request awaits the micro-batching engine without holding a thread.
-    """
-
-    throttle_classes = [ClassifyRateThrottle]
-    # JSON only, as the token fast path (api.fastpath) reads it: a form posted with a token would be parsed by
-    # one path and refused by the other.
-    parser_classes = [JSONParser]
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        self.record = registry.promoted_model(request.user)
-
-    @docs.classify
-    async def post(self, request):
-        payload = s.ClassifyRequestSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        if self.record is None:
-            raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
-        texts = payload.validated_data.get("texts") or [payload.validated_data["text"]]
-        try:
-            predictions = await classify_texts(self.record, texts)
-        except Unavailable as exc:
-            raise ServiceUnavailable(str(exc)) from None
-        body = answers(self.record, predictions)
-        return Response(body[0] if "text" in payload.validated_data else body)
-
-
-class ClassifyFileView(APIView):
-    """Classify every row of an uploaded file as a job on the CPU queue; the finished job links to a CSV."""
-
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
-    needs_redis = ("post",)
-
-    @docs.classify_file
-    def post(self, request):
-        payload = s.ClassifyFileSerializer(data=request.data, context={"request": request})
-        payload.is_valid(raise_exception=True)
-        try:
-            job = create_classify_job(
-                request.user,
-                payload.validated_data["file"],
-                model=payload.validated_data.get("model"),
-                text_column=payload.validated_data.get("text_column"),
-            )
-        except DjangoValidationError as exc:
-            s.raise_drf(exc)
-        return Response(s.JobSerializer(job, context={"request": request}).data, status=202)
-
-
-class ExplainView(APIView):
-    """Why your promoted model labels a text so: last-layer attention and per-token importance."""
-
-    throttle_classes = [ClassifyRateThrottle]
-
-    def classify_cost(self, request) -> int:
-        return ClassifyRateThrottle.EXPLAIN_COST
-
-    @docs.explain
-    def post(self, request):
-        payload = s.ExplainRequestSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        record = registry.promoted_model(request.user)
-        if record is None:
-            raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
-        label = payload.validated_data.get("label")
-        if label is not None and label not in record.label_names:
-            raise ValidationError({"label": [f"the model's labels are {', '.join(record.label_names)}"]})
-        from mlcore.explain import explain  # imports torch: here, at the first explanation, not at web start
-
-        explanation = explain(engines.explainer_for(record), payload.validated_data["text"], label=label)
-        # Gradients need float weights: an int8-served model is explained with its fp32 weights.
-        body = {**explanation.to_dict(), "model": record.pk, "explained_precision": "fp32"}
-        return Response(body | {"serving_precision": record.serving_precision})
-
-
-class CatalogueView(APIView):
-    """Base models a fine-tune job can start from, the default hyperparameters of each job kind, every parameter
-    with its type, default, range or choices and help, and the recipes (presets) a job or sweep can ask for."""
-
-    @docs.catalogue
-    def get(self, request):
-        return Response(
-            {
-                "models": catalogue.catalogue(), "defaults": job_defaults(), "parameters": job_parameters(),
-                "recipes": job_recipes(),
-            }  # fmt: skip
-        )
 
 
 def not_found(request, exception):

@@ -27,6 +27,7 @@ from mlcore.config import ConfigError, config_defaults, config_fields
 from ..files import checkpoint_dir, is_file
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
+from ..registry import students
 from . import dispatch, events, webhooks, workers
 
 log = logging.getLogger(__name__)
@@ -142,13 +143,16 @@ def _check_model(spec: LaunchSpec, config) -> str:
     if sorted(spec.teacher.label_names) != sorted(spec.dataset.labels):
         labels, teachers = spec.dataset.labels, spec.teacher.label_names
         raise ValidationError({"dataset": f"the dataset's labels {labels} differ from the teacher's {teachers}"})
+    if config.student is None and config.student_layers is not None:  # more layers than the teacher has, now
+        students.student_plan(spec.teacher, config.student_layers)
     return spec.teacher.name
 
 
 def offered_model(name: str, field: str) -> str:
-    """A model a user may train from: a catalogue id available here, a hub id while the server is online, or a
-    folder under DISTILLERY_MODEL_ROOTS (symlinks resolved first; stored resolved). Any other name, whether or not
-    it exists, gets the same answer, so that nobody learns which server paths exist."""
+    """A model a user may train from: a catalogue id available here, a hub model in this machine's Hugging Face
+    cache or, while the server is online, one the hub has, or a folder under DISTILLERY_MODEL_ROOTS (symlinks
+    resolved first; stored resolved). Any other folder name, whether or not it exists, gets the same answer, so
+    that nobody learns which server paths exist."""
     name = name.strip()
     known = catalogue.entry(name)
     if known is not None:
@@ -156,8 +160,17 @@ def offered_model(name: str, field: str) -> str:
             raise ValidationError({field: f"{known['id']} is not available on this server (offline, or not installed)"})
         return name
     if catalogue.is_hub_id(name):
+        if catalogue.hub_cached(name):
+            return name
         if not catalogue.hub_online():
-            raise ValidationError({field: f"{name} is a hub model and this server is offline (HF_HUB_OFFLINE)"})
+            raise ValidationError({field: (
+                f"{name} is a hub model that is not in this server's model cache, and this server is offline "
+                "(HF_HUB_OFFLINE): choose a model of the catalogue (GET /api/catalogue/) or have the operator "
+                "download it"
+            )})  # fmt: skip
+        problem = catalogue.hub_problem(name)  # a misspelt id is refused now, not when the worker fails on it
+        if problem is not None:
+            raise ValidationError({field: problem})
         return name
     folder = Path(name).expanduser().resolve()
     if any(folder.is_relative_to(root) for root in settings.DISTILLERY_MODEL_ROOTS) and is_file(folder / "config.json"):

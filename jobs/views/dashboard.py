@@ -23,6 +23,7 @@ from ..forms import (
     ModelImportForm,
 )
 from ..models import Dataset, Job, ModelRecord, Sweep
+from ..registry import students
 from ..registry.quality import with_test_summaries
 from ..sweeps.services import create_sweep, sweep_runs
 from ..training.launch import LaunchSpec, create_job
@@ -45,10 +46,12 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
         "hub_form": (hub_form or DatasetHubForm()) if catalogue.hub_online() else None,
         "job_form": job_form or JobForm(user=user, initial=_launch_again(request)),
         "model_form": model_form or ModelImportForm(),
-        "recipes": list(RECIPES.values()),
+        "recipes": JobForm.recipe_listing(),
         "recipe_values": JobForm.recipe_values(),
         "recipe_summaries": {name: r.summary for name, r in RECIPES.items()},
+        "catalogue": [entry for entry in catalogue.catalogue() if entry["available"]],
     }
+    context["student_plan"] = _student_plan(context["job_form"], user)
     status = 400 if (upload_form or job_form or folder_form or hub_form or model_form) else 200
     return render(request, "jobs/dashboard.html", context, status=status)
 
@@ -59,6 +62,9 @@ def _launch_again(request) -> dict | None:
     pages; an id the user cannot see matches no option and selects nothing)."""
     if "again" not in request.GET:
         chosen = {k: request.GET[k] for k in ("kind", "dataset", "test_dataset", "teacher") if request.GET.get(k)}
+        teacher = _teacher(request.user, chosen.get("teacher"))
+        if teacher is not None:  # a distillation reads its texts as its teacher did, in batches of its size
+            chosen |= {name: str(value) for name, value in students.inherited_params(teacher).items()}
         return chosen or None
     jobs = Job.objects.visible_to(request.user).exclude(kind=Job.Kind.CLASSIFY)
     try:
@@ -89,3 +95,25 @@ def job_create(request):
         else:
             return redirect("sweep-detail", pk=sweep.pk) if grid else redirect("job-detail", pk=job.pk)
     return dashboard(request, job_form=form)
+
+
+def _teacher(user, pk) -> ModelRecord | None:
+    try:
+        return ModelRecord.objects.visible_to(user).get(pk=int(pk))
+    except (TypeError, ValueError, ModelRecord.DoesNotExist):
+        return None
+
+
+def _student_plan(form: JobForm, user) -> dict | None:
+    """What the student of the form's teacher will be, with the form's student_layers, for the page to show
+    before any script runs (the script updates it: launch_form.js); None without a teacher."""
+    raw = form["teacher"].value()
+    layers = form["student_layers"].value()
+    teacher = _teacher(user, raw)
+    if teacher is None:
+        return None
+    try:
+        count = int(layers) if str(layers or "").strip() else None
+        return students.student_plan(teacher, count)
+    except (ValueError, ValidationError):  # a sweep of layer counts, or one the teacher cannot give
+        return None

@@ -67,6 +67,7 @@ NOT_JUDGED_ON_VALID_DATA = {
     "POST /api/sweeps/": "which base models this server has, and each job kind's parameter names and ranges",
     "POST /api/jobs/{id}/cancel/": "a finished job cannot be cancelled",
     "DELETE /api/models/{id}/": "a promoted model, or one that jobs use, cannot be deleted",
+    "GET /api/models/{id}/student/": "how many layers the teacher has",
 }
 
 KNOWN: dict[str, int] = {}  # the fixture's ids: datasets, jobs, models, sweeps

@@ -1,7 +1,9 @@
-"""Webhook receivers (real HTTP servers on loopback) and a stand-in resolver, for the webhook tests."""
+"""Webhook receivers and a Hugging Face Hub (real HTTP servers on loopback), and a stand-in resolver, for the webhook
+and launch tests."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections import Counter
@@ -96,3 +98,58 @@ def dns(monkeypatch):
     fake = FakeDNS(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     return fake
+
+
+class FakeHub:
+    """The Hugging Face Hub's model-info route on loopback (GET /api/models/<id>), as huggingface_hub reads it:
+    200 with the model's info for `models`, 403 GatedRepo for `gated`, 404 RepoNotFound otherwise. Made the hub
+    of this process (huggingface_hub's ENDPOINT), and the hub switched on (HF_HUB_OFFLINE=0)."""
+
+    def __init__(self, models=(), gated=()):
+        self.models, self.gated, self.asked = set(models), set(gated), []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                name = path.removeprefix("/api/models/").split("/revision/")[0]
+                if path.startswith("/api/models/"):
+                    hub.asked.append(name)
+                if name in hub.models:
+                    body = json.dumps({"id": name, "sha": "0" * 40, "private": False}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                elif name in hub.gated:
+                    body = b'{"error": "gated"}'
+                    self.send_response(403)
+                    self.send_header("X-Error-Code", "GatedRepo")
+                else:
+                    body = b'{"error": "Repository not found"}'
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A FakeHub with no models yet (add names to .models or .gated)."""
+    from huggingface_hub import constants
+
+    hub = FakeHub()
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    yield hub
+    hub.close()

@@ -25,8 +25,8 @@ def _claim_and_run(job: Job) -> Job:
     return job
 
 
-def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dataset, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # accepted while the server is online (offline it is a 400 at once)
+def test_a_hub_model_that_cannot_be_loaded_fails_the_job_with_its_name(user, dataset, monkeypatch, fake_hub):
+    fake_hub.models.add("no-such-org/no-such-model")  # the hub has it at launch (offline it is a 400 at once)
     job = launch.create_job(user, LaunchSpec(kind="finetune", dataset=dataset, base_model="no-such-org/no-such-model"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # then the hub is gone when the worker runs it: fail, not time out
     job = _claim_and_run(job)

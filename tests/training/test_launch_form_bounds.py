@@ -73,7 +73,7 @@ def test_every_number_field_of_the_form_is_checked_here():
     assert set(VALUES_FIELDS) == {
         "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
         "split_seed", "warmup_ratio", "weight_decay", "early_stopping_patience", "alpha", "temperature",
-        "student_layers", "hidden_loss_weight",
+        "student_layers", "hidden_loss_weight", "checkpoint_every",
     }  # fmt: skip
 
 
@@ -125,17 +125,23 @@ def test_a_number_that_is_not_one_is_still_refused_before_its_range():
     assert refused.value.messages == ["'1e3' is not a whole number"]
 
 
-def test_the_choice_fields_are_exactly_the_config_parameters_with_choices():
-    config_names = {f["name"] for f in config_fields(TrainConfig)}
-    choice_fields = {
-        name for name, f in JobForm.base_fields.items() if isinstance(f, forms.ChoiceField) and name in config_names
-    }
-    assert choice_fields == {"truncation", "scheduler"}
+def test_every_config_parameter_with_choices_is_a_choice_field_of_the_form():
+    with_choices = {f["name"] for f in config_fields(TrainConfig) if f["choices"]}
+    choice_fields = {name for name, f in JobForm.base_fields.items() if isinstance(f, forms.ChoiceField)}
+    assert with_choices == {"truncation", "scheduler", "precision", "group_by_length"}
+    assert with_choices <= choice_fields
 
 
-@pytest.mark.parametrize("name", ["truncation", "scheduler"])
+@pytest.mark.parametrize("name", ["truncation", "scheduler", "precision"])
 def test_the_choice_fields_offer_the_configs_choices_in_its_order(name):
     assert [value for value, _label in JobForm.base_fields[name].choices] == list(field_choices(TrainConfig, name))
+
+
+def test_group_by_length_offers_the_configs_strings_then_on_and_off():
+    field = JobForm.base_fields["group_by_length"]
+    offered = [value for value, _label in field.choices]
+    assert offered == [*field_choices(TrainConfig, "group_by_length"), "true", "false"]
+    assert [field.clean(v) for v in ("auto", "true", "false")] == ["auto", True, False]
 
 
 def test_a_choice_the_config_adds_is_offered_and_one_it_drops_is_not(monkeypatch):

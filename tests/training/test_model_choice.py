@@ -60,7 +60,8 @@ def test_a_name_longer_than_a_file_system_takes_is_refused_not_a_server_error(ap
     assert code == 400 and "is not a model this server offers" in message
 
 
-def test_hub_models_are_refused_at_once_while_the_server_is_offline(api, dataset, monkeypatch):
+def test_hub_models_are_refused_at_once_while_the_server_is_offline(api, dataset, monkeypatch, fake_hub):
+    fake_hub.models.add("some-org/some-model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert _refusal(api, dataset, base_model="bert-base-uncased") == (
         400, "['bert-base-uncased is not available on this server (offline, or not installed)']"

@@ -56,17 +56,24 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
-@pytest.fixture
-def site(settings, tmp_path, tiny_bert):
-    """The web server as `make up` runs it (uvicorn, config.asgi), on the test database, the test Redis and the
-    media folder the worker shares; tiny_bert's folder on the model allow-list. Tests using it commit:
-    django_db(transaction=True)."""
-    server = WebServer(Path(settings.MEDIA_ROOT), tmp_path / "web.log", DISTILLERY_MODEL_ROOTS=str(tiny_bert.parent))
+def serve(server, watch):
+    """Run a web server for a test; the watch stops listening before it stops (pytest may stop the server while
+    the test's pages are still open: a page's websocket then fails to reach it, which the test did not do)."""
     try:
         server.wait_until_it_answers()
         yield server
     finally:
+        watch.close()
         server.stop()
+
+
+@pytest.fixture
+def site(settings, tmp_path, tiny_bert, watch):
+    """The web server as `make up` runs it (uvicorn, config.asgi), on the test database, the test Redis and the
+    media folder the worker shares; tiny_bert's folder on the model allow-list. Tests using it commit:
+    django_db(transaction=True)."""
+    server = WebServer(Path(settings.MEDIA_ROOT), tmp_path / "web.log", DISTILLERY_MODEL_ROOTS=str(tiny_bert.parent))
+    yield from serve(server, watch)
 
 
 @dataclass
@@ -77,6 +84,11 @@ class Watch:
     expected: list[tuple[int, re.Pattern]] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)  # pages (documents) whose load was aborted
     downloads: set[str] = field(default_factory=set)
+    closed: bool = False  # set as the server stops: what pages say of a server going away is not a problem
+
+    def close(self) -> None:
+        """Stop listening (the server is about to stop under pages still open, which then fail to reach it)."""
+        self.closed = True
 
     def expect(self, status: int, path: str) -> None:
         """An answer the test provokes on purpose (a 400 for a bad form): `path` is a regex searched in the URL."""
@@ -90,7 +102,7 @@ class Watch:
         page.on("download", lambda download: self.downloads.add(download.url))
 
     def _console(self, message) -> None:
-        if message.type != "error":
+        if self.closed or message.type != "error":
             return
         # Chromium logs an answer of 400 or more as an error too: one the test expects is not a problem.
         status = re.match(r"Failed to load resource: the server responded with a status of (\d+)", message.text)
@@ -100,6 +112,8 @@ class Watch:
         self.problems.append(f"console: {message.text} ({message.location})")
 
     def _failed(self, request) -> None:
+        if self.closed:
+            return
         failure = request.failure or ""
         # A navigation the page itself starts (a link, a reload, a form) aborts what the old page was fetching.
         if failure == "net::ERR_ABORTED" and request.resource_type in ("fetch", "xhr", "eventsource"):
@@ -116,7 +130,7 @@ class Watch:
         ]
 
     def _answered(self, response) -> None:
-        if response.status < 400:
+        if self.closed or response.status < 400:
             return
         if any(s == response.status and p.search(response.url) for s, p in self.expected):
             return

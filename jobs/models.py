@@ -412,3 +412,6 @@ class WebhookSecret(models.Model):
 
 # A job's points and log lines, in a module of their own; imported here so that they are the app's models.
 from .points import JobLogLine, MetricPoint  # noqa: E402, F401
+
+# The promotion history, in a module of its own; imported here so that it is one of the app's models.
+from .promotions import Promotion  # noqa: E402, F401

@@ -340,6 +340,8 @@ SPECTACULAR_SETTINGS = {
     # Request bodies as components of their own (DatasetRequest beside Dataset), so that a request's required
     # fields and non-blank strings are stated (minLength) apart from what a response carries.
     "COMPONENT_SPLIT_REQUEST": True,
+    # A model's kind, named once though two components carry it (a model, and a model just promoted).
+    "ENUM_NAME_OVERRIDES": {"ModelRecordKindEnum": "jobs.models.ModelRecord.Kind"},
     # Swagger UI from the bundled sidecar package: the docs page works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from jobs.api import accounts as account_api
 from jobs.api import classify as classify_api
+from jobs.api import promotions as promotions_api
 from jobs.api import views as api
 
 router = DefaultRouter()
@@ -13,6 +14,7 @@ router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("jobs", api.JobViewSet, basename="job")
 router.register("models", api.ModelViewSet, basename="model")
 router.register("sweeps", api.SweepViewSet, basename="sweep")
+router.register("promotions", promotions_api.PromotionViewSet, basename="promotion")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -5,7 +5,7 @@ Runs in: the web process.
 
 from django.urls import path
 
-from .views import account, classify, dashboard, datasets, jobs, registry, runs
+from .views import account, classify, dashboard, datasets, jobs, promotions, registry, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -25,10 +25,12 @@ urlpatterns = [
     path("sweeps/<int:pk>/delete/", jobs.sweep_delete, name="sweep-delete"),
     path("models/import/", registry.model_import, name="model-import"),
     path("models/<int:pk>/", registry.model_detail, name="model-detail"),
-    path("models/<int:pk>/promote/", registry.model_promote, name="model-promote"),
+    path("models/<int:pk>/promote/", promotions.model_promote, name="model-promote"),
     path("models/<int:pk>/delete/", registry.model_delete, name="model-delete"),
     path("models/<int:pk>/download/", registry.model_download, name="model-download"),
     path("compare/", registry.compare_models, name="compare"),
+    path("promotions/", promotions.promotions, name="promotions"),
+    path("promotions/<int:pk>/rollback/", promotions.promotion_rollback, name="promotion-rollback"),
     path("classify/", classify.classify, name="classify"),
     path("classify/file/", classify.classify_file, name="classify-file"),
     path("account/token/", account.api_token, name="api-token-page"),

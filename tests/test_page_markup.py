@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.datasets import services as dataset_services
 from jobs.models import Job, MetricPoint, ModelRecord, Sweep
+from jobs.registry import history
 from jobs.registry import services as registry
 from tests.markup import assert_labelled_and_unique, markup_problems
 
@@ -61,9 +62,14 @@ def everything(user, sentiment_csv, settings, tmp_path: Path, monkeypatch):
         for i in range(2)
     ]  # fmt: skip
     registry.promote(models[0])
+    failing = ModelRecord.objects.create(
+        owner=user, name="student", kind=ModelRecord.Kind.DISTILL, teacher=models[0], dataset=dataset, params={},
+        label_names=["negative", "positive"], num_parameters=1, size_bytes=1, metrics={"test/accuracy": 0.5},
+    )  # fmt: skip
+    history.promote(models[1])  # a history with a rollback to offer
     classify = Job.objects.create(owner=user, kind=Job.Kind.CLASSIFY, model=models[0], params={}, status="queued")
     return {"dataset": dataset, "running": running, "failed": failed, "classify": classify, "sweep": sweep,
-            "models": models}  # fmt: skip
+            "models": models, "failing": failing}  # fmt: skip
 
 
 def test_every_page_has_unique_ids_and_a_label_on_every_field(logged_in, everything):
@@ -82,6 +88,8 @@ def test_every_page_has_unique_ids_and_a_label_on_every_field(logged_in, everyth
         "compare": f"/compare/?models={models[0].pk}&models={models[1].pk}",
         "classify": "/classify/",
         "account": "/account/token/",
+        "promotions": "/promotions/",
+        "failing model": f"/models/{everything['failing'].pk}/",
     }
     for name, url in pages.items():
         response = logged_in.get(url)

@@ -99,10 +99,6 @@ model_student = extend_schema(
     responses={200: dict, 400: invalid("student_layers out of range, or a teacher no student can be derived from.")},
 )
 
-model_promote = extend_schema(
-    request=None, responses={200: s.ModelRecordSerializer, 400: error("Only its owner can promote a model.")}
-)
-
 model_compare = extend_schema(
     parameters=[
         OpenApiParameter(

@@ -28,7 +28,7 @@ from ..datasets.services import dataset_folders
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from ..registry import compare, students
 from ..registry import services as registry
-from ..serving import engines, speed
+from ..serving import speed
 from ..serving.classify import side_by_side
 from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, request_cancel
@@ -37,6 +37,7 @@ from . import serializers as s
 from .downloads import file_chunks, model_download, stream
 from .filters import JobFilter, ModelRecordFilter, SweepFilter
 from .parsers import JSONParser
+from .promotions import PromoteActions
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
 from .throttles import ClassifyRateThrottle
 
@@ -203,11 +204,11 @@ class SweepViewSet(
 
 
 class ModelViewSet(
-    ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    ErrorsAsJSON, PromoteActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):
     """Trained and imported models of yours (staff: everyone's), filtered by kind, teacher, dataset and whether
-    promoted."""
+    promoted; promote and guard: PromoteActions."""
 
     serializer_class = s.ModelRecordSerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
@@ -261,16 +262,6 @@ class ModelViewSet(
             return Response(students.student_plan(self.get_object(), layers.validated_data.get("student_layers")))
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from None
-
-    @docs.model_promote
-    @action(detail=True, methods=["post"])
-    def promote(self, request, pk=None):
-        record = self.get_object()
-        if record.owner_id != request.user.pk:
-            raise ValidationError({"detail": "only the owner can promote a model"})
-        record = registry.promote(record)
-        engines.preload(record)  # this process loads it now; others on their next classify
-        return Response(self.get_serializer(record).data)
 
     @docs.model_compare
     @action(

@@ -1,4 +1,4 @@
-"""Model pages: a model, Compare, promote, import, delete, download.
+"""Model pages: a model (with its promote guard), Compare, import, delete, download (promote: views.promotions).
 
 Runs in: the web process.
 """
@@ -11,7 +11,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from ..api.downloads import model_download as download
@@ -19,7 +18,7 @@ from ..forms import (
     ModelImportForm,
 )
 from ..models import ModelRecord
-from ..registry import compare
+from ..registry import compare, guard
 from ..registry import services as registry
 from ..registry.quality import test_summary, with_test_summaries
 from .common import add_errors, delete_through
@@ -38,6 +37,7 @@ def model_detail(request, pk):
         ids = [record.pk, *students[: compare.MAX_MODELS - 1]] if students else []
     context = {"model": record, "compare_ids": ",".join(map(str, ids)), "study": compare.study_rows([record])}
     context["test"] = test_summary(record.metrics)
+    context["guard"] = guard.evaluate(record)  # the promote guard's rules, shown before its Promote button
     return render(request, "jobs/model_detail.html", context)
 
 
@@ -60,17 +60,6 @@ def compare_models(request):
     context |= {"data": compare.comparison(records), "ids": ids, "selected": selected}
     context |= {"try_ids": ids if len(records) <= settings.DISTILLERY_SERVING_CACHE else ""}
     return render(request, "jobs/compare.html", context)
-
-
-@login_required
-@require_POST
-def model_promote(request, pk):
-    record = get_object_or_404(ModelRecord.objects.filter(owner=request.user), pk=pk)
-    registry.promote(record)
-    messages.success(request, f"{record.name} now serves your classify requests.")
-    back = request.POST.get("next", "")
-    allowed = url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure())
-    return redirect(back if allowed else "dashboard")  # never to another site
 
 
 @login_required

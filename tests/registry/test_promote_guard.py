@@ -22,8 +22,12 @@ def _rule(record, name: str) -> guard.Rule:
 def test_the_defaults_are_the_issues():
     from django.conf import settings
 
-    assert (settings.DISTILLERY_PROMOTE_MIN_TEACHER_SHARE, settings.DISTILLERY_PROMOTE_BASELINE_MARGIN,
-            settings.DISTILLERY_PROMOTE_MAX_LATENCY_MS, settings.DISTILLERY_PROMOTE_MAX_ECE) == (0.97, 0.02, None, 0.1)
+    assert (
+        settings.DISTILLERY_PROMOTE_MIN_TEACHER_SHARE,
+        settings.DISTILLERY_PROMOTE_BASELINE_MARGIN,
+        settings.DISTILLERY_PROMOTE_MAX_LATENCY_MS,
+        settings.DISTILLERY_PROMOTE_MAX_ECE,
+    ) == (0.97, 0.02, None, 0.1)
 
 
 def test_a_student_below_97_percent_of_its_teachers_accuracy_fails(user):

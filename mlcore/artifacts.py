@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from mlcore.calibration import TEMPERATURE_RANGE
 from mlcore.config import ConfigError, DistillConfig, TrainConfig, config_from_dict, field_choices, field_range
 
 MANIFEST_NAME = "distillery.json"
@@ -66,10 +67,12 @@ def check_manifest(manifest: dict[str, Any], *, num_labels: int, max_positions: 
     - max_length (and config's): a whole number from 8 to the model's position embeddings (max_positions);
     - truncation: one of TrainConfig's; kind: finetune or distill; base_model: a string;
     - config: parameters that build the kind's config (TrainConfig, or DistillConfig for distill);
+    - temperature: the calibration's, a number in mlcore.calibration.TEMPERATURE_RANGE;
     - metrics: finite numbers, except "<split>/report" keys, which hold a classification report (accuracy,
       macro_f1, per_class: {label: {precision, recall, f1, support}}, confusion_matrix: num_labels rows of
-      num_labels counts). Nothing else may nest: the int8 comparison and the CPU speed are measured by the
-      platform that serves the model, never taken from the file.
+      num_labels counts), and "reliability", a reliability diagram (bins of low, high, count, and confidence and
+      accuracy: numbers, or null in an empty bin). Nothing else may nest: the int8 comparison and the CPU speed
+      are measured by the platform that serves the model, never taken from the file.
     """
     kind = manifest.get("kind", "finetune")
     if kind not in _KINDS:
@@ -96,6 +99,12 @@ def check_manifest(manifest: dict[str, Any], *, num_labels: int, max_positions: 
         except (ConfigError, TypeError) as exc:
             raise ManifestError(f"{MANIFEST_NAME}: config: {exc}") from None
         _check_max_length(config.max_length, max_positions, f"{MANIFEST_NAME}: config's max_length")
+    if "temperature" in manifest:
+        temperature = manifest["temperature"]
+        _check_number(temperature, f"{MANIFEST_NAME}: temperature")
+        low, high = TEMPERATURE_RANGE
+        if not low <= temperature <= high:
+            raise ManifestError(f"{MANIFEST_NAME}: temperature must be in [{low:g}, {high:g}], got {temperature!r}")
     metrics = manifest.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ManifestError(f"{MANIFEST_NAME}: metrics must be an object of numbers")
@@ -103,6 +112,8 @@ def check_manifest(manifest: dict[str, Any], *, num_labels: int, max_positions: 
         where = f"{MANIFEST_NAME}: metrics[{key!r}]"
         if key.endswith("/report"):
             _check_report(value, where, labels, num_labels)
+        elif key == "reliability":
+            _check_reliability(value, where)
         else:
             _check_number(value, where)
 
@@ -136,6 +147,21 @@ def _check_number(value: Any, where: str) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53
     if not ok:
         raise ManifestError(f"{where} must be a finite number, got {_short(value)}")
+
+
+_BIN_KEYS = {"low", "high", "count", "confidence", "accuracy"}
+_MAX_BINS = 100
+
+
+def _check_reliability(diagram: Any, where: str) -> None:
+    if not isinstance(diagram, list) or len(diagram) > _MAX_BINS:
+        raise ManifestError(f"{where} must be a list of at most {_MAX_BINS} bins")
+    for i, entry in enumerate(diagram):
+        if not isinstance(entry, dict) or set(entry) != _BIN_KEYS:
+            raise ManifestError(f"{where}[{i}] must hold exactly {', '.join(sorted(_BIN_KEYS))}")
+        for key, value in entry.items():
+            if value is not None or key not in ("confidence", "accuracy"):
+                _check_number(value, f"{where}[{i}][{key!r}]")
 
 
 def _check_report(report: Any, where: str, labels: list[str] | None, num_labels: int) -> None:

@@ -18,6 +18,7 @@ class Phase(StrEnum):
     TEACHER_LOGITS = "computing the teacher's logits"
     TRAINING = "training"
     VALIDATING = "validating"
+    CALIBRATING = "fitting the temperature"
     TESTING = "testing"
     SAVING = "saving the model"
 
@@ -40,7 +41,8 @@ class Callback:
 
     def on_phase(self, phase: Phase) -> None:
         """When a run starts a stretch of work, in this order: LOADING, TOKENISING, TEACHER_LOGITS (distillation's
-        pass before training), then TRAINING and VALIDATING for each epoch, TESTING, SAVING."""
+        pass before training), then TRAINING and VALIDATING for each epoch, CALIBRATING (with config.calibrate),
+        TESTING, SAVING."""
 
     def on_batch_end(self, step: int, total_steps: int, metrics: dict[str, float]) -> None:
         """After each optimiser step; `step` counts from 1 to total_steps across all epochs.
@@ -50,7 +52,8 @@ class Callback:
         the wall time since the previous report); at most once a second "system/rss_mb" (the process's resident
         memory) and on CUDA "system/gpu_memory_mb" (what PyTorch holds on the device), in MiB (mlcore.usage).
         Distillation adds "train/soft_loss" (the KL part, times T^2) and "train/hard_loss" (the cross-entropy
-        part), and "train/hidden_loss" when its hidden_loss_weight is above 0.
+        part), "train/agreement" (the share of the batch's rows whose top class is the teacher's), and
+        "train/hidden_loss" when its hidden_loss_weight is above 0.
         """
 
     def before_checkpoint(self, step: int) -> None:
@@ -62,7 +65,8 @@ class Callback:
 
     def on_evaluate(self, split: str, step: int, metrics: dict[str, float]) -> None:
         """After an evaluation: split "val" after each epoch ("val/loss", "val/accuracy"), split "test" once
-        at the end ("test/loss", "test/accuracy", "test/macro_f1"). Losses are cross-entropy."""
+        at the end ("test/loss", "test/accuracy", "test/macro_f1"). Losses are cross-entropy. Distillation adds
+        "val/agreement" and "test/agreement": the share of the rows whose top class is the teacher's."""
 
     def should_stop(self) -> bool:
         """Polled before every batch (training and evaluation); True makes training raise Cancelled."""

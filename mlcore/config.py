@@ -204,6 +204,14 @@ class TrainConfig:
             bounds=Range(1, 100),
         ),
     )  # epochs
+    calibrate: bool = field(
+        default=False,
+        metadata=_meta(
+            "After training, fit one temperature T on the validation rows (the one that minimises their negative "
+            "log-likelihood) and serve softmax(logits / T), so that the probabilities say how often the model is "
+            "right; the test reports the calibration error before and after. Needs validation rows."
+        ),
+    )  # on/off
     checkpoint_every: int = field(
         default=0,
         metadata=_meta(
@@ -220,6 +228,8 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.warmup_ratio > 0 and self.scheduler != "linear":
             raise ConfigError("warmup_ratio needs scheduler 'linear'; the 'exponential' schedule has no warm-up")
+        if self.calibrate and self.valid_fraction == 0:
+            raise ConfigError("calibrate fits its temperature on the validation rows: give valid_fraction above 0")
 
 
 @dataclass

@@ -25,12 +25,12 @@ from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset, relabel, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
-from mlcore.evaluate import logits_by_row, score_split
+from mlcore.evaluate import logits_by_row, score_logits, split_logits
 from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import epoch_choice_metrics, fit
-from mlcore.losses import distillation_loss, hidden_state_loss
+from mlcore.losses import batch_agreement, distillation_loss, hidden_state_loss
 from mlcore.students import derive_student, layers_to_keep
-from mlcore.train import TrainResult, begin_info, evaluate_test_split, loader_options, make_splits
+from mlcore.train import TrainResult, begin_info, evaluate_test_split, fit_calibration, loader_options, make_splits
 
 __all__ = ["align_labels", "distill", "distillation_loss", "hidden_state_loss", "same_tokenizer"]
 
@@ -112,7 +112,10 @@ def distill(
         total, soft, hard = distillation_loss(
             out.logits.float(), teacher_out_logits, batch["labels"], alpha=config.alpha, temperature=config.temperature
         )
-        extra = {"train/soft_loss": soft, "train/hard_loss": hard}
+        extra = {
+            "train/soft_loss": soft, "train/hard_loss": hard,
+            "train/agreement": batch_agreement(out.logits, teacher_out_logits),
+        }  # fmt: skip
         if teacher_hidden is not None and kept is not None:
             # hidden_states[0] is the embedding output; layer i's output is hidden_states[i + 1].
             hidden = hidden_state_loss(
@@ -140,24 +143,35 @@ def distill(
             teacher, loaders["train"].by_length(pass_batch), len(splits["train"]), device,
             inputs_key=teacher_key, should_stop=callback.should_stop, precision=config.precision,
         )  # fmt: skip
+    # The teacher's answers on the validation rows, once (it does not change): each validation reports how often
+    # the student gives the same.
+    teacher_valid = teacher_predictions(teacher, loaders["valid"], device, teacher_key, callback, config)
 
     # Loop: the fine-tuning loop with the distillation loss.
     fitted = fit(
         student, step, loaders["train"], loaders["valid"], config, device, callback,
-        checkpoints=checkpoints, resume_from=resume_from,
+        checkpoints=checkpoints, resume_from=resume_from, valid_reference=teacher_valid,
     )  # fmt: skip
     resume_from = None  # its tensors are in the student now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)
 
-    # Evaluation: student and teacher on the same test rows.
-    metrics |= evaluate_test_split(student, loaders["test"], label_names, device, callback, fitted.steps, config)
-    if "test/accuracy" in metrics:
-        teacher_scores = score_split(
-            teacher, loaders["test"], label_names, device,
-            prefix="teacher/test", inputs_key=teacher_key, should_stop=callback.should_stop,
-            precision=config.precision,
+    # Calibration (config.calibrate): the student's temperature, fitted on the validation rows.
+    temperature = fit_calibration(student, loaders["valid"], device, callback, config)
+
+    # Evaluation: teacher and student on the same test rows, and how often they agree.
+    teacher_test = None
+    if len(loaders["test"].dataset):
+        teacher_test, test_labels = split_logits(
+            teacher, loaders["test"], device,
+            inputs_key=teacher_key, should_stop=callback.should_stop, precision=config.precision,
         )  # fmt: skip
+    metrics |= evaluate_test_split(
+        student, loaders["test"], label_names, device, callback, fitted.steps, config,
+        temperature=temperature, reference_logits=teacher_test,
+    )  # fmt: skip
+    if teacher_test is not None:
+        teacher_scores = score_logits(teacher_test, test_labels, label_names, "teacher/test")
         metrics["teacher/test/accuracy"] = teacher_scores["teacher/test/accuracy"]
         metrics["teacher/test/macro_f1"] = teacher_scores["teacher/test/macro_f1"]
         if teacher_scores["teacher/test/accuracy"] > 0:
@@ -173,6 +187,7 @@ def distill(
         "label_names": list(label_names),
         "max_length": config.max_length,
         "truncation": config.truncation,
+        "temperature": temperature or 1.0,
         "config": asdict(config),
         "steps": fitted.steps,
         "metrics": metrics,
@@ -190,7 +205,20 @@ def distill(
         steps=fitted.steps,
         train_rows=len(splits["train"]),
         graphed_steps=fitted.graphed_steps,
+        temperature=temperature or 1.0,
     )
+
+
+def teacher_predictions(
+    teacher: Any, loader: Any, device: torch.device, inputs_key: str, callback: Callback, config: DistillConfig
+) -> list[int] | None:
+    """The teacher's top class for each row of an evaluation loader, in its order (None for no rows)."""
+    if not len(loader.dataset):
+        return None
+    logits, _ = split_logits(
+        teacher, loader, device, inputs_key=inputs_key, should_stop=callback.should_stop, precision=config.precision
+    )
+    return logits.argmax(dim=-1).tolist()
 
 
 def align_labels(dataset: TextDataset, label_names: list[str]) -> TextDataset:

@@ -122,6 +122,47 @@ def inference_pass(
         model.train(was_training)
 
 
+def split_logits(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    *,
+    inputs_key: str = "inputs",
+    should_stop: Callable[[], bool] = lambda: False,
+    precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's fp32 logits (rows x labels) and the true labels over `batches`, in batch order, on the CPU:
+    what scoring, calibration and agreement with another model all read, from one pass."""
+    logits, labels = [], []
+    for batch, out in inference_pass(model, batches, device, inputs_key, should_stop, precision):
+        logits.append(out.cpu())
+        labels.append(batch["labels"].cpu())
+    if not logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def score_logits(logits: torch.Tensor, labels: torch.Tensor, label_names: list[str], prefix: str) -> dict[str, Any]:
+    """Flat metrics of one split's logits: "<prefix>/loss" (mean cross-entropy), "/accuracy", "/macro_f1" and
+    "/report" (the full report)."""
+    loss = F.cross_entropy(logits, labels, reduction="sum").item() / max(len(labels), 1)
+    report = classification_report(labels.tolist(), logits.argmax(dim=-1).tolist(), label_names)
+    return {
+        f"{prefix}/loss": loss,
+        f"{prefix}/accuracy": report["accuracy"],
+        f"{prefix}/macro_f1": report["macro_f1"],
+        f"{prefix}/report": report,
+    }
+
+
+def agreement(logits: torch.Tensor, other: torch.Tensor) -> float:
+    """The share of rows whose top class is the same in both (one model's logits and another's on the same rows,
+    in the same order)."""
+    if logits.shape[0] != other.shape[0] or not len(logits):
+        raise ValueError(f"need the same rows from both models, got {logits.shape[0]} and {other.shape[0]}")
+    return (logits.argmax(dim=-1) == other.argmax(dim=-1)).double().mean().item()
+
+
 def score_split(
     model: torch.nn.Module,
     batches: Iterable[Batch],
@@ -134,16 +175,10 @@ def score_split(
     precision: str = "fp32",
 ) -> dict[str, Any]:
     """Flat metrics for one split: "<prefix>/loss", "/accuracy", "/macro_f1" and "/report" (the full report)."""
-    loss, y_true, y_pred = evaluate(
+    logits, labels = split_logits(
         model, batches, device, inputs_key=inputs_key, should_stop=should_stop, precision=precision
     )
-    report = classification_report(y_true, y_pred, label_names)
-    return {
-        f"{prefix}/loss": loss,
-        f"{prefix}/accuracy": report["accuracy"],
-        f"{prefix}/macro_f1": report["macro_f1"],
-        f"{prefix}/report": report,
-    }
+    return score_logits(logits, labels, label_names, prefix)
 
 
 def measure_cpu_speed(

@@ -87,7 +87,7 @@ def explain(classifier: Classifier, text: str, label: str | None = None) -> Expl
                 model.set_attn_implementation(previous)
             if not out.attentions:
                 raise ValueError(f"{type(model).__name__} does not return attention weights")
-            logits = out.logits[0].float()
+            logits = out.logits[0].float() / classifier.temperature  # what predict() serves: a calibrated T
             probs = logits.detach().softmax(dim=-1).cpu().tolist()
             best = max(range(len(probs)), key=probs.__getitem__)  # as predict() picks, ties included
             target = best if label is None else classifier.label_names.index(label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -45,7 +46,11 @@ class Classifier:
         truncation: str = "head",
         precision: str = "fp32",
         runtime: str = "torch",
+        temperature: float = 1.0,
     ) -> None:
+        number = isinstance(temperature, int | float) and not isinstance(temperature, bool)
+        if not (number and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a number above 0, got {temperature!r}")
         self.model = model  # a PreTrainedModel, or an mlcore.onnxrt.OnnxModel called the same way
         self.precision = precision
         self.runtime = runtime
@@ -55,6 +60,9 @@ class Classifier:
         self.model_dir = model_dir
         self.device = device
         self.truncation = truncation  # as in training (mlcore.encoding), so the model reads what it learnt on
+        # Probabilities are softmax(logits / temperature): a calibrated model's fitted T (mlcore.calibration), 1
+        # otherwise. The top label is the same at any T; how sure the answer says it is changes.
+        self.temperature = float(temperature)
         # The Rust tokenizer keeps truncation settings as mutable state, so concurrent calls could clash.
         self._lock = threading.Lock()
 
@@ -71,6 +79,7 @@ class Classifier:
         threads: int = 0,
         onnx_dir: str | os.PathLike[str] | None = None,
         spin: bool = False,
+        temperature: float | None = None,
     ) -> Classifier:
         """Load a folder written by finetune() or distill() (or any HF sequence-classification folder).
 
@@ -78,7 +87,8 @@ class Classifier:
         DEFAULT_MAX_LENGTH and "head". precision "int8" quantises the linear layers dynamically (CPU only).
         runtime "onnx" runs the model in ONNX Runtime on CPU with `threads` threads (0: one per core),
         exporting it the first time into `onnx_dir` (default `<model_dir>/.onnx`; see mlcore.onnxrt), its
-        idle threads spinning a moment between calls with `spin` (onnxrt.OnnxModel).
+        idle threads spinning a moment between calls with `spin` (onnxrt.OnnxModel). temperature defaults to the
+        one calibration fitted (distillery.json), else 1.
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -114,6 +124,7 @@ class Classifier:
             truncation=cut,
             precision=precision,
             runtime=runtime,
+            temperature=temperature if temperature is not None else manifest.get("temperature", 1.0),
         )
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
@@ -145,12 +156,15 @@ class Classifier:
         return [r for r in results if r is not None]
 
     def _probabilities(self, rows: list[dict[str, list[int]]], pad_id: int) -> list[list[float]]:
-        """Each row's label probabilities, rows padded to the longest."""
+        """Each row's label probabilities, softmax(logits / temperature), rows padded to the longest."""
         if self.runtime == "onnx":
-            return self.model.probabilities(**pad_arrays(rows, pad_id))
+            return self.model.probabilities(**pad_arrays(rows, pad_id), temperature=self.temperature)
         with torch.inference_mode():
             inputs = {k: v.to(self.device) for k, v in pad(rows, pad_id).items()}
-            return self.model(**inputs).logits.float().softmax(dim=-1).cpu().tolist()
+            logits = self.model(**inputs).logits.float()
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
+            return logits.softmax(dim=-1).cpu().tolist()
 
 
 def accuracy(classifier: Classifier, dataset: TextDataset, *, chunk: int = 2048) -> float | None:

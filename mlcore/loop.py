@@ -67,6 +67,7 @@ def fit(
     *,
     checkpoints: Checkpoints | None = None,
     resume_from: dict[str, Any] | None = None,
+    valid_reference: list[int] | None = None,
 ) -> FitResult:
     """Train for config.epochs, reporting every batch and validating after every epoch.
 
@@ -74,6 +75,8 @@ def fit(
     With `checkpoints`, a checkpoint is written after every checkpoints.every-th step (before that epoch's
     validation, so that a run stopped during validation still has it). `resume_from` is a loaded checkpoint:
     training continues after its step as if it had never stopped, and the steps reported continue its count.
+    `valid_reference` is another model's predicted class for each validation row, in the loader's order
+    (distillation's teacher): each validation then also reports "val/agreement", the share the model matches.
     """
     amp = autocast_dtype(device, config.precision)
     per_epoch = len(train_batches)
@@ -167,6 +170,9 @@ def fit(
             )
             correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
             val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
+            if valid_reference is not None:
+                same = sum(p == r for p, r in zip(y_pred, valid_reference, strict=True))
+                val_metrics["val/agreement"] = same / len(y_pred)
             callback.on_evaluate("val", step, dict(val_metrics))
             best.consider(epoch + 1, val_metrics, model if config.keep_best_epoch else None)
             patience = config.early_stopping_patience

@@ -1,4 +1,5 @@
-"""Distillation losses: the soft-target loss mixed with cross-entropy, and the hidden-state loss."""
+"""Distillation losses: the soft-target loss mixed with cross-entropy, and the hidden-state loss; and how often
+the student's top class is the teacher's, which distillation reports beside them."""
 
 from __future__ import annotations
 
@@ -48,3 +49,9 @@ def hidden_state_loss(
         for s, t in zip(student_states, teacher_states, strict=True)
     ]
     return torch.stack(per_layer).mean()
+
+
+def batch_agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """The share of the batch's rows whose top class is the teacher's, as a 0-d float tensor left on the device
+    (the training loop fetches it with the loss). Not a loss: argmax has no gradient."""
+    return (student_logits.detach().argmax(dim=-1) == teacher_logits.argmax(dim=-1)).float().mean()

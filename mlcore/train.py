@@ -12,12 +12,13 @@ import torch
 
 from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import split_loaders
+from mlcore.calibration import calibration_metrics, fit_temperature
 from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
 from mlcore.data import DataError, TextDataset, relabel, split_dataset, stratified_order, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
-from mlcore.evaluate import score_split
+from mlcore.evaluate import agreement, score_logits, split_logits
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
 from mlcore.loop import classify_step, epoch_choice_metrics, fit
 
@@ -28,6 +29,7 @@ __all__ = [
     "begin_info",
     "evaluate_test_split",
     "finetune",
+    "fit_calibration",
     "loader_options",
     "make_splits",
 ]
@@ -38,13 +40,15 @@ class TrainResult:
     output_dir: Path
     label_names: list[str]
     # Flat keys: train/avg_loss, train/avg_accuracy, val/loss, val/accuracy (absent without a validation
-    # split), test/loss, test/accuracy, test/macro_f1, test/report (absent without a test split).
+    # split), test/loss, test/accuracy, test/macro_f1, test/report, ece, reliability (absent without a test
+    # split; ece_uncalibrated too with config.calibrate), and for a distillation val/agreement, test/agreement.
     metrics: dict[str, Any]
     num_parameters: int
     size_bytes: int  # everything in output_dir
     steps: int
     train_rows: int
     graphed_steps: int = 0  # steps replayed from CUDA graphs (mlcore.graphs); 0 on CPU
+    temperature: float = 1.0  # the model serves softmax(logits / temperature); fitted with config.calibrate
 
     def to_json(self) -> str:
         """The result as JSON (from_json reads it back), so that a run stopped after training can carry on."""
@@ -113,8 +117,13 @@ def finetune(
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)
 
+    # Calibration (config.calibrate): one temperature fitted on the validation rows.
+    temperature = fit_calibration(model, loaders["valid"], device, callback, config)
+
     # Evaluation: the test rows (held out, or test_dataset's), once.
-    metrics |= evaluate_test_split(model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config)
+    metrics |= evaluate_test_split(
+        model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config, temperature=temperature
+    )
 
     # Save: HF folder + distillery.json, which inference reads the labels, max_length and truncation from.
     manifest = {
@@ -123,6 +132,7 @@ def finetune(
         "label_names": dataset.label_names,
         "max_length": config.max_length,
         "truncation": config.truncation,
+        "temperature": temperature or 1.0,
         "config": asdict(config),
         "steps": fitted.steps,
         "metrics": metrics,
@@ -140,6 +150,7 @@ def finetune(
         steps=fitted.steps,
         train_rows=len(splits["train"]),
         graphed_steps=fitted.graphed_steps,
+        temperature=temperature or 1.0,
     )
 
 
@@ -202,15 +213,43 @@ def evaluate_test_split(
     callback: Callback,
     step: int,
     config: TrainConfig | None = None,
+    *,
+    temperature: float | None = None,
+    reference_logits: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Score the test split and report it as split "test" (the full report stays out of the callback)."""
+    """Score the test split and report it as split "test" (the full report and the reliability diagram stay out
+    of the callback).
+
+    From the one pass's logits: the scores, the calibration (mlcore.calibration: "ece" and "reliability" of the
+    probabilities served at `temperature`, with "ece_uncalibrated" beside them when a temperature was fitted) and,
+    with `reference_logits` (another model's on the same rows in the same order: the teacher's), "test/agreement".
+    """
     if not len(loader.dataset):  # type: ignore[arg-type]
         return {}
     precision = config.precision if config is not None else "fp32"
     callback.on_phase(Phase.TESTING)
-    metrics = score_split(model, loader, label_names, device, should_stop=callback.should_stop, precision=precision)
+    logits, labels = split_logits(model, loader, device, should_stop=callback.should_stop, precision=precision)
+    metrics = score_logits(logits, labels, label_names, "test")
+    if reference_logits is not None:
+        metrics["test/agreement"] = agreement(logits, reference_logits)
     callback.on_evaluate("test", step, {k: v for k, v in metrics.items() if k != "test/report"})
-    return metrics
+    return metrics | calibration_metrics(logits, labels, temperature)
+
+
+def fit_calibration(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    callback: Callback,
+    config: TrainConfig,
+) -> float | None:
+    """With config.calibrate, the temperature that minimises the NLL of the validation rows (mlcore.calibration);
+    None otherwise, or without validation rows."""
+    if not config.calibrate or not len(loader.dataset):  # type: ignore[arg-type]
+        return None
+    callback.on_phase(Phase.CALIBRATING)
+    logits, labels = split_logits(model, loader, device, should_stop=callback.should_stop, precision=config.precision)
+    return fit_temperature(logits, labels)
 
 
 def begin_info(

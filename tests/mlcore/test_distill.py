@@ -34,7 +34,8 @@ def test_the_manifest_records_the_kind_and_the_teacher(distilled, finetuned):
 def test_batches_report_the_soft_and_hard_losses_that_make_up_the_loss(distilled):
     for _, _, metrics in distilled.callback.batches:
         assert set(metrics) - {"system/rss_mb"} == {
-            "train/loss", "train/accuracy", "lr", "epoch", "train/samples_per_s", "train/soft_loss", "train/hard_loss"
+            "train/loss", "train/accuracy", "lr", "epoch", "train/samples_per_s", "train/soft_loss", "train/hard_loss",
+            "train/agreement",
         }  # fmt: skip
         assert metrics["train/loss"] == pytest.approx(
             0.5 * metrics["train/soft_loss"] + 0.5 * metrics["train/hard_loss"]

@@ -69,7 +69,7 @@ def test_the_result_holds_the_flat_metrics_and_the_test_report(finetuned):
     result = finetuned.result
     assert set(result.metrics) == {
         "train/avg_loss", "train/avg_accuracy", "val/loss", "val/accuracy",
-        "test/loss", "test/accuracy", "test/macro_f1", "test/report",
+        "test/loss", "test/accuracy", "test/macro_f1", "test/report", "ece", "reliability",
     }  # fmt: skip
     batches = finetuned.callback.batches
     assert result.metrics["train/avg_loss"] == pytest.approx(sum(m["train/loss"] for _, _, m in batches) / 64)

@@ -232,6 +232,10 @@ class JobForm(forms.Form):
     keep_best_epoch = forms.BooleanField(
         required=False, label="Keep the best epoch", help_text="End on the epoch with the best validation accuracy."
     )
+    calibrate = forms.BooleanField(
+        required=False, label="Calibrate", help_text="Fit a temperature on the validation rows, so its probabilities "
+        "say how often it is right.",
+    )  # fmt: skip
     device = DeviceField(
         choices=[("auto", "auto: a GPU where the worker has one"), ("cpu", "cpu"), ("cuda", "cuda")], required=False,
         help_text="Where the worker trains.",
@@ -268,7 +272,7 @@ class JobForm(forms.Form):
     TRAIN_FIELDS = (
         "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
         "split_seed", "truncation", "scheduler", "warmup_ratio", "weight_decay", "keep_best_epoch",
-        "early_stopping_patience",
+        "early_stopping_patience", "calibrate",
     )  # fmt: skip
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
     # How a job runs rather than what it learns (the dashboard's Advanced section); every other parameter of the
@@ -276,7 +280,7 @@ class JobForm(forms.Form):
     ENGINE_FIELDS = ("device", "precision", "group_by_length", "cuda_graphs", "checkpoint_every")
     # One value each, never a sweep: the form's booleans and choices (checkpoint_every is a single ValuesField).
     CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch", "device", "precision", "group_by_length",
-                     "cuda_graphs")  # fmt: skip
+                     "cuda_graphs", "calibrate")  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -349,6 +349,10 @@ class ModelRecord(Owned):
         help_text="How classify runs this model on CPU; int8 is set at registration when it measured faster "
         "and within DISTILLERY_INT8_MAX_DROP accuracy points of fp32 on the validation rows.",
     )
+    temperature = models.FloatField(
+        default=1.0, help_text="Served probabilities are softmax(logits / temperature): fitted on the validation "
+        "rows by the training param calibrate, else 1.",
+    )  # fmt: skip
     is_promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     serving_speed = models.JSONField(

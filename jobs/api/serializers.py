@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mlcore import recipes
@@ -14,9 +15,11 @@ from mlcore.config import DistillConfig, field_range
 
 from ..datasets import services as datasets
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep, WebhookSecret
+from ..registry import insight
 from ..registry.services import import_model_archive
 from ..sweeps.services import create_sweep, sweep_runs
 from ..training.launch import LaunchSpec, create_job
+from .insight import AgreementSerializer, CalibrationSerializer
 from .text_serializers import (  # noqa: F401  (the routes know them as serializers.X)
     IDS_SCHEMA,
     MAX_TEXT_CHARS,
@@ -315,12 +318,15 @@ class MetricPointSerializer(serializers.ModelSerializer):
 
 class ModelRecordSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField()
+    calibration = serializers.SerializerMethodField()
+    agreement = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelRecord
         fields = [
             "id", "name", "kind", "base_model", "teacher", "dataset", "job", "params", "metrics", "label_names",
             "num_parameters", "size_bytes", "serving_precision", "is_promoted", "promoted_at", "created_at",
+            "temperature", "calibration", "agreement",
         ]
         # PATCH may rename a model or choose how it is served; everything else is its history.
         read_only_fields = [f for f in fields if f not in ("name", "serving_precision")]
@@ -328,6 +334,14 @@ class ModelRecordSerializer(serializers.ModelSerializer):
     def get_job(self, obj) -> int | None:
         job = getattr(obj, "produced_by", None)
         return job.pk if job else None
+
+    @extend_schema_field(CalibrationSerializer(allow_null=True))
+    def get_calibration(self, obj) -> dict | None:
+        return insight.calibration(obj)
+
+    @extend_schema_field(AgreementSerializer(allow_null=True))
+    def get_agreement(self, obj) -> dict | None:
+        return insight.agreement(obj)
 
 
 class ModelUploadSerializer(serializers.Serializer):

@@ -35,16 +35,22 @@ METRICS = (
     ("test_macro_f1", "test/macro_f1"),
     ("cpu_latency_ms_b1", "cpu/latency_ms_b1"),
     ("cpu_samples_per_s_b32", "cpu/samples_per_s_b32"),
+    # Calibration on the test rows, and a distilled model's agreement with its teacher (registry.insight).
+    ("ece", "ece"),
+    ("ece_uncalibrated", "ece_uncalibrated"),
+    ("val_agreement", "val/agreement"),
+    ("test_agreement", "test/agreement"),
 )
 # A row's keys in CSV order; the ratios are against the first model (the speed ones: on the figures _speed says).
 COLUMNS = (
     "id", "name", "kind", "base_model", "teacher_id", "dataset",
     *(key for key, _ in METRICS[:5]),
     "test_rows", "test_accuracy_ci_low", "test_accuracy_ci_high", "majority_baseline",
-    "parameters", "size_bytes", *(key for key, _ in METRICS[5:]), "serving_precision",
+    "parameters", "size_bytes", *(key for key, _ in METRICS[5:7]), "serving_precision",
     "serving_latency_ms_b1_fp32", "serving_samples_per_s_b32_fp32", "serving_latency_ms_b1_int8",
     "serving_samples_per_s_b32_int8", "serving_measured_at",
     "test_accuracy_vs_first", "cpu_speedup_vs_first", "cpu_speedup_fp32_vs_first", "size_vs_first",
+    *(key for key, _ in METRICS[7:]), "temperature",
 )  # fmt: skip
 
 # The study's results on IMDB (product.md), shown beside models of the same task as the bar to beat.
@@ -281,6 +287,7 @@ def _row(record: ModelRecord, reference: ModelRecord) -> dict[str, Any]:
         "parameters": record.num_parameters,
         "size_bytes": record.size_bytes,
         "serving_precision": record.serving_precision,
+        "temperature": record.temperature,
     }
     row |= {key: _number(metrics.get(metric)) for key, metric in METRICS}
     test = test_summary(metrics) or {}

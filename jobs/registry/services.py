@@ -44,6 +44,7 @@ def register_model(job: Job, result) -> ModelRecord:
         num_parameters=result.num_parameters,
         size_bytes=result.size_bytes,
         serving_precision=serving_precision_for(result.metrics),
+        temperature=result.temperature,
     )
     return storage.store(record, Path(result.output_dir))
 
@@ -74,6 +75,7 @@ def import_model(
         label_names=checked.label_names,
         num_parameters=checked.num_parameters,
         size_bytes=checked.size_bytes,
+        temperature=manifest.get("temperature", 1.0),  # in range: check_model_folder checked it
     )
     if validation_file:
         from mlcore.precisions import compare_precisions  # imports torch: an operator's command, not the web

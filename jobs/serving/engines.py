@@ -54,8 +54,8 @@ def _key(record: ModelRecord) -> tuple:
 
 
 def load_classifier(record: ModelRecord, precision: str | None = None):
-    """`record`'s Classifier at `precision` (default: its serving precision) on the serving runtime; a model
-    that cannot be exported to ONNX is served by PyTorch instead (logged)."""
+    """`record`'s Classifier at `precision` (default: its serving precision) on the serving runtime, at its
+    calibration temperature; a model that cannot be exported to ONNX is served by PyTorch instead (logged)."""
     from mlcore.inference import Classifier  # imports torch: here, at the first classify, not at web start
 
     precision = precision or record.serving_precision
@@ -70,10 +70,11 @@ def load_classifier(record: ModelRecord, precision: str | None = None):
                 threads=settings.DISTILLERY_SERVING_THREADS,
                 onnx_dir=onnx_exports_dir(record),
                 spin=settings.DISTILLERY_SERVING_SPIN,
+                temperature=record.temperature,
             )
         except Exception:
             log.warning("model %s could not run in ONNX Runtime; serving it with PyTorch", record.pk, exc_info=True)
-    return Classifier.load(folder, device="cpu", precision=precision)
+    return Classifier.load(folder, device="cpu", precision=precision, temperature=record.temperature)
 
 
 def cached_engine(record: ModelRecord):
@@ -120,7 +121,7 @@ def _build(record: ModelRecord):
 
     set_threads(settings.DISTILLERY_SERVING_THREADS)
     if settings.DISTILLERY_SERVING_ENGINE == "baseline":  # the study's serving: fp32, one at a time
-        return BaselineEngine(Classifier.load(model_dir(record), device="cpu"))
+        return BaselineEngine(Classifier.load(model_dir(record), device="cpu", temperature=record.temperature))
     classifier = load_classifier(record)
     log.info("serving model %s (%s, %s)", record.pk, record.serving_precision, classifier.runtime)
     engine = BatchingEngine(
@@ -174,7 +175,7 @@ def explainer_for(record: ModelRecord):
             return _explainers[record.artifact_prefix]
     from mlcore.inference import Classifier  # imports torch: here, at the first explanation
 
-    classifier = Classifier.load(model_dir(record), device="cpu")
+    classifier = Classifier.load(model_dir(record), device="cpu", temperature=record.temperature)
     with _lock:
         _explainers[record.artifact_prefix] = classifier
         while len(_explainers) > settings.DISTILLERY_SERVING_CACHE:

@@ -195,7 +195,8 @@ _LABELS = {
     "avg_train_accuracy": "Avg train acc", "valid_accuracy": "Valid acc", "test_accuracy": "Test acc",
     "avg_train_loss": "Avg train loss", "test_macro_f1": "Test macro F1", "valid_loss": "Valid loss",
     "test_loss": "Test loss", "cpu_latency_ms_b1": "CPU latency (ms, 1 text)",
-    "cpu_samples_per_s_b32": "CPU texts/s (batch 32)",
+    "cpu_samples_per_s_b32": "CPU texts/s (batch 32)", "ece": "ECE (test)", "ece_uncalibrated": "ECE uncalibrated",
+    "val_agreement": "Valid agreement w/ teacher", "test_agreement": "Test agreement w/ teacher",
 }  # fmt: skip
 _METRIC_DEFAULTS = {"valid_accuracy", "test_accuracy", "cpu_latency_ms_b1"}
 _PARAM_DEFAULTS = {"learning_rate", "batch_size", "epochs", "max_length"}

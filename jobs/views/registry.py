@@ -18,7 +18,7 @@ from ..forms import (
     ModelImportForm,
 )
 from ..models import ModelRecord
-from ..registry import compare, guard
+from ..registry import compare, guard, insight
 from ..registry import services as registry
 from ..registry.quality import test_summary, with_test_summaries
 from .common import add_errors, delete_through
@@ -38,6 +38,7 @@ def model_detail(request, pk):
     context = {"model": record, "compare_ids": ",".join(map(str, ids)), "study": compare.study_rows([record])}
     context["test"] = test_summary(record.metrics)
     context["guard"] = guard.evaluate(record)  # the promote guard's rules, shown before its Promote button
+    context |= {"calibration": insight.calibration(record), "agreement": insight.agreement(record)}
     return render(request, "jobs/model_detail.html", context)
 
 

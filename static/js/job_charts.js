@@ -6,7 +6,7 @@ window.DistilleryJobCharts = (function () {
   var SMOOTHING = 0.9; // exponential moving average weight for the noisy per-batch series
   // Per-batch series drawn faint with their moving average over them.
   var SMOOTHED = ["train/loss", "train/accuracy", "train/soft_loss", "train/hard_loss", "train/hidden_loss",
-    "train/samples_per_s"];
+    "train/agreement", "train/samples_per_s"];
   var AXIS_TITLES = { step: "step", epoch: "epoch", time: "time since the job started (h:mm:ss)" };
   var NOT_SERIES = { time: true, epoch: true }; // the x values a point carries, not series of their own
 
@@ -208,6 +208,13 @@ window.DistilleryJobCharts = (function () {
         smoothed("hard part: cross-entropy (smoothed)", "train/hard_loss", "#4f46e5"),
         smoothed("hidden-state part (smoothed)", "train/hidden_loss", "#0086c9"),
       ], { title: { display: true, text: "loss" } });
+      // How often the student's top class is the teacher's: per batch while it trains, then on the held-out rows.
+      charts.agreement = makeChart("chart-agreement", [
+        faint("train agreement", "train/agreement", "#0e9384"),
+        smoothed("train agreement (smoothed)", "train/agreement", "#107569"),
+        evalPoints("val agreement", "val/agreement", "#f79009"),
+        evalPoints("test agreement", "test/agreement", "#d92d20", "rectRot"),
+      ], { title: { display: true, text: "share of rows" }, suggestedMin: 0.5, suggestedMax: 1 });
     } else {
       charts.loss = makeChart("chart-loss", [
         faint("train loss", "train/loss", "#6366f1"),

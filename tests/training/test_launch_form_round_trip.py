@@ -25,6 +25,7 @@ PARAMS = [n for n in FIELDS if n in config_defaults(DistillConfig)]  # stored in
 # Each parameter's values, every one the form offers (device: and one it does not offer but the config takes).
 VALUES = {
     "truncation": ["head", "head_tail"], "scheduler": ["exponential", "linear"], "keep_best_epoch": [True, False],
+    "calibrate": [True, False],
     "precision": ["auto", "fp32", "bf16"], "group_by_length": ["auto", True, False], "cuda_graphs": [True, False],
     "device": ["auto", "cpu"],
 }  # fmt: skip

@@ -4,12 +4,14 @@ classify; then the same for a distillation of that model."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 
 import pytest
 
 from jobs.models import Job, JobLogLine, ModelRecord
 from jobs.registry import storage
+from jobs.serving import engines
 from jobs.training import lifecycle
 from mlcore import onnxrt
 from tests.conftest import job_socket, launch_finetune, watch_job
@@ -103,22 +105,34 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert [p["label"] for p in many.json()] == ["negative", "positive"]
     assert not (storage.onnx_exports_dir(teacher) / served_file).exists()  # served from the shipped file
 
-    # 5. distil the fine-tuned model into a derived student, in the worker
+    # 5. distil the fine-tuned model into a derived student, calibrated, in the worker
     job, messages = _run_andwatch_job(
-        api, {"kind": "distill", "dataset": dataset["id"], "teacher": teacher.pk, "params": fast_params}
-    )
+        api, {"kind": "distill", "dataset": dataset["id"], "teacher": teacher.pk,
+              "params": fast_params | {"calibrate": True}},
+    )  # fmt: skip
     assert job["status"] == "succeeded", job["error"]
     metrics = _check_metric_stream(api, job, messages)
-    assert {"train/soft_loss", "train/hard_loss"} <= set(metrics[0]["values"])
+    assert {"train/soft_loss", "train/hard_loss", "train/agreement"} <= set(metrics[0]["values"])
+    # Agreement with the teacher streamed per batch and with each validation, as shares of rows.
+    assert all(0 <= m["values"]["train/agreement"] <= 1 for m in metrics if m["kind"] == "train")
+    vals = [m["values"]["val/agreement"] for m in metrics if m["kind"] == "val"]
+    assert len(vals) == 5 and all(v * 16 == pytest.approx(round(v * 16)) for v in vals)  # of 16 validation rows
     # The job's pages heard what it was doing between batches, in order, and nothing once it ended.
     phases = [m["phase"] for m in messages if m["type"] == "status" and m["phase"]]
     expected = ["loading the model", "tokenising", "computing the teacher's logits", "training", "validating",
-                "testing", "saving the model", "measuring CPU speed", "comparing int8 with fp32",
-                "storing the model"]  # fmt: skip
+                "fitting the temperature", "testing", "saving the model", "measuring CPU speed",
+                "comparing int8 with fp32", "storing the model"]  # fmt: skip
     assert list(dict.fromkeys(phases)) == expected and messages[-1]["phase"] == ""
     student = ModelRecord.objects.get(pk=job["result_model"])
     assert student.kind == "distill" and student.teacher_id == teacher.pk
     assert student.num_parameters < teacher.num_parameters
+    # Calibration measured by the worker on the test rows and stored with each model; the student's temperature
+    # is the one its folder records, and the one it is served at.
+    assert 0 <= teacher.metrics["ece"] <= 1 and "ece_uncalibrated" not in teacher.metrics and teacher.temperature == 1
+    assert {"ece", "ece_uncalibrated", "reliability", "val/agreement", "test/agreement"} <= set(student.metrics)
+    manifest = json.loads((storage.model_dir(student) / "distillery.json").read_text())
+    assert student.temperature == manifest["temperature"] and 0.05 <= student.temperature <= 20
+    assert student.metrics["val/agreement"] == vals[-1]
     # The promote guard's verdict rests on a tiny run's accuracies: the override lets the student through either way.
     promoted = api.post(f"/api/models/{student.pk}/promote/", {"override": True}, format="json").json()
     assert promoted["is_promoted"] is True and promoted["promotion"]["replaced"] == teacher.pk
@@ -127,6 +141,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     answer = api.post("/api/classify/", {"text": "terrible and awful"}, format="json").json()
     assert answer["model"] == student.pk
     assert answer["label"] in dataset["labels"]
+    assert engines.engine_for(student).classifier.temperature == student.temperature
 
 
 def test_a_running_job_can_be_cancelled(api, sentiment_csv, tiny_bert, fast_params, celery_worker):

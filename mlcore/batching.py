@@ -46,6 +46,7 @@ class EncodedRows(Dataset[dict[str, Any]]):
             raise ValueError("every encoding needs one row per label")
         self.labels = labels
         self.encodings = encodings
+        self.truncated: list[bool] = [False] * len(labels)  # each row cut at max_length (split_loaders sets it)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -182,10 +183,9 @@ def split_loaders(
     pad_ids = {name: tok.pad_token_id if tok.pad_token_id is not None else 0 for name, tok in tokenizers.items()}
     loaders: dict[str, Any] = {}
     for split_name, ds in splits.items():
-        encodings = {
-            name: encode(tok, ds.texts, max_length, truncation=truncation)[0] for name, tok in tokenizers.items()
-        }
-        rows = EncodedRows(ds.labels, **encodings)
+        encoded = {name: encode(tok, ds.texts, max_length, truncation=truncation) for name, tok in tokenizers.items()}
+        rows = EncodedRows(ds.labels, **{name: enc for name, (enc, _) in encoded.items()})
+        rows.truncated = encoded["inputs"][1] if "inputs" in encoded else rows.truncated
         if split_name == "train":
             loaders[split_name] = TrainBatches(
                 rows, pad_ids, batch_size, seed=seed, group_by_length=group_by_length, pin_memory=pin_memory,

@@ -243,6 +243,14 @@ def split_dataset(
     The order depends only on the texts' order, their label *names* and the seed, so a teacher and its
     student split the same rows identically even when their label ids differ.
     """
+    valid, test, train = split_positions(ds, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
+    return ds.subset(train), ds.subset(valid), ds.subset(test)
+
+
+def split_positions(
+    ds: TextDataset, *, valid_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[int], list[int], list[int]]:
+    """split_dataset's (valid, test, train) as row positions in ds: what a stored test row points back to."""
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise ValueError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
     order = stratified_order(ds, seed)
@@ -256,10 +264,7 @@ def split_dataset(
             n_valid -= 1
         else:
             n_test -= 1
-    valid = ds.subset(order[:n_valid])
-    test = ds.subset(order[n_valid : n_valid + n_test])
-    train = ds.subset(order[n_valid + n_test :])
-    return train, valid, test
+    return order[:n_valid], order[n_valid : n_valid + n_test], order[n_valid + n_test :]
 
 
 def stratified_order(ds: TextDataset, seed: int) -> list[int]:

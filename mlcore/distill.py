@@ -30,7 +30,15 @@ from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import epoch_choice_metrics, fit
 from mlcore.losses import batch_agreement, distillation_loss, hidden_state_loss
 from mlcore.students import derive_student, layers_to_keep
-from mlcore.train import TrainResult, begin_info, evaluate_test_split, fit_calibration, loader_options, make_splits
+from mlcore.train import (
+    TrainResult,
+    begin_info,
+    evaluate_test_split,
+    fit_calibration,
+    loader_options,
+    split_indices,
+    splits_at,
+)
 
 __all__ = ["align_labels", "distill", "distillation_loss", "hidden_state_loss", "same_tokenizer"]
 
@@ -64,7 +72,8 @@ def distill(
     dataset = align_labels(dataset, label_names)
 
     # Data: the same split as fine-tuning.
-    splits = make_splits(dataset, config, test_dataset)
+    positions = split_indices(dataset, config, test_dataset)
+    splits = splits_at(dataset, positions, test_dataset)
 
     # Checkpoint: read first, so that one from another run fails before the student is built.
     checkpoints = Checkpoints.for_run(
@@ -166,10 +175,11 @@ def distill(
             teacher, loaders["test"], device,
             inputs_key=teacher_key, should_stop=callback.should_stop, precision=config.precision,
         )  # fmt: skip
-    metrics |= evaluate_test_split(
+    tested, test_rows = evaluate_test_split(
         student, loaders["test"], label_names, device, callback, fitted.steps, config,
-        temperature=temperature, reference_logits=teacher_test,
+        temperature=temperature, reference_logits=teacher_test, rows=splits["test"], positions=positions["test"],
     )  # fmt: skip
+    metrics |= tested
     if teacher_test is not None:
         teacher_scores = score_logits(teacher_test, test_labels, label_names, "teacher/test")
         metrics["teacher/test/accuracy"] = teacher_scores["teacher/test/accuracy"]
@@ -206,6 +216,7 @@ def distill(
         train_rows=len(splits["train"]),
         graphed_steps=fitted.graphed_steps,
         temperature=temperature or 1.0,
+        test_rows=test_rows,
     )
 
 

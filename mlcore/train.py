@@ -16,11 +16,12 @@ from mlcore.calibration import calibration_metrics, fit_temperature
 from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
-from mlcore.data import DataError, TextDataset, relabel, split_dataset, stratified_order, unknown_labels
+from mlcore.data import DataError, TextDataset, relabel, split_positions, stratified_order, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import agreement, score_logits, split_logits
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
 from mlcore.loop import classify_step, epoch_choice_metrics, fit
+from mlcore.predictions import in_row_order, row_predictions
 
 __all__ = [
     "CheckpointMismatch",
@@ -32,6 +33,8 @@ __all__ = [
     "fit_calibration",
     "loader_options",
     "make_splits",
+    "split_indices",
+    "splits_at",
 ]
 
 
@@ -49,6 +52,8 @@ class TrainResult:
     train_rows: int
     graphed_steps: int = 0  # steps replayed from CUDA graphs (mlcore.graphs); 0 on CPU
     temperature: float = 1.0  # the model serves softmax(logits / temperature); fitted with config.calibrate
+    # Each test row's prediction (mlcore.predictions.row_predictions), from the pass that made test/report.
+    test_rows: list[dict[str, Any]] | None = None
 
     def to_json(self) -> str:
         """The result as JSON (from_json reads it back), so that a run stopped after training can carry on."""
@@ -89,7 +94,8 @@ def finetune(
     use_all_cpu_threads(device)
 
     # Data: the same seed always gives the same rows to each split.
-    splits = make_splits(dataset, config, test_dataset)
+    positions = split_indices(dataset, config, test_dataset)
+    splits = splits_at(dataset, positions, test_dataset)
 
     # Checkpoint: read first, so that one from another run fails before any model is loaded.
     checkpoints = Checkpoints.for_run(
@@ -121,9 +127,11 @@ def finetune(
     temperature = fit_calibration(model, loaders["valid"], device, callback, config)
 
     # Evaluation: the test rows (held out, or test_dataset's), once.
-    metrics |= evaluate_test_split(
-        model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config, temperature=temperature
-    )
+    tested, test_rows = evaluate_test_split(
+        model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config,
+        temperature=temperature, rows=splits["test"], positions=positions["test"],
+    )  # fmt: skip
+    metrics |= tested
 
     # Save: HF folder + distillery.json, which inference reads the labels, max_length and truncation from.
     manifest = {
@@ -151,6 +159,7 @@ def finetune(
         train_rows=len(splits["train"]),
         graphed_steps=fitted.graphed_steps,
         temperature=temperature or 1.0,
+        test_rows=test_rows,
     )
 
 
@@ -164,21 +173,40 @@ def make_splits(
     (see split_dataset); a given test set is put in stratified order first, since one sorted by label (IMDB's
     is) would otherwise lose whole classes to the cap.
     """
+    return splits_at(dataset, split_indices(dataset, config, test_dataset), test_dataset)
+
+
+def splits_at(
+    dataset: TextDataset, positions: dict[str, list[int]], test_dataset: TextDataset | None = None
+) -> dict[str, TextDataset]:
+    """The splits at split_indices' positions; raises DataError when test_dataset has labels dataset lacks."""
+    tests = dataset if test_dataset is None else _as_test_split(test_dataset, dataset.label_names)
+    return {
+        "train": dataset.subset(positions["train"]),
+        "valid": dataset.subset(positions["valid"]),
+        "test": tests.subset(positions["test"]),
+    }
+
+
+def split_indices(
+    dataset: TextDataset, config: TrainConfig, test_dataset: TextDataset | None = None
+) -> dict[str, list[int]]:
+    """make_splits' rows as positions: train and valid in dataset, test in test_dataset when given (else in
+    dataset). A stored test row keeps its position, so two models' rows can be matched."""
     seed = config.seed if config.split_seed is None else config.split_seed
     if test_dataset is None:
-        train, valid, test_rows = split_dataset(
+        valid, test_rows, train = split_positions(
             dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=seed
         )
     else:
-        train, valid, _ = split_dataset(dataset, valid_fraction=config.valid_fraction, test_fraction=0.0, seed=seed)
-        test_rows = _as_test_split(test_dataset, dataset.label_names)
+        valid, _, train = split_positions(dataset, valid_fraction=config.valid_fraction, test_fraction=0.0, seed=seed)
+        test_rows = list(range(len(test_dataset)))
         if config.max_eval_samples is not None:
-            test_rows = test_rows.subset(stratified_order(test_rows, seed))
+            test_rows = stratified_order(test_dataset, seed)  # by label name, as after relabelling
     if config.max_train_samples is not None:
-        train = train.subset(range(min(config.max_train_samples, len(train))))
+        train = train[: config.max_train_samples]
     if config.max_eval_samples is not None:
-        valid = valid.subset(range(min(config.max_eval_samples, len(valid))))
-        test_rows = test_rows.subset(range(min(config.max_eval_samples, len(test_rows))))
+        valid, test_rows = valid[: config.max_eval_samples], test_rows[: config.max_eval_samples]
     return {"train": train, "valid": valid, "test": test_rows}
 
 
@@ -216,16 +244,20 @@ def evaluate_test_split(
     *,
     temperature: float | None = None,
     reference_logits: torch.Tensor | None = None,
-) -> dict[str, Any]:
+    rows: TextDataset | None = None,
+    positions: list[int] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """Score the test split and report it as split "test" (the full report and the reliability diagram stay out
     of the callback).
 
     From the one pass's logits: the scores, the calibration (mlcore.calibration: "ece" and "reliability" of the
     probabilities served at `temperature`, with "ece_uncalibrated" beside them when a temperature was fitted) and,
     with `reference_logits` (another model's on the same rows in the same order: the teacher's), "test/agreement".
+    Returns the metrics and, given the split's rows and their positions in their dataset, each row's prediction
+    from the same pass, at the served probabilities (mlcore.predictions.row_predictions); None without them.
     """
     if not len(loader.dataset):  # type: ignore[arg-type]
-        return {}
+        return {}, None
     precision = config.precision if config is not None else "fp32"
     callback.on_phase(Phase.TESTING)
     logits, labels = split_logits(model, loader, device, should_stop=callback.should_stop, precision=precision)
@@ -233,7 +265,12 @@ def evaluate_test_split(
     if reference_logits is not None:
         metrics["test/agreement"] = agreement(logits, reference_logits)
     callback.on_evaluate("test", step, {k: v for k, v in metrics.items() if k != "test/report"})
-    return metrics | calibration_metrics(logits, labels, temperature)
+    metrics |= calibration_metrics(logits, labels, temperature)
+    if rows is None or positions is None:
+        return metrics, None
+    truncated = getattr(loader.dataset, "truncated", [False] * len(rows))
+    probabilities, predicted = in_row_order(loader, logits, temperature)
+    return metrics, row_predictions(positions, rows.texts, rows.labels, probabilities, predicted, truncated)
 
 
 def fit_calibration(

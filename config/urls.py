@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from jobs.api import accounts as account_api
 from jobs.api import classify as classify_api
 from jobs.api import promotions as promotions_api
+from jobs.api import rows as rows_api
 from jobs.api import views as api
 
 router = DefaultRouter()
@@ -24,6 +25,14 @@ urlpatterns = [
     path("api/classify/", classify_api.ClassifyView.as_view(), name="api-classify"),
     path("api/classify/file/", classify_api.ClassifyFileView.as_view(), name="api-classify-file"),
     path("api/explain/", classify_api.ExplainView.as_view(), name="api-explain"),
+    path("api/models/<int:pk>/errors/", rows_api.ModelErrorsView.as_view(), name="api-model-errors"),
+    path("api/models/<int:pk>/errors/csv/", rows_api.ModelErrorsCSVView.as_view(), name="api-model-errors-csv"),
+    path("api/models/<int:pk>/evaluate/", rows_api.ModelEvaluateView.as_view(), name="api-model-evaluate"),
+    path("api/models/<int:pk>/explain/", rows_api.ModelExplainView.as_view(), name="api-model-explain"),
+    path(
+        "api/models/<int:pk>/disagreements/<int:other>/", rows_api.DisagreementsView.as_view(),
+        name="api-model-disagreements",
+    ),
     path("api/catalogue/", classify_api.CatalogueView.as_view(), name="api-catalogue"),
     path("api/auth/token/", account_api.TokenView.as_view(), name="api-token"),
     path("api/account/webhook-secret/", account_api.WebhookSecretView.as_view(), name="api-webhook-secret"),

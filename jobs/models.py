@@ -138,6 +138,7 @@ class Job(Owned):
         FINETUNE = "finetune", "Fine-tune"
         DISTILL = "distill", "Distil"
         CLASSIFY = "classify", "Classify file"
+        EVALUATE = "evaluate", "Evaluate on test rows"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -152,7 +153,9 @@ class Job(Owned):
     # only once the job has ended.
     TRAINING_SHARE = 0.9
     # The one place a job's queue is decided: training on the GPU queue, a file classification on the CPU one.
-    QUEUES = {Kind.FINETUNE: queues.GPU, Kind.DISTILL: queues.GPU, Kind.CLASSIFY: queues.CPU}
+    QUEUES = {
+        Kind.FINETUNE: queues.GPU, Kind.DISTILL: queues.GPU, Kind.CLASSIFY: queues.CPU, Kind.EVALUATE: queues.CPU,
+    }  # fmt: skip
     # The hyperparameters of each training kind (a file classification has none).
     CONFIGS = {Kind.FINETUNE: TrainConfig, Kind.DISTILL: DistillConfig}
 
@@ -361,6 +364,10 @@ class ModelRecord(Owned):
         help_text="CPU speed measured where the model serves, on demand (Compare's re-measure, "
         "serving.speed.measure): when, where, how, and each precision's latency and throughput; {} until then.",
     )
+    # Its test rows' predictions (jobs.predictions): how many are stored (null: none yet), and the dataset whose
+    # rows their positions point to (a given test set, or the training data a share was held out of).
+    test_rows_count = models.PositiveIntegerField(null=True, blank=True, help_text="Test rows stored; null: none.")
+    test_rows_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta(Owned.Meta):
         constraints = [
@@ -419,3 +426,6 @@ from .points import JobLogLine, MetricPoint  # noqa: E402, F401
 
 # The promotion history, in a module of its own; imported here so that it is one of the app's models.
 from .promotions import Promotion  # noqa: E402, F401
+
+# Each model's test rows, in a module of their own; imported here so that they are one of the app's models.
+from .predictions import RowPrediction  # noqa: E402, F401

@@ -11,7 +11,7 @@ from mlcore import hardware
 
 from .datasets.held import drop_stale_held
 from .models import Job
-from .serving import batch
+from .serving import batch, evaluate
 from .training import dispatch, lifecycle, runner, webhooks, workers
 
 _announcing = {}  # hostname -> the event that stops its announcements
@@ -32,12 +32,12 @@ def _leave(sender, **kwargs) -> None:
 
 @shared_task(name=dispatch.RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> str:
-    """Run one job (fine-tune, distillation or file classification) on this worker."""
+    """Run one job (fine-tune, distillation, file classification or evaluation) on this worker."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     job = lifecycle.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
     if job is None:
         return "skipped"
-    (batch.run if job.kind == Job.Kind.CLASSIFY else runner.execute)(job)
+    {Job.Kind.CLASSIFY: batch.run, Job.Kind.EVALUATE: evaluate.run}.get(job.kind, runner.execute)(job)
     return Job.objects.values_list("status", flat=True).get(pk=job_id)
 
 

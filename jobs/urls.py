@@ -5,7 +5,7 @@ Runs in: the web process.
 
 from django.urls import path
 
-from .views import account, classify, dashboard, datasets, jobs, promotions, registry, runs
+from .views import account, classify, dashboard, datasets, jobs, promotions, registry, rows, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -28,6 +28,11 @@ urlpatterns = [
     path("models/<int:pk>/promote/", promotions.model_promote, name="model-promote"),
     path("models/<int:pk>/delete/", registry.model_delete, name="model-delete"),
     path("models/<int:pk>/download/", registry.model_download, name="model-download"),
+    path("models/<int:pk>/errors/", rows.model_errors, name="model-errors"),
+    path("models/<int:pk>/errors.csv", rows.model_errors_csv, name="model-errors-csv"),
+    path("models/<int:pk>/evaluate/", rows.model_evaluate, name="model-evaluate"),
+    path("models/<int:pk>/disagreements/", rows.disagreement_pick, name="model-disagreement-pick"),
+    path("models/<int:pk>/disagreements/<int:other>/", rows.model_disagreements, name="model-disagreements"),
     path("compare/", registry.compare_models, name="compare"),
     path("promotions/", promotions.promotions, name="promotions"),
     path("promotions/<int:pk>/rollback/", promotions.promotion_rollback, name="promotion-rollback"),

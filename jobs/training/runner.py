@@ -20,6 +20,7 @@ from ..datasets.services import load_dataset
 from ..files import adopt_run_dir
 from ..models import Job
 from ..registry.precision import serving_precision_for, serving_runtime
+from ..registry.rows import store_rows
 from ..registry.services import register_model
 from ..registry.storage import model_dir
 from . import lifecycle
@@ -56,7 +57,16 @@ def _train_and_register(job: Job, workdir: Path) -> None:
         result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
         lifecycle.set_phase(job, lifecycle.STORING)
         _ship_export(job, output_dir, exports, serving_precision_for(result.metrics))
-        lifecycle.succeed_with(job, lambda: register_model(job, result))
+        lifecycle.succeed_with(job, lambda: _register(job, result))
+
+
+def _register(job: Job, result):
+    """The model's record, with its test rows' predictions (their positions point into the job's test set, or
+    into its training data when a share of it was held out)."""
+    record = register_model(job, result)
+    if result.test_rows is not None:
+        store_rows(record, result.test_rows, job.test_dataset if job.test_dataset_id else job.dataset)
+    return record
 
 
 TRAINED = "trained.json"  # in the run's folder: what training reported, written once the model is saved

@@ -23,6 +23,7 @@ from ..registry import services as registry
 from ..registry.quality import test_summary, with_test_summaries
 from .common import add_errors, delete_through
 from .dashboard import dashboard
+from .rows import rows_context
 
 
 @login_required
@@ -39,6 +40,7 @@ def model_detail(request, pk):
     context["test"] = test_summary(record.metrics)
     context["guard"] = guard.evaluate(record)  # the promote guard's rules, shown before its Promote button
     context |= {"calibration": insight.calibration(record), "agreement": insight.agreement(record)}
+    context |= rows_context(request, record)
     return render(request, "jobs/model_detail.html", context)
 
 

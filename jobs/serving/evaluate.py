@@ -13,6 +13,7 @@ import uuid
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 
+from mlcore.callbacks import Cancelled
 from mlcore.config import ConfigError, config_from_dict
 from mlcore.data import DataError, relabel, unknown_labels
 
@@ -74,9 +75,9 @@ def run(job: Job) -> None:
 
 def evaluate_rows(job: Job) -> None:
     """Find the model's test rows again, classify them in chunks, store them with the model, end the job."""
-    from mlcore.inference import Classifier  # imports torch: in the worker only
-    from mlcore.predictions import classify_rows
-    from mlcore.train import split_indices, splits_at
+    from mlcore.inference import Classifier  # torch: in the worker only, as each of these
+    from mlcore.predictions import classify_rows  # torch
+    from mlcore.train import split_indices, splits_at  # torch
 
     record = job.model
     dataset, test_dataset, config = test_source(record)
@@ -97,8 +98,6 @@ def evaluate_rows(job: Job) -> None:
     found = []
     for start in range(0, len(positions), CHUNK):
         if lifecycle.cancel_requested(job.pk):
-            from mlcore.callbacks import Cancelled
-
             raise Cancelled(f"cancelled after {start} of {len(positions)} rows")
         end = start + CHUNK
         found += classify_rows(classifier, positions[start:end], rows.texts[start:end], rows.labels[start:end])

@@ -291,3 +291,14 @@ def test_a_model_without_rows_offers_the_evaluation_on_its_page(logged_in, user,
     assert 'id="no-test-rows"' in page and 'id="evaluate-button"' in page and 'data-errors-url="' not in page
     assert_labelled_and_unique(page, "model without rows")
     assert 'id="evaluate-button"' in logged_in.get(f"/models/{record.pk}/errors/").content.decode()
+
+
+def test_an_evaluation_jobs_page_names_its_model_and_labels_every_field(logged_in, user, strong):
+    job = Job.objects.create(owner=user, kind=Job.Kind.EVALUATE, model=strong, base_model=strong.name, params={})
+    response = logged_in.get(f"/jobs/{job.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Evaluate on test rows job" in html
+    assert f'id="evaluated-model">{strong.name}<' in html and f"its {strong.test_rows_count} test rows" in html
+    assert_labelled_and_unique(html, "evaluation job")
+    assert logged_in.get("/runs/").status_code == 200

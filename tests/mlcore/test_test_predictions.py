@@ -62,3 +62,13 @@ def test_a_given_test_set_keeps_its_own_positions_under_the_cap(tiny_bert):
     positions = split_indices(data, config, test)["test"]
     assert len(positions) == 10 and len(set(positions)) == 10
     assert make_splits(data, config, test)["test"].texts == [test.texts[i] for i in positions]
+
+
+def test_a_student_keeps_its_test_rows_on_the_same_positions_as_its_teacher(distilled, finetuned, sentiment):
+    student, teacher = distilled.result.test_rows, finetuned.result.test_rows
+    positions = split_indices(sentiment, distilled.config)["test"]
+    assert [r["row"] for r in student] == [r["row"] for r in teacher] == positions
+    matrix = [[0, 0], [0, 0]]
+    for r in student:
+        matrix[r["label"]][r["predicted"]] += 1
+    assert matrix == distilled.result.metrics["test/report"]["confusion_matrix"]

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from jobs.api import accounts as account_api
 from jobs.api import classify as classify_api
 from jobs.api import promotions as promotions_api
+from jobs.api import quality as quality_api
 from jobs.api import rows as rows_api
 from jobs.api import views as api
 
@@ -22,6 +23,16 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(router.urls)),
+    path("api/datasets/<int:pk>/quality/", quality_api.DatasetQualityView.as_view(), name="api-dataset-quality"),
+    path(
+        "api/datasets/<int:pk>/quality/csv/", quality_api.DatasetQualityCSVView.as_view(),
+        name="api-dataset-quality-csv",
+    ),  # fmt: skip
+    path("api/models/<int:pk>/label-issues/", quality_api.LabelIssuesView.as_view(), name="api-label-issues"),
+    path(
+        "api/models/<int:pk>/label-issues/csv/", quality_api.LabelIssuesCSVView.as_view(),
+        name="api-label-issues-csv",
+    ),  # fmt: skip
     path("api/classify/", classify_api.ClassifyView.as_view(), name="api-classify"),
     path("api/classify/file/", classify_api.ClassifyFileView.as_view(), name="api-classify-file"),
     path("api/explain/", classify_api.ExplainView.as_view(), name="api-explain"),

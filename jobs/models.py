@@ -421,11 +421,9 @@ class WebhookSecret(models.Model):
         return f"webhook secret of {self.user} (since {self.created_at:%Y-%m-%d})"
 
 
-# A job's points and log lines, in a module of their own; imported here so that they are the app's models.
+# The app's models kept in modules of their own (a job's points and log lines, the promotion history, each model's
+# test rows, what the worker found wrong with the data); imported here so that they are the app's models.
 from .points import JobLogLine, MetricPoint  # noqa: E402, F401
-
-# The promotion history, in a module of its own; imported here so that it is one of the app's models.
-from .promotions import Promotion  # noqa: E402, F401
-
-# Each model's test rows, in a module of their own; imported here so that they are one of the app's models.
 from .predictions import RowPrediction  # noqa: E402, F401
+from .promotions import Promotion  # noqa: E402, F401
+from .quality import DatasetQuality, LabelIssues  # noqa: E402, F401

@@ -9,6 +9,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from mlcore import hardware
 
+from .datasets import quality
 from .datasets.held import drop_stale_held
 from .models import Job
 from .serving import batch, evaluate
@@ -60,3 +61,9 @@ def drop_stale_held_uploads() -> int:
 def notify_webhook(self, job_id: int) -> int | None:
     """POST a finished job's status to its webhook; retried with backoff while its server is unavailable."""
     return webhooks.post(job_id)
+
+
+@shared_task(name=dispatch.DATASET_QUALITY, acks_late=True)
+def dataset_quality(dataset_id: int) -> str:
+    """Compute and store a dataset's quality report (duplicates, conflicting labels, markup, lengths, balance)."""
+    return quality.compute_report(dataset_id)

@@ -28,6 +28,7 @@ from .. import offload
 from ..files import check_upload_size, is_dir, local_file, local_upload, saved_unless_failed, upload_limit_bytes
 from ..models import Dataset
 from ..quota import check_quota
+from . import quality
 from .held import read_held
 
 
@@ -64,7 +65,7 @@ def create_dataset(
     check_quota(owner, upload.size)
     upload.seek(0)
     with saved_unless_failed() as save:
-        return Dataset.objects.create(
+        dataset = Dataset.objects.create(
             owner=owner,
             name=name or Path(upload.name).stem,
             file=save(f"datasets/{uuid.uuid4().hex}/{Path(upload.name).name}", upload),
@@ -77,6 +78,8 @@ def create_dataset(
             label_counts=info.label_counts,
             size_bytes=upload.size,
         )
+    quality.queue_report(dataset)
+    return dataset
 
 
 def create_dataset_from_held(
@@ -168,11 +171,13 @@ def _store_rows(
     filename = re.sub(r"[^\w.-]+", "-", source).strip("-") + ".jsonl.gz"
     with saved_unless_failed() as save:
         stored = save(f"datasets/{uuid.uuid4().hex}/{filename}", File(io.BytesIO(body)))
-        return Dataset.objects.create(
+        dataset = Dataset.objects.create(
             owner=owner, name=name[:200], file=stored, original_filename=source[:255], format="jsonl",
             text_column=text_key, label_column=label_key, num_rows=len(data), labels=data.label_names,
             label_counts=data.label_counts(), size_bytes=len(body),
         )  # fmt: skip
+    quality.queue_report(dataset)
+    return dataset
 
 
 def _allowed_folder(path: str) -> Path:

@@ -10,6 +10,7 @@ import logging
 
 from kombu.exceptions import OperationalError
 
+from config import queues
 from config.celery import app
 from config.redis_pool import CONNECT_TIMEOUT_S
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 # The tasks' names, which jobs/tasks.py registers them under.
 RUN_JOB = "jobs.tasks.run_job"
 NOTIFY_WEBHOOK = "jobs.tasks.notify_webhook"
+DATASET_QUALITY = "jobs.tasks.dataset_quality"
 
 
 def run(job: Job, task_id: str) -> None:
@@ -47,3 +49,8 @@ def revoke(task_id: str) -> None:
 def notify_webhook(job_id: int) -> None:
     """Queue the POST of a finished job's status to its webhook (retried by the task while it fails)."""
     app.send_task(NOTIFY_WEBHOOK, args=(job_id,))
+
+
+def dataset_quality(dataset_id: int, task_id: str) -> None:
+    """Queue the computation of a dataset's quality report on the CPU queue (datasets.quality) under `task_id`."""
+    app.send_task(DATASET_QUALITY, args=(dataset_id,), task_id=task_id, queue=queues.CPU)

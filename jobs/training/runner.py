@@ -18,7 +18,7 @@ from mlcore.data import TextDataset
 
 from ..datasets.services import load_dataset
 from ..files import adopt_run_dir
-from ..models import Job
+from ..models import Job, LabelIssues
 from ..registry.precision import serving_precision_for, serving_runtime
 from ..registry.rows import store_rows
 from ..registry.services import register_model
@@ -55,18 +55,36 @@ def _train_and_register(job: Job, workdir: Path) -> None:
         result.metrics |= _cpu_speed(output_dir, data.texts[:64])
         lifecycle.set_phase(job, lifecycle.COMPARING_INT8)
         result.metrics["int8"] = _int8_report(job, data, output_dir, exports)
+        lifecycle.set_phase(job, lifecycle.FINDING_LABEL_ERRORS)
+        issues = _label_issues(job, data, output_dir)
         lifecycle.set_phase(job, lifecycle.STORING)
         _ship_export(job, output_dir, exports, serving_precision_for(result.metrics))
-        lifecycle.succeed_with(job, lambda: _register(job, result))
+        lifecycle.succeed_with(job, lambda: _register(job, result, issues))
 
 
-def _register(job: Job, result):
+def _register(job: Job, result, issues: dict | None):
     """The model's record, with its test rows' predictions (their positions point into the job's test set, or
-    into its training data when a share of it was held out)."""
+    into its training data when a share of it was held out) and the suspected label errors found in its training
+    rows stored beside it."""
     record = register_model(job, result)
     if result.test_rows is not None:
         store_rows(record, result.test_rows, job.test_dataset if job.test_dataset_id else job.dataset)
+    if issues is not None:
+        LabelIssues.objects.create(model=record, dataset=job.dataset, **issues)
     return record
+
+
+def _label_issues(job: Job, data: TextDataset, model_dir: str) -> dict | None:
+    """The training rows whose given label the new model rejects out of fold (confident learning, on its
+    encoder's embeddings of every row of the job's dataset); None when that fails, which never fails the job."""
+    from mlcore.devices import resolve_device  # torch: see the module's docstring
+    from mlcore.label_issues import label_issues
+
+    try:
+        return label_issues(model_dir, data, device=resolve_device(job.config.device), seed=job.config.seed)
+    except Exception:
+        log.warning("job %s: the search for label errors failed", job.pk, exc_info=True)
+        return None
 
 
 TRAINED = "trained.json"  # in the run's folder: what training reported, written once the model is saved

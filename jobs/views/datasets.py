@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from mlcore import catalogue
 from mlcore.config import TrainConfig, field_range
 
+from ..datasets import quality
 from ..datasets import services as datasets
 from ..datasets.held import held_file, hold_upload
 from ..datasets.preview import PREVIEW_PAGE_WAIT_SECONDS, PreviewUnavailable, dataset_preview
@@ -95,7 +96,7 @@ def dataset_detail(request, pk):
     """A dataset's page: what its record holds at once, and its preview (first rows, token lengths) as soon as it
     is made; ?max_length= and ?model= choose how its texts are counted in tokens."""
     dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
-    context = _preview_context(request, dataset)
+    context = _preview_context(request, dataset) | quality.page_context(dataset, request.user)
     return render(request, "jobs/dataset_detail.html", context, status=200 if context["pending"] else context["status"])
 
 

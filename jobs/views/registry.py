@@ -17,7 +17,7 @@ from ..api.downloads import model_download as download
 from ..forms import (
     ModelImportForm,
 )
-from ..models import ModelRecord
+from ..models import LabelIssues, ModelRecord
 from ..registry import compare, guard, insight
 from ..registry import services as registry
 from ..registry.quality import test_summary, with_test_summaries
@@ -41,6 +41,7 @@ def model_detail(request, pk):
     context["guard"] = guard.evaluate(record)  # the promote guard's rules, shown before its Promote button
     context |= {"calibration": insight.calibration(record), "agreement": insight.agreement(record)}
     context |= rows_context(request, record)
+    context["label_issues"] = LabelIssues.objects.filter(model=record).first()
     return render(request, "jobs/model_detail.html", context)
 
 

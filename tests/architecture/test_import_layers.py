@@ -82,7 +82,7 @@ GRAPH = {module: {target for target, _, _ in _imports(module)} for module in MOD
 def _layer(module: str) -> int:
     if module.startswith("mlcore"):
         return 0
-    if module in ("jobs.models", "jobs.points", "jobs.promotions", "jobs.predictions"):  # the app's models' modules
+    if module in ("jobs.models", "jobs.points", "jobs.promotions", "jobs.predictions", "jobs.quality"):  # models
         return 1
     if module.startswith(LEAVES):
         return 2

@@ -13,7 +13,7 @@ MLCORE = Path(__file__).resolve().parents[2] / "mlcore"
 def test_importing_the_web_facing_modules_does_not_import_torch_or_transformers():
     code = (
         "import sys, mlcore, mlcore.data, mlcore.config, mlcore.catalogue, mlcore.callbacks, mlcore.testing\n"
-        "import mlcore.preview, mlcore.modelcheck\n"
+        "import mlcore.preview, mlcore.modelcheck, mlcore.quality\n"
         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from jobs.datasets import quality
 from jobs.datasets import services as dataset_services
-from jobs.models import Job, MetricPoint, ModelRecord, Sweep
+from jobs.models import Job, LabelIssues, MetricPoint, ModelRecord, Sweep
 from jobs.registry import history
 from jobs.registry import services as registry
 from tests.markup import assert_labelled_and_unique, markup_problems
@@ -67,6 +68,13 @@ def everything(user, sentiment_csv, settings, tmp_path: Path, monkeypatch):
         label_names=["negative", "positive"], num_parameters=1, size_bytes=1, metrics={"test/accuracy": 0.5},
     )  # fmt: skip
     history.promote(models[1])  # a history with a rollback to offer
+    quality.compute_report(dataset.pk)  # the dataset page with its report, the model page with label errors
+    LabelIssues.objects.create(
+        model=models[0], dataset=dataset,
+        summary={"count": 1, "rows": 160, "folds": 5, "thresholds": {"negative": 0.9}},
+        suspects=[{"row": 3, "text": "bad", "given": "positive", "suggested": "negative", "confidence": 0.1,
+                   "suggested_probability": 0.9}],
+    )  # fmt: skip
     classify = Job.objects.create(owner=user, kind=Job.Kind.CLASSIFY, model=models[0], params={}, status="queued")
     return {"dataset": dataset, "running": running, "failed": failed, "classify": classify, "sweep": sweep,
             "models": models, "failing": failing}  # fmt: skip

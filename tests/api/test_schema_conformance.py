@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 
 from config.asgi import application
+from jobs.datasets import quality
 from jobs.datasets import services as dataset_services
 from jobs.models import MetricPoint, Sweep
 from jobs.registry import services as registry
@@ -104,10 +105,11 @@ def world(user, api, trained_model, sentiment_csv, monkeypatch):
         if name in sys.modules:
             monkeypatch.setattr(sys.modules[name], "HF_HUB_OFFLINE", True)
     # Nothing reaches Celery: a worker started by another test of the session would run what is launched here.
-    for name in ("run", "revoke", "notify_webhook"):
+    for name in ("run", "revoke", "notify_webhook", "dataset_quality"):
         monkeypatch.setattr(dispatch, name, lambda *args: None)
 
     dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
+    quality.compute_report(dataset.pk)  # what the worker would have done: the report's CSVs answer
     registry.promote(trained_model)
     job = trained_model.produced_by
     MetricPoint.objects.create(job=job, seq=1, step=1, kind="train", values={"train/loss": 0.5})

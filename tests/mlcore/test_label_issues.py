@@ -4,7 +4,6 @@ then cleanlab's per-class thresholds; and the tiny BERT's encoder gives every ro
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mlcore.label_issues import embed, find_suspects, folds_for, out_of_fold_probabilities
 

@@ -154,9 +154,10 @@ def requeue_stale_jobs() -> list[int]:
 # its time; a bar at 100% through them would say the job is done.
 MEASURING_SPEED = "measuring CPU speed"
 COMPARING_INT8 = "comparing int8 with fp32"
-FINDING_LABEL_ERRORS = "finding suspected label errors"
 STORING = "storing the model"
-_AFTER = (Phase.TESTING, Phase.SAVING, MEASURING_SPEED, COMPARING_INT8, FINDING_LABEL_ERRORS, STORING)
+_AFTER = (Phase.TESTING, Phase.SAVING, MEASURING_SPEED, COMPARING_INT8, STORING)
+# Named on the job's page, but no step of the bar of its own: it stays where int8's comparison put it.
+FINDING_LABEL_ERRORS = "finding suspected label errors"
 AFTER_TRAINING = {
     str(phase): Job.TRAINING_SHARE + i * (1 - Job.TRAINING_SHARE) / len(_AFTER) for i, phase in enumerate(_AFTER)
 }

@@ -121,7 +121,7 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     phases = [m["phase"] for m in messages if m["type"] == "status" and m["phase"]]
     expected = ["loading the model", "tokenising", "computing the teacher's logits", "training", "validating",
                 "fitting the temperature", "testing", "saving the model", "measuring CPU speed",
-                "comparing int8 with fp32", "storing the model"]  # fmt: skip
+                "comparing int8 with fp32", "finding suspected label errors", "storing the model"]  # fmt: skip
     assert list(dict.fromkeys(phases)) == expected and messages[-1]["phase"] == ""
     student = ModelRecord.objects.get(pk=job["result_model"])
     assert student.kind == "distill" and student.teacher_id == teacher.pk

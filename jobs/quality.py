@@ -7,6 +7,7 @@ Runs in: the web process and the workers.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class DatasetQuality(models.Model):
@@ -22,7 +23,7 @@ class DatasetQuality(models.Model):
     report = models.JSONField(default=dict, blank=True, help_text="mlcore.quality.quality_report's; {} until ready.")
     error = models.TextField(blank=True, help_text="Why it could not be computed.")
     task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that computes it.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When its task was last sent.")
     computed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

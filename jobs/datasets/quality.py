@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -32,7 +33,10 @@ def queue_report(dataset: Dataset) -> DatasetQuality:
     task_id = uuid.uuid4().hex
     quality, _ = DatasetQuality.objects.update_or_create(
         dataset=dataset,
-        defaults={"status": DatasetQuality.Status.PENDING, "report": {}, "error": "", "task_id": task_id},
+        defaults={
+            "status": DatasetQuality.Status.PENDING, "report": {}, "error": "", "task_id": task_id,
+            "queued_at": timezone.now(),
+        },  # fmt: skip
     )
     transaction.on_commit(lambda: _send(dataset.pk, task_id))
     return quality
@@ -45,12 +49,22 @@ def _send(dataset_id: int, task_id: str) -> None:
         log.warning("could not queue the quality report of dataset %s: %s", dataset_id, exc)
 
 
+# A report still pending this long after it was queued is queued again: its task may never have been sent (the
+# broker was down) or its worker was lost. Computing a report twice is harmless.
+RESEND_AFTER = timedelta(minutes=15)
+
+
 def report_for(dataset: Dataset) -> DatasetQuality:
-    """The dataset's report as stored; one is queued for a dataset made before reports were."""
+    """The dataset's report as stored; one is queued for a dataset made before reports were, or again for one
+    pending longer than RESEND_AFTER."""
     try:
-        return dataset.quality
+        quality = dataset.quality
     except DatasetQuality.DoesNotExist:
         return queue_report(dataset)
+    if quality.status == DatasetQuality.Status.PENDING and timezone.now() - quality.queued_at > RESEND_AFTER:
+        DatasetQuality.objects.filter(pk=quality.pk).update(queued_at=timezone.now())
+        transaction.on_commit(lambda: _send(dataset.pk, quality.task_id))
+    return quality
 
 
 def compute_report(dataset_id: int) -> str:

@@ -78,7 +78,8 @@ def compute_report(dataset_id: int) -> str:
     except Exception as exc:  # a file that no longer reads: say so on the page rather than stay pending
         log.exception("quality report of dataset %s failed", dataset_id)
         report, status, error = {}, DatasetQuality.Status.FAILED, f"{type(exc).__name__}: {exc}"
-    DatasetQuality.objects.filter(pk=quality.pk).update(
+    # Only a pending report is written: of two runs of its task (sent again, RESEND_AFTER), the first to end wins.
+    DatasetQuality.objects.filter(pk=quality.pk, status=DatasetQuality.Status.PENDING).update(
         status=status, report=report, error=error[:2000], computed_at=timezone.now()
     )
     return status

@@ -71,3 +71,12 @@ def test_a_report_of_a_deleted_dataset_is_gone_and_a_file_that_no_longer_reads_f
     pk = dataset.pk
     dataset.delete()
     assert quality.compute_report(pk) == "gone"
+
+
+def test_only_a_pending_report_is_written_so_a_second_run_cannot_undo_the_first(user, sentiment_csv):
+    dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
+    assert quality.compute_report(dataset.pk) == "ready"
+    with dataset.file.storage.open(dataset.file.name, "wb") as fh:
+        fh.write(b"text,label\n")
+    assert quality.compute_report(dataset.pk) == "failed"  # this run failed, and wrote nothing
+    assert DatasetQuality.objects.get(dataset=dataset).status == "ready"

@@ -8,6 +8,7 @@ from jobs.api import accounts as account_api
 from jobs.api import classify as classify_api
 from jobs.api import promotions as promotions_api
 from jobs.api import quality as quality_api
+from jobs.api import queue as queue_api
 from jobs.api import rows as rows_api
 from jobs.api import views as api
 
@@ -22,6 +23,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/jobs/<int:pk>/move/", queue_api.MoveView.as_view(), name="api-job-move"),
+    path("api/jobs/<int:pk>/priority/", queue_api.PriorityView.as_view(), name="api-job-priority"),
+    path("api/queue/", queue_api.QueueView.as_view(), name="api-queue"),
     path("api/", include(router.urls)),
     path("api/datasets/<int:pk>/quality/", quality_api.DatasetQualityView.as_view(), name="api-dataset-quality"),
     path(

@@ -15,6 +15,7 @@ from config.redis_pool import UNREACHABLE
 
 from . import outages
 from .models import Job, JobLogLine, MetricPoint
+from .training import queue_order
 from .training.events import job_group, user_jobs_group
 
 HISTORY_LIMIT = 20_000  # metric points sent on connect; a job has one per batch
@@ -105,7 +106,9 @@ class JobConsumer(LayerConsumer):
 
 
 class JobListConsumer(LayerConsumer):
-    """Streams `/ws/jobs/`: a status event whenever one of the user's jobs changes."""
+    """Streams `/ws/jobs/`: a status event whenever one of the user's jobs changes, and a queue event whenever the
+    places of their queued jobs change; with `?queue=1`, their queues' current places first (a queue event per
+    queue), so that a page opened before a move catches up."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -115,6 +118,9 @@ class JobListConsumer(LayerConsumer):
         self.group = user_jobs_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        if parse_qs(self.scope.get("query_string", b"").decode()).get("queue"):
+            for queue in await database_sync_to_async(queue_order.user_queues)(user):
+                await self.send_json({"type": "queue", **queue})
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

@@ -158,6 +158,9 @@ class Job(Owned):
     }  # fmt: skip
     # The hyperparameters of each training kind (a file classification has none).
     CONFIGS = {Kind.FINETUNE: TrainConfig, Kind.DISTILL: DistillConfig}
+    # The order a queue's jobs start in (training.queue_order): higher priority first, then place in the queue.
+    QUEUE_ORDER = ("-priority", "position", "pk")
+    PRIORITIES = range(-10, 11)  # what `priority` may be; above 0 is for staff (training.queue_order)
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     dataset = models.ForeignKey(
@@ -193,7 +196,11 @@ class Job(Owned):
     error = models.TextField(blank=True, help_text="Why it failed, for its owner (training.failures).")
     error_detail = models.TextField(blank=True, help_text="Its traceback, which names server paths: for staff only.")
     cancel_requested = models.BooleanField(default=False)
-    celery_task_id = models.CharField(max_length=64, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True, db_index=True)
+    priority = models.SmallIntegerField(default=0, help_text="Higher starts first on its queue (Job.PRIORITIES).")
+    position = models.BigIntegerField(
+        null=True, blank=True, help_text="Place among the queued jobs of its priority: its id until its owner moves it."
+    )
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started; above 1 after a resume.")
     rewinds = models.JSONField(
@@ -220,6 +227,12 @@ class Job(Owned):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        if self.position is None:  # a new job queues behind every job before it
+            self.position = self.pk
+            Job.objects.filter(pk=self.pk).update(position=self.pk)
 
     @property
     def is_finished(self) -> bool:
@@ -248,11 +261,16 @@ class Job(Owned):
         return last is not None and ((now or timezone.now()) - last).total_seconds() > settings.DISTILLERY_STALE_AFTER
 
     def jobs_ahead(self) -> int | None:
-        """How many queued jobs (anyone's) wait before this queued one on its queue; None if it is not queued."""
+        """How many queued jobs (anyone's) start before this queued one on its queue (QUEUE_ORDER); None if it is
+        not queued."""
         if self.status != self.Status.QUEUED:
             return None
         same_queue = [kind for kind, queue in self.QUEUES.items() if queue == self.queue]
-        return Job.objects.filter(status=self.Status.QUEUED, kind__in=same_queue, pk__lt=self.pk).count()
+        same = Q(priority=self.priority)
+        before = Q(priority__gt=self.priority) | same & Q(position__lt=self.position) | same & Q(
+            position=self.position, pk__lt=self.pk
+        )
+        return Job.objects.filter(before, status=self.Status.QUEUED, kind__in=same_queue).count()
 
     def finish(
         self, status: str, *, error: str = "", error_detail: str = "", result_model: ModelRecord | None = None

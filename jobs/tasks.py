@@ -33,13 +33,15 @@ def _leave(sender, **kwargs) -> None:
 
 @shared_task(name=dispatch.RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> str:
-    """Run one job (fine-tune, distillation, file classification or evaluation) on this worker."""
+    """Run the next job of this message's queue (fine-tune, distillation, file classification or evaluation) on
+    this worker."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    job = lifecycle.claim_job(job_id, worker=self.request.hostname or "", redelivered=redelivered)
+    # The message is a turn on its queue: it may start another job than job_id (training.queue_order).
+    job = lifecycle.claim_turn(self.request.id, worker=self.request.hostname or "", redelivered=redelivered)
     if job is None:
         return "skipped"
     {Job.Kind.CLASSIFY: batch.run, Job.Kind.EVALUATE: evaluate.run}.get(job.kind, runner.execute)(job)
-    return Job.objects.values_list("status", flat=True).get(pk=job_id)
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
 
 
 @shared_task

@@ -5,7 +5,7 @@ Runs in: the web process.
 
 from django.urls import path
 
-from .views import account, classify, dashboard, datasets, jobs, promotions, registry, rows, runs
+from .views import account, classify, dashboard, datasets, jobs, promotions, queue, registry, rows, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -20,6 +20,7 @@ urlpatterns = [
     path("runs/csv/", runs.runs_csv, name="runs-csv"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:pk>/delete/", jobs.job_delete, name="job-delete"),
+    path("jobs/<int:pk>/move/", queue.job_move, name="job-move"),
     path("sweeps/<int:pk>/", jobs.sweep_detail, name="sweep-detail"),
     path("sweeps/<int:pk>/cancel/", jobs.sweep_cancel, name="sweep-cancel"),
     path("sweeps/<int:pk>/delete/", jobs.sweep_delete, name="sweep-delete"),

@@ -230,7 +230,7 @@ class JobSerializer(LaunchFields, serializers.ModelSerializer):
             "id", "kind", "dataset", "test_dataset", "base_model", "base_record", "teacher", "params", "status",
             "progress", "phase", "error", "error_detail", "cancel_requested", "result_model", "worker", "created_at",
             "started_at", "finished_at", "model", "input_filename", "output", "sweep", "recipe", "eta_seconds",
-            "jobs_ahead", "webhook_url",
+            "jobs_ahead", "webhook_url", "priority",
         ]
         read_only_fields = [
             "status", "progress", "phase", "error", "cancel_requested", "result_model", "worker",
@@ -245,6 +245,11 @@ class JobSerializer(LaunchFields, serializers.ModelSerializer):
         help_text="Queued jobs before this queued one on its queue (GET /api/jobs/{id}/ only; null elsewhere)."
     )
 
+    priority = serializers.IntegerField(
+        required=False, default=0, min_value=Job.PRIORITIES[0], max_value=Job.PRIORITIES[-1],
+        help_text="Higher starts first on its queue; above 0 for staff only. Change it while queued with POST "
+        "/api/jobs/{id}/priority/.",
+    )  # fmt: skip
     error_detail = serializers.SerializerMethodField(
         help_text="A failed job's traceback, for staff only (it names server paths); null for everyone else."
     )

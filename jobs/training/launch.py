@@ -28,7 +28,7 @@ from ..files import checkpoint_dir, is_file
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
 from ..registry import students
-from . import dispatch, events, webhooks, workers
+from . import dispatch, events, queue_order, webhooks, workers
 
 log = logging.getLogger(__name__)
 UNSENT = "the job could not be sent to its queue: Redis became unreachable as it was launched; launch it again"
@@ -48,6 +48,7 @@ class LaunchSpec:
     recipe: str = ""
     test_dataset: Dataset | None = None
     webhook_url: str = ""
+    priority: int = 0  # Job.priority: higher starts first (queue_order.check_priority)
 
     @classmethod
     def take(cls, data: dict) -> tuple[LaunchSpec, dict]:
@@ -85,6 +86,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         )})  # fmt: skip
     base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
+    queue_order.check_priority(owner, spec.priority)
     check_room(owner)  # its model will count towards the owner's storage quota
     if sweep is None:  # a sweep's jobs share its URL, which create_sweep checked once for all of them
         webhooks.check_url(spec.webhook_url)
@@ -97,7 +99,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
             owner=owner, kind=spec.kind, dataset=spec.dataset, base_model=base_model, base_record=spec.base_record,
             teacher=spec.teacher,
             params=dataclasses.asdict(config), celery_task_id=task_id, sweep=sweep, test_dataset=spec.test_dataset,
-            webhook_url=spec.webhook_url,
+            webhook_url=spec.webhook_url, priority=spec.priority,
         )  # fmt: skip
         start_on_commit(job)
     return job
@@ -108,6 +110,7 @@ def start_on_commit(job: Job) -> None:
     was never there. Callers check first that the broker answers (dispatch.check_reachable)."""
     transaction.on_commit(lambda: _send(job))
     transaction.on_commit(lambda: events.broadcast_status(job))
+    transaction.on_commit(lambda: queue_order.broadcast(job.queue))
 
 
 def _send(job: Job) -> None:
@@ -247,6 +250,7 @@ def request_cancel(job: Job) -> Job:
         dispatch.revoke(job.celery_task_id)
     events.broadcast_status(job)
     if ended:
+        queue_order.broadcast(job.queue, job.owner_id)
         webhooks.notify(job)
     return job
 

@@ -28,7 +28,7 @@ from mlcore.callbacks import Cancelled, Phase
 
 from ..files import checkpoint_dir
 from ..models import Job, MetricPoint, ModelRecord
-from . import dispatch, events, failures, joblog, webhooks
+from . import dispatch, events, failures, joblog, queue_order, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,24 @@ def fence(job: Job) -> None:
     waits until the transaction ends), else raise Superseded. It doubles as a heartbeat."""
     if not job.owned().update(heartbeat_at=timezone.now()):
         raise Superseded(f"job {job.pk}: attempt {job.run_attempt} no longer owns it")
+
+
+def claim_turn(task_id: str, worker: str, *, redelivered: bool = False) -> Job | None:
+    """Take the job a run_job message runs now, or None if there is nothing to run (queue_order: a message is a
+    turn on its queue). Held by a queued job: the first queued job of that queue starts. Held by a running job: a
+    redelivery, or the reaper's, that may take it over (claim_job). Held by none, or by a job that ended: nothing."""
+    holder = Job.objects.filter(celery_task_id=task_id).first()
+    if holder is None or holder.status == Job.Status.RUNNING:
+        return None if holder is None else claim_job(holder.pk, worker, redelivered=redelivered)
+    if holder.status != Job.Status.QUEUED:
+        return None
+    claimed = queue_order.take_turn(holder, task_id, worker)
+    if claimed is None:
+        return None
+    job = _claimed(claimed)
+    events.broadcast_status(job)
+    queue_order.broadcast(job.queue, job.owner_id)
+    return job
 
 
 def claim_job(job_id: int, worker: str, *, redelivered: bool = False) -> Job | None:

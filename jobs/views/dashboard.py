@@ -26,6 +26,7 @@ from ..models import Dataset, Job, ModelRecord, Sweep
 from ..registry import students
 from ..registry.quality import with_test_summaries
 from ..sweeps.services import create_sweep, sweep_runs
+from ..training import queue_order
 from ..training.launch import LaunchSpec, create_job
 from .common import add_errors
 
@@ -37,6 +38,7 @@ def dashboard(request, upload_form=None, job_form=None, folder_form=None, hub_fo
     context = {
         "datasets": Dataset.objects.visible_to(user),
         "jobs": Job.objects.visible_to(user).select_related("dataset")[:50],
+        "queues": queue_order.user_queues(user),
         "sweeps": [(sweep, sweep_runs(sweep)) for sweep in Sweep.objects.visible_to(user).with_runs()[:20]],
         "models": with_test_summaries(
             ModelRecord.objects.visible_to(user).select_related("dataset", "teacher", "owner")[:50]

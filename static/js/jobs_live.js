@@ -41,6 +41,8 @@
   }
 
   function onMessage(msg) {
+    // The places of the user's queued jobs: the queue card's (queue.js).
+    if (msg.type === "queue") document.dispatchEvent(new CustomEvent("distillery:job-queue", { detail: msg }));
     if (msg.type !== "status" || msg.job == null) return;
     // Other scripts of the page (the sweep's) follow the same messages.
     document.dispatchEvent(new CustomEvent("distillery:job-status", { detail: msg }));
@@ -60,7 +62,8 @@
   }
 
   live.follow({
-    path: function () { return "/ws/jobs/"; },
+    // ?queue=1: the queue card wants its places on every (re)connect, not only at the next change.
+    path: function () { return document.getElementById("queue") ? "/ws/jobs/?queue=1" : "/ws/jobs/"; },
     indicator: indicator,
     refusedText: "not signed in",
     onMessage: onMessage,

@@ -72,7 +72,10 @@ def test_a_training_job_is_sent_to_the_gpu_queue_and_announced_only_once_committ
     for callback in on_commit:
         callback()
     assert published == [(dispatch.RUN_JOB, job.celery_task_id, "gpu")]
-    assert [(m["type"], m["job"], m["status"]) for m in owners_pages()] == [("status", job.pk, "queued")]
+    status, queue = owners_pages()  # the job's status, then the places of the owner's queued jobs
+    assert (status["type"], status["job"], status["status"]) == ("status", job.pk, "queued")
+    place = {"job": job.pk, "kind": "finetune", "priority": 0, "position": 1}
+    assert queue == {"type": "queue", "queue": "gpu", "jobs": [place]}
 
 
 def test_a_file_classification_is_sent_to_the_cpu_queue_and_announced_only_once_committed(
@@ -85,9 +88,10 @@ def test_a_file_classification_is_sent_to_the_cpu_queue_and_announced_only_once_
     for callback in on_commit:
         callback()
     assert published == [(dispatch.RUN_JOB, job.celery_task_id, "cpu")]
-    assert [(m["type"], m["job"], m["kind"], m["status"]) for m in owners_pages()] == [
-        ("status", job.pk, "classify", "queued")
-    ]
+    status, queue = owners_pages()
+    assert (status["type"], status["job"], status["kind"], status["status"]) == ("status", job.pk, "classify", "queued")
+    place = {"job": job.pk, "kind": "classify", "priority": 0, "position": 1}
+    assert queue == {"type": "queue", "queue": "cpu", "jobs": [place]}
 
 
 def test_a_launch_rolled_back_leaves_no_task_and_no_message(

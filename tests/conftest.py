@@ -265,9 +265,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def worker_process(name: str, database_url: str, log_path: Path, **env: str):
-    """A real `celery worker` named `name` on every queue (one pool process) against the test database and
-    Redis, with `env` added to its environment; answering control pings when the block starts, stopped after."""
+def worker_process(name: str, database_url: str, log_path: Path, consume: tuple[str, ...] = (), **env: str):
+    """A real `celery worker` named `name` on every queue (or those of `consume`; one pool process) against the
+    test database and Redis, with `env` added to its environment; answering control pings when the block starts,
+    stopped after."""
     from config import queues
     from config.celery import app
 
@@ -279,8 +280,9 @@ def worker_process(name: str, database_url: str, log_path: Path, **env: str):
     )  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues.ALL), "--concurrency", "1",
-             "--pool", "prefork", "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(consume or queues.ALL),
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", name, "--without-gossip",
+             "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     proc.log_path = log_path

@@ -254,16 +254,7 @@ def split_positions(
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise ValueError("valid_fraction and test_fraction must be in [0, 1) and sum to less than 1")
     order = stratified_order(ds, seed)
-
-    n = len(order)
-    n_valid = _split_size(n, valid_fraction)
-    n_test = _split_size(n, test_fraction)
-    # Train keeps at least one row; shrink the larger held-out split first.
-    while n_valid + n_test > max(n - 1, 0):
-        if n_valid >= n_test:
-            n_valid -= 1
-        else:
-            n_test -= 1
+    _, n_valid, n_test = split_sizes(len(order), valid_fraction=valid_fraction, test_fraction=test_fraction)
     return order[:n_valid], order[n_valid : n_valid + n_test], order[n_valid + n_test :]
 
 
@@ -295,6 +286,20 @@ def relabel(ds: TextDataset, label_names: list[str]) -> TextDataset:
 def unknown_labels(ds: TextDataset, label_names: list[str]) -> list[str]:
     """ds's label names that are not in label_names."""
     return [name for name in ds.label_names if name not in label_names]
+
+
+def split_sizes(n: int, *, valid_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, valid, test) row counts split_dataset gives n rows: known from the count alone, which is how the
+    launch form previews a run's steps without reading the file."""
+    n_valid = _split_size(n, valid_fraction)
+    n_test = _split_size(n, test_fraction)
+    # Train keeps at least one row; shrink the larger held-out split first.
+    while n_valid + n_test > max(n - 1, 0):
+        if n_valid >= n_test:
+            n_valid -= 1
+        else:
+            n_test -= 1
+    return n - n_valid - n_test, n_valid, n_test
 
 
 def _split_size(n: int, fraction: float) -> int:

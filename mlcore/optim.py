@@ -11,12 +11,11 @@ Schedules:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from mlcore.config import TrainConfig
+from mlcore.schedule import LinearWarmupDecay, warmup_steps
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -42,27 +41,6 @@ def make_scheduler(
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma), config.lr_step_every
     warmup = warmup_steps(config, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearWarmupDecay(warmup, total_steps)), 1
-
-
-def warmup_steps(config: TrainConfig, total_steps: int) -> int:
-    return math.ceil(config.warmup_ratio * total_steps)
-
-
-class LinearWarmupDecay:
-    """The learning-rate factor before optimiser step s + 1 (s counts finished steps, from 0).
-
-    s / warmup while warming up, then (total - s) / (total - warmup): 1 at the end of the warm-up, 1 / (total -
-    warmup) for the last step, 0 after it. A class rather than a lambda so that it is picklable.
-    """
-
-    def __init__(self, warmup: int, total: int) -> None:
-        self.warmup = warmup
-        self.total = total
-
-    def __call__(self, s: int) -> float:
-        if s < self.warmup:
-            return s / self.warmup
-        return max(0.0, (self.total - s) / max(1, self.total - self.warmup))
 
 
 def _no_decay_names(model: nn.Module) -> set[str]:

@@ -21,6 +21,7 @@ from mlcore.config import TrainConfig, field_range
 from ..datasets.preview import PREVIEW_API_WAIT_SECONDS, PREVIEW_MAX_ROWS, PREVIEW_ROWS
 from ..registry.compare import MAX_MODELS
 from . import serializers as s
+from .schedule import SchedulePreviewSerializer, ScheduleQuerySerializer
 from .schema import error, invalid
 
 MAX_LENGTH = field_range(TrainConfig, "max_length")
@@ -93,6 +94,11 @@ model_import = extend_schema(
 )
 
 model_download = extend_schema(responses={(200, "application/zip"): bytes})
+
+dataset_schedule = extend_schema(
+    parameters=[ScheduleQuerySerializer],
+    responses={200: SchedulePreviewSerializer, 400: invalid("A value out of its range, or an unknown recipe.")},
+)
 
 model_student = extend_schema(
     parameters=[s.StudentQuerySerializer],

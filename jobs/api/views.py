@@ -32,6 +32,7 @@ from ..serving import speed
 from ..serving.classify import side_by_side
 from ..sweeps.services import cancel_sweep, delete_sweep
 from ..training.launch import delete_job, request_cancel
+from ..training.schedule import as_dict, schedule_preview
 from . import apidocs as docs
 from . import serializers as s
 from .downloads import file_chunks, model_download, stream
@@ -39,6 +40,7 @@ from .filters import JobFilter, ModelRecordFilter, SweepFilter
 from .parsers import JSONParser
 from .promotions import PromoteActions
 from .renderers import FILE_FORMATS, ComparisonCSVRenderer, ComparisonPNGRenderer, MetricsCSVRenderer
+from .schedule import ScheduleQuerySerializer
 from .throttles import ClassifyRateThrottle
 
 
@@ -81,6 +83,19 @@ class DatasetViewSet(
         if body is None:
             raise ServiceUnavailable("the preview is still being made (a large file); ask again in a few seconds")
         return Response(body)
+
+    @docs.dataset_schedule
+    @action(detail=True, methods=["get"])
+    def schedule(self, request, pk=None):
+        """The learning rate of every step a job on this dataset would train with, before launch: steps from its
+        row count, batch size and epochs; the query's values over a recipe's over the defaults."""
+        query = ScheduleQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        options = {k: query.validated_data.get(k) for k in ("kind", "recipe", "own_test_set")}
+        try:
+            return Response(as_dict(schedule_preview(self.get_object(), query.given(), **options)))
+        except DjangoValidationError as exc:
+            s.raise_drf(exc)
 
     def perform_destroy(self, instance):
         try:

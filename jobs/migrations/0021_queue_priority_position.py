@@ -12,7 +12,7 @@ def place_by_id(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0016_job_error_detail_for_staff'),
+        ('jobs', '0020_quality_reports'),
     ]
 
     operations = [

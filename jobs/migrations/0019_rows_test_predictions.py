@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0016_job_error_detail_for_staff'),
+        ('jobs', '0018_insight_temperature'),
     ]
 
     operations = [

@@ -140,6 +140,7 @@
         if (input.dataset.kind) show(input);
       });
       summary.textContent = summaries[recipeSelect.value];
+      form.dispatchEvent(new Event("launch-form:filled"));
     };
     recipeSelect.addEventListener("change", fill);
     kind.addEventListener("change", fill);
@@ -214,6 +215,7 @@
             input.value = String(answer.body.inherit[name]);
             if (input.dataset.kind) show(input);
           });
+          form.dispatchEvent(new Event("launch-form:filled"));
         }
         say([
           ["strong", "The student:"], ["span", " "], ["span", String(s.layers), "layers"],

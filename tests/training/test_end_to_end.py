@@ -78,6 +78,12 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert len([m for m in metrics if m["kind"] == "train"]) == 40
     assert len([m for m in metrics if m["kind"] == "val"]) == 5
     assert job["progress"] == 1.0
+    # The launch form's schedule preview, asked before launch with the same values, is the run's: every step's rate.
+    schedule = {k: v for k, v in fast_params.items() if k in ("batch_size", "learning_rate", "epochs", "lr_step_every")}
+    plan = api.get(f"/api/datasets/{dataset['id']}/schedule/", schedule).json()
+    trained = [[m["step"], m["values"]["lr"]] for m in metrics if m["kind"] == "train"]
+    assert [step for step, _ in plan["points"]] == [step for step, _ in trained] == list(range(1, 41))
+    assert [lr for _, lr in plan["points"]] == pytest.approx([lr for _, lr in trained], rel=1e-6)
     teacher = ModelRecord.objects.get(pk=job["result_model"])
     assert teacher.kind == "finetune" and teacher.label_names == ["negative", "positive"]
     assert teacher.metrics["test/accuracy"] > 0.8

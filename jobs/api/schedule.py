@@ -7,33 +7,48 @@ Runs in: the web process.
 
 from __future__ import annotations
 
+import math
+
 from rest_framework import serializers
 
-from mlcore.config import TrainConfig, config_help, field_choices
+from mlcore import recipes
+from mlcore.config import TrainConfig, config_help, field_choices, field_range
 
 from ..models import Job
 
 HELP = config_help(TrainConfig)
 
 
+def _bounded(name: str, field: type[serializers.Field]) -> serializers.Field:
+    """An optional query value with TrainConfig's range for `name` in the schema (minimum, maximum; an open end is
+    refused by mlcore.config in its own words, with a 400 naming it)."""
+    bounds = field_range(TrainConfig, name)
+    limits = {"min_value": bounds.low} | ({} if math.isinf(bounds.high) else {"max_value": bounds.high})
+    if field is serializers.IntegerField:
+        limits = {key: int(value) for key, value in limits.items()}
+    return field(required=False, help_text=HELP[name], **limits)
+
+
 class ScheduleQuerySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=list(Job.CONFIGS), default="finetune", help_text="The job kind.")
-    recipe = serializers.CharField(required=False, allow_blank=True, help_text="A recipe's values under yours.")
+    recipe = serializers.ChoiceField(
+        choices=list(recipes.RECIPES), required=False, allow_blank=True, help_text="A recipe's values under yours."
+    )
     own_test_set = serializers.BooleanField(
         default=False, help_text="A test dataset of its own: no test rows are split off this one."
     )
-    learning_rate = serializers.FloatField(required=False, help_text=HELP["learning_rate"])
-    epochs = serializers.IntegerField(required=False, help_text=HELP["epochs"])
-    batch_size = serializers.IntegerField(required=False, help_text=HELP["batch_size"])
+    learning_rate = _bounded("learning_rate", serializers.FloatField)
+    epochs = _bounded("epochs", serializers.IntegerField)
+    batch_size = _bounded("batch_size", serializers.IntegerField)
     scheduler = serializers.ChoiceField(
         choices=field_choices(TrainConfig, "scheduler"), required=False, help_text=HELP["scheduler"]
     )
-    warmup_ratio = serializers.FloatField(required=False, help_text=HELP["warmup_ratio"])
-    lr_gamma = serializers.FloatField(required=False, help_text=HELP["lr_gamma"])
-    lr_step_every = serializers.IntegerField(required=False, help_text=HELP["lr_step_every"])
-    valid_fraction = serializers.FloatField(required=False, help_text=HELP["valid_fraction"])
-    test_fraction = serializers.FloatField(required=False, help_text=HELP["test_fraction"])
-    max_train_samples = serializers.IntegerField(required=False, help_text=HELP["max_train_samples"])
+    warmup_ratio = _bounded("warmup_ratio", serializers.FloatField)
+    lr_gamma = _bounded("lr_gamma", serializers.FloatField)
+    lr_step_every = _bounded("lr_step_every", serializers.IntegerField)
+    valid_fraction = _bounded("valid_fraction", serializers.FloatField)
+    test_fraction = _bounded("test_fraction", serializers.FloatField)
+    max_train_samples = _bounded("max_train_samples", serializers.IntegerField)
 
     def given(self) -> dict:
         """The training parameters the query sets."""

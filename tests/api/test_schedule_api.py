@@ -56,13 +56,14 @@ def test_a_recipe_fills_what_the_query_leaves_out_and_a_test_set_of_its_own_keep
     "query, field, words",
     [
         ({"learning_rate": 0}, "params", "learning_rate"),
-        ({"batch_size": 5000}, "params", "batch_size"),
+        ({"batch_size": 5000}, "batch_size", "1024"),
         ({"warmup_ratio": 1}, "params", "warmup_ratio"),
         ({"scheduler": "cosine"}, "scheduler", "cosine"),
         ({"epochs": "two"}, "epochs", "integer"),
+        ({"epochs": 101}, "epochs", "100"),
         ({"recipe": "nonesuch"}, "recipe", "nonesuch"),
     ],
-    ids=["lr-zero", "batch-too-big", "warmup-all", "unknown-scheduler", "not-a-number", "unknown-recipe"],
+    ids=["lr-zero", "batch-too-big", "warmup-all", "unknown-scheduler", "not-a-number", "too-many-epochs", "unknown-recipe"],
 )
 def test_a_bad_value_is_a_400_naming_it(api, dataset, query, field, words):
     response = api.get(f"/api/datasets/{dataset.pk}/schedule/", query)

@@ -189,7 +189,8 @@ def promoted_model(api: Api, profile: Profile, base_model: str) -> dict[str, Any
     rows = labelled_rows(profile, profile.serve_rows, seed=1)
     dataset = api.upload("/api/datasets/", {"name": "soak-serve"}, "serve.csv", csv_bytes(rows))
     job = wait_for_job(api, launch(api, dataset["id"], base_model, profile.serve_params)["id"])
-    model = api.post(f"/api/models/{job['result_model']}/promote/", {})
+    # The override: a tiny run's figures may fail the promote guard (its bounds are for models that ship).
+    model = api.post(f"/api/models/{job['result_model']}/promote/", {"override": True, "reason": "soak"})
     return {
         "job": job["id"],
         "model": model["id"],

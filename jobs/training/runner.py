@@ -62,7 +62,7 @@ def _train_and_register(job: Job, workdir: Path) -> None:
         lifecycle.succeed_with(job, lambda: _register(job, result, issues))
 
 
-def _register(job: Job, result, issues: dict | None):
+def _register(job: Job, result, issues: dict | None = None):
     """The model's record, with its test rows' predictions (their positions point into the job's test set, or
     into its training data when a share of it was held out) and the suspected label errors found in its training
     rows stored beside it."""

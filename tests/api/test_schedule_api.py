@@ -63,7 +63,10 @@ def test_a_recipe_fills_what_the_query_leaves_out_and_a_test_set_of_its_own_keep
         ({"epochs": 101}, "epochs", "100"),
         ({"recipe": "nonesuch"}, "recipe", "nonesuch"),
     ],
-    ids=["lr-zero", "batch-too-big", "warmup-all", "unknown-scheduler", "not-a-number", "too-many-epochs", "unknown-recipe"],
+    ids=[
+        "lr-zero", "batch-too-big", "warmup-all", "unknown-scheduler", "not-a-number", "too-many-epochs",
+        "unknown-recipe",
+    ],  # fmt: skip
 )
 def test_a_bad_value_is_a_400_naming_it(api, dataset, query, field, words):
     response = api.get(f"/api/datasets/{dataset.pk}/schedule/", query)

@@ -51,7 +51,7 @@ def test_several_values_launch_a_sweep_of_every_combination(logged_in, dataset, 
     }  # fmt: skip
     assert sweep.params == {
         "batch_size": 16, "epochs": 1, "max_length": 64, "truncation": "head", "scheduler": "exponential",
-        "warmup_ratio": 0.0, "weight_decay": 0.0, "keep_best_epoch": False,
+        "warmup_ratio": 0.0, "weight_decay": 0.0, "keep_best_epoch": False, "calibrate": False,
     }  # fmt: skip
     jobs = sweep.jobs.order_by("pk")
     assert len(jobs) == 8 and {j.params["batch_size"] for j in jobs} == {16}

@@ -103,7 +103,8 @@ def test_finetune_then_distill_through_the_worker_websocket_and_classify(
     assert [m["seq"] for m in late if m["type"] == "metric"] == [m["seq"] for m in metrics][5:]
 
     # 4. promote and classify one text and a batch
-    assert api.post(f"/api/models/{teacher.pk}/promote/").status_code == 200
+    # (with the override: a tiny run's calibration error may fail the promote guard's bound)
+    assert api.post(f"/api/models/{teacher.pk}/promote/", {"override": True}, format="json").status_code == 200
     one = api.post("/api/classify/", {"text": "a great film, loved it"}, format="json").json()
     assert one["label"] in dataset["labels"]
     assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)

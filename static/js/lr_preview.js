@@ -8,6 +8,7 @@
   var box = document.getElementById("lr-preview");
   if (!form || !box || typeof Chart === "undefined") return;
   var canvas = document.getElementById("chart-lr-preview");
+  var chartBox = document.getElementById("lr-preview-chart"); // hidden while there is nothing to draw
   var summary = document.getElementById("lr-preview-summary");
   var url = box.dataset.url; // with 0 for the dataset's id
   // The fields the schedule depends on (jobs.training.schedule.SCHEDULE_PARAMETERS that the form has)
@@ -30,6 +31,7 @@
   function clear() {
     if (chart) chart.data.datasets = [];
     if (chart) chart.update("none");
+    chartBox.hidden = true;
     box.dataset.lines = "0";
   }
 
@@ -78,6 +80,7 @@
         backgroundColor: COLOURS[i % COLOURS.length], borderWidth: 2, pointRadius: 0, stepped: false,
       };
     });
+    chartBox.hidden = false; // shown before a chart is made in it, so that it takes the box's size
     if (!chart) {
       chart = new Chart(canvas, {
         type: "line",

@@ -95,4 +95,4 @@ def test_a_held_semicolon_upload_shows_its_file_and_takes_the_chosen_columns(sig
     page.locator("#upload").get_by_label("Label column").select_option("stars")
     page.locator("#upload").get_by_role("button", name="Upload").click()
     page.wait_for_url(re.compile(r"/datasets/\d+/$"))
-    assert "20 rows" in page.locator(".messages").inner_text()
+    assert "20 rows" in page.locator("#flash").inner_text()

@@ -38,11 +38,13 @@ def test_the_schedule_is_drawn_from_the_datasets_size_for_both_schedules_and_eac
     form = page.locator("#job-form")
     box, summary = page.locator("#lr-preview"), page.locator("#lr-preview-summary")
     expect(summary).to_have_text("Choose a dataset to see the learning rate of every step.")
+    expect(page.locator("#lr-preview-chart")).to_be_hidden()  # no empty chart before there is a schedule
     _fill(form, {"Dataset": str(dataset.pk), "Batch size": "16", "Epochs": "3", "Scheduler": "linear",
                  "Warmup ratio": "0.25", "Learning rate": "1e-3, 3e-3"})  # fmt: skip
     # 160 rows: 128 train (10% validation and 10% test held out), 8 batches an epoch, 24 steps, 6 warming up
     expect(summary).to_have_text("128 training rows: 8 steps an epoch, 24 steps in all, the first 6 warming up.")
     expect(box).to_have_attribute("data-lines", "2")
+    expect(page.locator("#lr-preview-chart")).to_be_visible()
     lines = page.evaluate(LINES)
     plan = preview(TrainConfig(learning_rate=1e-3, batch_size=16, epochs=3, scheduler="linear", warmup_ratio=0.25), 160)
     assert [line["label"] for line in lines] == ["lr 1e-3", "lr 3e-3"]
@@ -71,6 +73,7 @@ def test_the_schedule_is_drawn_from_the_datasets_size_for_both_schedules_and_eac
     _fill(form, {"Epochs": "0"})
     expect(summary).to_have_text("Fix epochs above to see the schedule.")
     expect(box).to_have_attribute("data-lines", "0")
+    expect(page.locator("#lr-preview-chart")).to_be_hidden()
     _fill(form, {"Epochs": "1", "Batch size": "64"})
     expect(summary).to_have_text("128 training rows: 2 steps an epoch, 2 steps in all.")
 

@@ -69,7 +69,7 @@ def test_a_failing_student_is_promoted_only_with_the_override_and_rolled_back_to
     page.get_by_label("Why (kept in the history)").fill("half the latency")
     page.locator("#promote-button").click()
     page.locator(".messages li.success").wait_for()
-    assert "student now serves your classify requests (rules overridden)." in page.locator(".messages").inner_text()
+    assert "student now serves your classify requests (rules overridden)." in page.locator("#flash").inner_text()
     assert _serving(student) and not _serving(teacher)
 
     # The history lists it, newest first, with what it replaced and the rule overridden.
@@ -88,7 +88,7 @@ def test_a_failing_student_is_promoted_only_with_the_override_and_rolled_back_to
     # One click brings the teacher back, recorded as a change of its own.
     newest.get_by_role("button", name="Roll back to teacher").click()
     page.locator(".messages li.success").wait_for()
-    assert "Rolled back: teacher serves your classify requests again." in page.locator(".messages").inner_text()
+    assert "Rolled back: teacher serves your classify requests again." in page.locator("#flash").inner_text()
     assert _serving(teacher) and not _serving(student)
     assert page.locator("#promotions-table tbody tr").count() == 3
     top = page.locator("#promotions-table tbody tr").nth(0)

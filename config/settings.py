@@ -181,8 +181,53 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Object storage: with DISTILLERY_S3_BUCKET set, every stored file (datasets, models, outputs, checkpoints) goes to
+# that S3-compatible bucket (AWS S3, MinIO, Ceph, R2) through django-storages; otherwise to MEDIA_ROOT. Credentials
+# come from boto3's own chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an instance role).
+DISTILLERY_S3_BUCKET = os.environ.get("DISTILLERY_S3_BUCKET", "")
+DISTILLERY_S3_ENDPOINT_URL = os.environ.get("DISTILLERY_S3_ENDPOINT_URL") or None  # None: AWS itself
+DISTILLERY_S3_REGION = os.environ.get("DISTILLERY_S3_REGION") or None
+DISTILLERY_S3_PRESIGN_SECONDS = env_int("DISTILLERY_S3_PRESIGN_SECONDS", 300)  # life of a download's URL
+if DISTILLERY_S3_PRESIGN_SECONDS <= 0:
+    raise ImproperlyConfigured(f"DISTILLERY_S3_PRESIGN_SECONDS={DISTILLERY_S3_PRESIGN_SECONDS}: use a positive number")
+
+
+def _s3_transfer_config():
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=8 * 2**20, multipart_chunksize=8 * 2**20, max_concurrency=4)
+    config.max_in_memory_upload_chunks = 4  # s3transfer's own bound (default 10); boto3 does not take it as an arg
+    return config
+
+
+def s3_storage(bucket: str, endpoint_url: str | None = None, region: str | None = None) -> dict:
+    """The STORAGES entry of an S3-compatible bucket (also what the tests and the storage benchmark switch to)."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "file_overwrite": False,  # a second file of the same name gets a new name, as on the filesystem
+            "querystring_auth": True,  # url() presigns: model downloads redirect there
+            "querystring_expire": DISTILLERY_S3_PRESIGN_SECONDS,
+            "default_acl": None,  # the bucket's own policy; objects are never public
+            "signature_version": "s3v4",
+            # Large files go up in parts, a few 8 MB parts in memory at a time, never the whole file.
+            "transfer_config": _s3_transfer_config(),
+            # A file read through storage downloads into a temporary file that spills to disk past this size.
+            "max_memory_size": FILE_UPLOAD_MAX_MEMORY_SIZE,
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        s3_storage(DISTILLERY_S3_BUCKET, DISTILLERY_S3_ENDPOINT_URL, DISTILLERY_S3_REGION)
+        if DISTILLERY_S3_BUCKET else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 if DEBUG:
@@ -206,8 +251,6 @@ DISTILLERY_MODEL_ROOTS = [Path(p).expanduser().resolve() for p in env_list("DIST
 DISTILLERY_WEB_HELPERS = env_int("DISTILLERY_WEB_HELPERS", 2)
 if DISTILLERY_WEB_HELPERS < 0:
     raise ImproperlyConfigured(f"DISTILLERY_WEB_HELPERS={DISTILLERY_WEB_HELPERS}: use 0 to run the work in the request")
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Where workers unpack model artifacts from storage before loading them.
 DISTILLERY_MODEL_CACHE = Path(os.environ.get("DISTILLERY_MODEL_CACHE", VAR_DIR / "model-cache"))
 DISTILLERY_CLASSIFY_MAX_TEXTS = env_int("DISTILLERY_CLASSIFY_MAX_TEXTS", 256)

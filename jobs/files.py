@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.files.storage import default_storage
 
 
@@ -63,6 +64,28 @@ def local_file(name: str) -> Iterator[Path]:
         with default_storage.open(name, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
         yield target
+
+
+def signs_urls() -> bool:
+    """Whether the storage backend hands out presigned URLs (S3 with querystring_auth), so that clients fetch
+    files from it directly; the filesystem does not, and downloads stream through the web process there."""
+    return bool(getattr(default_storage, "querystring_auth", False))
+
+
+def presigned_url(name: str, filename: str) -> str:
+    """A time-limited URL the client fetches the stored file from directly, saved as `filename`
+    (DISTILLERY_S3_PRESIGN_SECONDS); only where signs_urls()."""
+    return default_storage.url(name, parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'})
+
+
+def save_chunks(name: str, chunks: Iterator[bytes]) -> str:
+    """Store a stream of bytes under `name` through a temporary file, never whole in memory (a backend like S3
+    uploads a large file in parts from it). Returns the stored name."""
+    with tempfile.TemporaryFile() as tmp:
+        for chunk in chunks:
+            tmp.write(chunk)
+        tmp.seek(0)
+        return default_storage.save(name, File(tmp, name=Path(name).name))
 
 
 @contextlib.contextmanager

@@ -93,7 +93,12 @@ model_import = extend_schema(
     request={"multipart/form-data": s.ModelUploadSerializer}, responses={201: s.ModelRecordSerializer}
 )
 
-model_download = extend_schema(responses={(200, "application/zip"): bytes})
+model_download = extend_schema(
+    responses={
+        (200, "application/zip"): bytes,
+        302: OpenApiResponse(description="Object storage (S3): a redirect to a presigned URL of the zip."),
+    }
+)
 
 dataset_schedule = extend_schema(
     parameters=[ScheduleQuerySerializer],

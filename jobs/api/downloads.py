@@ -8,14 +8,19 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 
+from ..files import presigned_url, signs_urls
 from ..models import ModelRecord
-from ..registry.archive import model_archive
+from ..registry.archive import model_archive, stored_archive
 
 
-def model_download(request, record: ModelRecord) -> StreamingHttpResponse:
-    """The streamed zip of a model's folder, for the API and the model page alike."""
+def model_download(request, record: ModelRecord) -> StreamingHttpResponse | HttpResponseRedirect:
+    """The zip of a model's folder, for the API and the model page alike: a redirect to a presigned URL of the
+    stored zip where the backend signs URLs (the bucket sends the bytes, not this process), else streamed."""
+    if signs_urls():
+        stored, filename = stored_archive(record)
+        return HttpResponseRedirect(presigned_url(stored, filename))
     name, chunks = model_archive(record)
     return stream(request, chunks, content_type="application/zip", filename=name)
 

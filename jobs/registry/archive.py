@@ -1,10 +1,12 @@
-"""A model's download: its folder as a zip streamed from storage, with a README on how to use it.
+"""A model's download: its folder as a zip streamed from storage, with a README on how to use it; on a backend
+that signs URLs (S3), the zip is stored once beside the model and clients fetch it from the bucket.
 
 Runs in: the web process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from functools import partial
@@ -14,6 +16,7 @@ from django.utils.text import slugify
 
 from mlcore.config import TrainConfig
 
+from ..files import save_chunks
 from ..models import ModelRecord
 
 
@@ -30,6 +33,26 @@ def model_archive(record: ModelRecord) -> tuple[str, Iterator[bytes]]:
         stored = f"{record.artifact_prefix}/{name}"
         entries.append((f"{folder}/{name}", partial(default_storage.open, stored, "rb"), default_storage.size(stored)))
     return f"{folder}.zip", zip_chunks(entries)
+
+
+def stored_archive(record: ModelRecord) -> tuple[str, str]:
+    """The model's zip as a stored file, built and saved the first time it is asked for: (stored name, file name).
+    Its name holds a digest of what goes into it (the README's facts and the files' names and sizes), so a record
+    whose README changes (a recalibration) gets a new zip rather than a stale one."""
+    folder = f"{slugify(record.name) or 'model'}-{record.pk}"
+    digest = hashlib.sha256(_archive_readme(record, folder).encode())
+    for name in record.artifact_files:
+        digest.update(f"\0{name}\0{default_storage.size(f'{record.artifact_prefix}/{name}')}".encode())
+    stored = f"{archives_prefix(record)}/{digest.hexdigest()[:16]}.zip"
+    if not default_storage.exists(stored):
+        filename, chunks = model_archive(record)
+        stored = save_chunks(stored, chunks)
+    return stored, f"{folder}.zip"
+
+
+def archives_prefix(record: ModelRecord) -> str:
+    """Where a record's stored zips live (removed with the model: jobs.registry.storage.delete_model_files)."""
+    return f"{record.artifact_prefix}/archives"
 
 
 def _archive_readme(record: ModelRecord, folder: str) -> str:

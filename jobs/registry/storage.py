@@ -97,7 +97,19 @@ def delete_model_files(record: ModelRecord) -> None:
     a remote storage's files and the ONNX exports in DISTILLERY_MODEL_CACHE). Files already gone are skipped."""
     for name in record.artifact_files:
         default_storage.delete(f"{record.artifact_prefix}/{name}")
+    archives = f"{record.artifact_prefix}/archives"  # stored zips (jobs.registry.archive.stored_archive)
+    for name in _files_in(archives):
+        default_storage.delete(f"{archives}/{name}")
     copy = local_copy_dir(record)
     partials = copy.parent.glob(f"{copy.name}.*partial")  # copies cut short by a process that died
     for folder in (copy, *partials, onnx_exports_dir(record)):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _files_in(prefix: str) -> list[str]:
+    """The names of the files in a storage folder; none where the folder is absent (the filesystem raises then,
+    S3, which has no folders, answers an empty list)."""
+    try:
+        return default_storage.listdir(prefix)[1]
+    except FileNotFoundError:
+        return []

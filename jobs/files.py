@@ -51,6 +51,16 @@ def local_upload(upload) -> Iterator[Path]:
         yield Path(tmp.name)
 
 
+def has_local_paths() -> bool:
+    """Whether stored files have filesystem paths (FileSystemStorage), or live elsewhere (S3) and must be copied
+    to and from this machine."""
+    try:
+        default_storage.path("")
+    except NotImplementedError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def local_file(name: str) -> Iterator[Path]:
     """A filesystem path for a stored file, copying it out of storage when the backend has no paths."""

@@ -13,13 +13,14 @@ import math
 import queue
 import threading
 import time
+from pathlib import Path
 
 from django.db import connection
 
 from mlcore.callbacks import Callback
 
 from ..models import Job, MetricPoint
-from . import events, lifecycle
+from . import checkpoint_mirror, events, lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class JobCallback(Callback):
         self._reports.put(saved)
         while not saved.wait(1):
             self.raise_if_failed()  # the writer stopped: nothing will set it
+        # Off this host too (S3): a job whose host vanishes resumes from it on another one.
+        checkpoint_mirror.upload(self.job.pk, self.job.run_attempt or self.job.attempts, step, Path(path))
 
     def should_stop(self) -> bool:
         self.raise_if_failed()

@@ -28,7 +28,7 @@ from ..files import checkpoint_dir, is_file
 from ..models import Dataset, Job, ModelRecord, Sweep
 from ..quota import check_room
 from ..registry import students
-from . import dispatch, events, queue_order, webhooks, workers
+from . import checkpoint_mirror, dispatch, events, queue_order, webhooks, workers
 
 log = logging.getLogger(__name__)
 UNSENT = "the job could not be sent to its queue: Redis became unreachable as it was launched; launch it again"
@@ -269,5 +269,6 @@ def delete_job(job: Job) -> None:
         for name in files:
             default_storage.delete(name)
         shutil.rmtree(checkpoints, ignore_errors=True)
+        checkpoint_mirror.forget(job.pk)
 
     transaction.on_commit(gone)

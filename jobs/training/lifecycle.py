@@ -28,7 +28,7 @@ from mlcore.callbacks import Cancelled, Phase
 
 from ..files import checkpoint_dir
 from ..models import Job, MetricPoint, ModelRecord
-from . import dispatch, events, failures, joblog, queue_order, webhooks
+from . import checkpoint_mirror, dispatch, events, failures, joblog, queue_order, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +268,7 @@ def succeed_with(job: Job, make_record: Callable[[], ModelRecord]) -> ModelRecor
 def _announce_end(job: Job, ended: bool) -> None:
     if ended:  # nothing resumes a finished job; its folder is gone before anyone hears it ended
         shutil.rmtree(checkpoint_dir(job.pk), ignore_errors=True)
+        checkpoint_mirror.forget(job.pk)
     events.broadcast_status(job)
     if ended:
         webhooks.notify(job)

@@ -23,7 +23,7 @@ from ..registry.precision import serving_precision_for, serving_runtime
 from ..registry.rows import store_rows
 from ..registry.services import register_model
 from ..registry.storage import model_dir
-from . import lifecycle
+from . import checkpoint_mirror, lifecycle
 from .callback import job_callback
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,12 @@ def execute(job: Job) -> None:
     folder, so it resumes from the last checkpoint, or, once training is done, from the saved model with only the
     measuring and storing left. The job's folder is removed once the job has ended (lifecycle.finish_job).
     """
+    attempt = job.run_attempt or job.attempts
     with lifecycle.running(job):
-        _train_and_register(job, adopt_run_dir(job.pk, job.run_attempt or job.attempts))
+        workdir = adopt_run_dir(job.pk, attempt)
+        if checkpoint_mirror.restore(job.pk, attempt, workdir / "checkpoint") is not None:
+            log.warning("job %s: resuming from the checkpoint in storage", job.pk)
+        _train_and_register(job, workdir)
 
 
 def _train_and_register(job: Job, workdir: Path) -> None:

@@ -83,3 +83,10 @@ def test_deleting_a_model_removes_its_objects_and_stored_zip(
         registry.delete_model(trained_model)
     assert _keys(s3, prefix) == set()
     assert not local_copy_dir(trained_model).exists()
+
+
+def test_the_model_pages_download_redirects_too(s3, logged_in, trained_model):
+    response = logged_in.get(f"/models/{trained_model.pk}/download/")
+    assert response.status_code == 302
+    assert "X-Amz-Signature=" in response["Location"]
+    assert urlsplit(response["Location"]).path.startswith(f"/{s3.name}/{trained_model.artifact_prefix}/archives/")

@@ -258,8 +258,9 @@ class ModelViewSet(
     @docs.model_download
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        """The model's folder as a zip, streamed: weights, tokenizer and config that transformers'
-        `from_pretrained` loads, distillery.json, the ONNX export it is served at, and a README."""
+        """The model's folder as a zip, streamed (on S3: a redirect to a presigned URL of the stored zip): weights,
+        tokenizer and config that transformers' `from_pretrained` loads, distillery.json, the ONNX export it is
+        served at, and a README."""
         return model_download(request, self.get_object())
 
     def get_queryset(self):

@@ -94,5 +94,5 @@ def model_delete(request, pk):
 
 @login_required
 def model_download(request, pk):
-    """The model's folder as a streamed zip (the same as GET /api/models/{id}/download/)."""
+    """The model's folder as a zip, streamed or on S3 redirected to (the same as GET /api/models/{id}/download/)."""
     return download(request, get_object_or_404(ModelRecord.objects.visible_to(request.user), pk=pk))

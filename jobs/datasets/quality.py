@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from mlcore.data import read_table
+from mlcore.data import DataError, read_table
 from mlcore.quality import FINDINGS, quality_report, table_rows_csv
 
 from .. import offload
@@ -77,7 +77,9 @@ def compute_report(dataset_id: int) -> str:
         report, status, error = quality_report(_rows(quality.dataset)), DatasetQuality.Status.READY, ""
     except Exception as exc:  # a file that no longer reads: say so on the page rather than stay pending
         log.exception("quality report of dataset %s failed", dataset_id)
-        report, status, error = {}, DatasetQuality.Status.FAILED, f"{type(exc).__name__}: {exc}"
+        # mlcore's DataError speaks to the user; anything else (a missing file) may name server paths: not shown.
+        said = str(exc) if isinstance(exc, DataError) else "its file could not be read"
+        report, status, error = {}, DatasetQuality.Status.FAILED, f"{type(exc).__name__}: {said}"
     # Only a pending report is written: of two runs of its task (sent again, RESEND_AFTER), the first to end wins.
     DatasetQuality.objects.filter(pk=quality.pk, status=DatasetQuality.Status.PENDING).update(
         status=status, report=report, error=error[:2000], computed_at=timezone.now()

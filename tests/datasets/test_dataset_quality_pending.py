@@ -73,6 +73,14 @@ def test_a_report_of_a_deleted_dataset_is_gone_and_a_file_that_no_longer_reads_f
     assert quality.compute_report(pk) == "gone"
 
 
+def test_a_missing_file_fails_the_report_without_naming_a_server_path(user, sentiment_csv):
+    dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
+    dataset.file.storage.delete(dataset.file.name)
+    assert quality.compute_report(dataset.pk) == "failed"
+    error = DatasetQuality.objects.get(dataset=dataset).error
+    assert error == "FileNotFoundError: its file could not be read" and dataset.file.name not in error
+
+
 def test_only_a_pending_report_is_written_so_a_second_run_cannot_undo_the_first(user, sentiment_csv):
     dataset = dataset_services.create_dataset(user, "reviews", sentiment_csv)
     assert quality.compute_report(dataset.pk) == "ready"

@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -82,6 +83,7 @@ class BatchingEngine:
         threads: int = 0,
         small_batch_chars: int = 512,
         warmup: bool = True,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be at least 1 and max_wait_ms at least 0")
@@ -97,6 +99,9 @@ class BatchingEngine:
         self._closed = False
         self._last_batch_requests = 1
         self.stats = EngineStats()
+        # Called on the model thread with each answered batch's number of texts (the web side's metrics); the
+        # warm-up pass is not a batch anyone sent, so it is not reported.
+        self.on_batch = on_batch
         if warmup:  # the first forward pass allocates and picks kernels: do it before the first user waits
             classifier.predict(["warm up"] * min(max_batch, 8))
         self._thread = threading.Thread(target=self._run, name="distillery-batching", daemon=True)
@@ -185,6 +190,11 @@ class BatchingEngine:
         self.stats.texts += len(texts)
         self.stats.batches += 1
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(texts))
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(texts))
+            except Exception:  # a report that fails must not fail the answers
+                log.exception("on_batch failed")
         start = 0
         for request in live:
             end = start + len(request.texts)

@@ -47,6 +47,28 @@ def test_requests_batched_together_get_their_own_answers(classifier):
             assert prediction.probabilities == pytest.approx(alone.probabilities, abs=1e-5)
 
 
+def test_on_batch_hears_each_batch_size_and_a_failing_hook_fails_no_answer(classifier):
+    sizes: list[int] = []
+    engine = BatchingEngine(classifier, max_batch=16, max_wait_ms=0, on_batch=sizes.append)  # warm-up not heard
+    try:
+        with classifier._lock:  # queued together: batched
+            futures = [engine.submit(TEXTS[:k]) for k in (1, 3, 2, 5)]
+        [f.result(timeout=30) for f in futures]
+    finally:
+        engine.close()
+    assert sum(sizes) == 1 + 3 + 2 + 5 and len(sizes) == engine.stats.batches < 4
+    assert max(sizes) == engine.stats.max_batch_seen
+
+    def broken(size: int) -> None:
+        raise RuntimeError("metrics backend gone")
+
+    engine = BatchingEngine(classifier, max_batch=16, max_wait_ms=0, on_batch=broken)
+    try:
+        assert [p.label for p in engine.predict(["good"], timeout=30)] == [_alone(classifier, "good").label]
+    finally:
+        engine.close()
+
+
 def test_concurrent_asyncio_clients_each_get_their_text(classifier):
     engine = BatchingEngine(classifier, max_batch=8, max_wait_ms=2)
 

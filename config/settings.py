@@ -294,6 +294,8 @@ DISTILLERY_SERVING_SPIN = env_bool("DISTILLERY_SERVING_SPIN", False)
 # How long a web process trusts an API token and the user's promoted model before asking the database again
 # (changes made through this process apply at once; through another, within this many seconds).
 DISTILLERY_SERVING_AUTH_TTL = float(os.environ.get("DISTILLERY_SERVING_AUTH_TTL", "5"))
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <this>`; empty: the endpoint is off (404).
+DISTILLERY_METRICS_TOKEN = os.environ.get("DISTILLERY_METRICS_TOKEN", "")
 DISTILLERY_SERVING_CACHE = env_int("DISTILLERY_SERVING_CACHE", 4)  # models kept loaded per web process
 # A new model serves int8 when that measured faster and cost at most this many validation accuracy points.
 DISTILLERY_INT8_MAX_DROP = float(os.environ.get("DISTILLERY_INT8_MAX_DROP", "0.5"))
@@ -421,7 +423,7 @@ DISTILLERY_HTTPS = env_bool("DISTILLERY_HTTPS", False)
 if DISTILLERY_HTTPS:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # scraped and checked inside the network
     SECURE_HSTS_SECONDS = env_int("DISTILLERY_HSTS_SECONDS", 31_536_000)  # a year
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DISTILLERY_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("DISTILLERY_HSTS_PRELOAD", False)

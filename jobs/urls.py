@@ -5,7 +5,7 @@ Runs in: the web process.
 
 from django.urls import path
 
-from .views import account, classify, dashboard, datasets, jobs, promotions, queue, registry, rows, runs
+from .views import account, classify, dashboard, datasets, jobs, metrics, promotions, queue, registry, rows, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -42,4 +42,5 @@ urlpatterns = [
     path("account/token/", account.api_token, name="api-token-page"),
     path("account/webhook-secret/", account.webhook_secret_rotate, name="webhook-secret-rotate"),
     path("healthz", account.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

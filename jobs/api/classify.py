@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from mlcore import catalogue
 
+from .. import observability
 from ..registry import services as registry
 from ..serving import engines
 from ..serving.batch import create_classify_job
@@ -51,7 +52,7 @@ class ClassifyView(AsyncAPIView):
             raise NotFound("no promoted model: promote one with POST /api/models/{id}/promote/")
         texts = payload.validated_data.get("texts") or [payload.validated_data["text"]]
         try:
-            predictions = await classify_texts(self.record, texts)
+            predictions = await classify_texts(self.record, texts, observability.API)
         except Unavailable as exc:
             raise ServiceUnavailable(str(exc)) from None
         body = answers(self.record, predictions)

@@ -36,7 +36,7 @@ from django.http.request import split_domain_port, validate_host
 
 from config.redis_pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, UNREACHABLE, retry_once
 
-from .. import accounts, outages
+from .. import accounts, observability, outages
 from ..registry.services import promoted_model
 from ..serving.classify import Unavailable, answers, classify_texts
 from .parsers import MAX_DEPTH, check_depth
@@ -135,7 +135,7 @@ async def _answer(scope, headers: dict, token: str, receive) -> tuple[int, bytes
         return _json(404, {"detail": "no promoted model: promote one with POST /api/models/{id}/promote/"})
 
     try:
-        predictions = await classify_texts(record, texts)
+        predictions = await classify_texts(record, texts, observability.FASTPATH)
     except Unavailable as e:  # the engine is full or being replaced
         return _json(503, {"detail": str(e)})
     body = answers(record, predictions)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from ..models import ModelRecord
+from ..observability import classify_timer
 from .engines import cached_engine, engine_for
 
 
@@ -22,9 +23,15 @@ class Unavailable(Exception):
     edge answers it with a 503."""
 
 
-async def classify_texts(record: ModelRecord, texts: list[str]) -> list:
+async def classify_texts(record: ModelRecord, texts: list[str], path: str) -> list:
     """The predictions (mlcore.inference.Prediction) of `record`'s engine for `texts`, awaited without holding a
-    thread; the engine is loaded first if needed (in a worker thread). Raises Unavailable."""
+    thread; the engine is loaded first if needed (in a worker thread). Their time is observed as answered at
+    `path` (jobs.observability). Raises Unavailable."""
+    with classify_timer(path):
+        return await _classify(record, texts)
+
+
+async def _classify(record: ModelRecord, texts: list[str]) -> list:
     from mlcore.serving import EngineClosed, Overloaded  # imports torch: here, at the first classify
 
     for _ in range(3):  # an engine closed between lookup and submit (a model swap) is looked up again

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from ..models import ModelRecord
+from ..observability import observe_batch
 from ..registry.precision import serving_runtime as runtime
 from ..registry.storage import model_dir, onnx_exports_dir
 
@@ -130,6 +131,7 @@ def _build(record: ModelRecord):
         max_wait_ms=settings.DISTILLERY_SERVING_MAX_WAIT_MS,
         max_queue=settings.DISTILLERY_SERVING_QUEUE,
         threads=settings.DISTILLERY_SERVING_THREADS,
+        on_batch=observe_batch,  # distillery_serving_batch_size
     )
     _freeze_heap()
     return engine

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from .. import observability
 from ..api.throttles import ClassifyRateThrottle
 from ..forms import (
     ClassifyFileForm,
@@ -36,7 +37,8 @@ def classify(request):
             form.add_error(None, f"You have classified as often as your rate allows; try again in {ceil(wait)} s.")
             context = {"form": form, "model": record, "prediction": None, "file_form": ClassifyFileForm()}
             return render(request, "jobs/classify.html", context, status=429)
-        prediction = engines.engine_for(record).predict([form.cleaned_data["text"]])[0]
+        with observability.classify_timer(observability.PAGE):
+            prediction = engines.engine_for(record).predict([form.cleaned_data["text"]])[0]
         prediction.ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
         prediction.certainty = certainty(prediction.probabilities)
     context = {"form": form, "model": record, "prediction": prediction, "file_form": ClassifyFileForm()}

@@ -20,7 +20,7 @@ EDGES = (
 # Small modules the domain shares; they import nothing of jobs but the models and each other.
 LEAVES = (
     "jobs.files", "jobs.offload", "jobs.accounts", "jobs.quota", "jobs.training.events", "jobs.training.dispatch",
-    "jobs.registry.precision", "jobs.registry.storage",
+    "jobs.registry.precision", "jobs.registry.storage", "jobs.observability",
 )  # fmt: skip
 # The worker-side state machine and what it stands on: never the API, the views, the tasks or the fast path.
 WORKER_SIDE = ("jobs.training.lifecycle", "jobs.training.runner", "jobs.training.callback", *LEAVES)

@@ -358,6 +358,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task events (received, started, succeeded, failed, retried) for Flower and its /metrics (docker-compose.yml).
+CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_ALWAYS_EAGER = False
 
 REST_FRAMEWORK = {

@@ -278,3 +278,30 @@ def test_the_operator_divides_the_cores_between_web_and_training(services):
 def test_both_images_run_as_a_non_root_user(name):
     users = [args for keyword, args in instructions(ROOT / "platform" / name) if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
+
+
+def test_flower_watches_the_queues_behind_basic_auth(compose, services):
+    flower = services["flower"]
+    args = flower["command"]
+    assert args[:4] == ["celery", "-A", "config", "flower"]  # the project's app: its broker URL and queues
+    port = next(a.split("=", 1)[1] for a in args if a.startswith("--port="))
+    # The web image, as the CPU worker and beat: celery, flower and the project, no CUDA.
+    assert dockerfile(flower) == ROOT / "platform" / "Dockerfile.web" and flower["image"] == services["web"]["image"]
+    env = flower["environment"]
+    assert {key: env[key] for key in compose["x-django-env"]} == compose["x-django-env"]
+    # Required, as SECRET_KEY is: compose refuses to start an open Flower.
+    assert env["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    # /metrics and /healthcheck answer without the password: published on loopback only.
+    assert flower["ports"] == [f"127.0.0.1:{port}:{port}"]
+    probe = " ".join(flower["healthcheck"]["test"])
+    assert flower["healthcheck"]["test"][0] == "CMD" and f"127.0.0.1:{port}/healthcheck" in probe
+    assert depends_on(flower)["redis"] == "service_healthy"
+
+
+def test_workers_send_the_task_events_flower_counts(settings):
+    assert settings.CELERY_WORKER_SEND_TASK_EVENTS is True
+
+
+def test_the_metrics_token_reaches_web_and_workers_through_the_anchor(compose, services):
+    assert compose["x-django-env"]["DISTILLERY_METRICS_TOKEN"] == "${DISTILLERY_METRICS_TOKEN:-}"  # unset: off
+    assert services["web"]["environment"]["DISTILLERY_METRICS_TOKEN"] == "${DISTILLERY_METRICS_TOKEN:-}"

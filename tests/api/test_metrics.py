@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -166,3 +167,21 @@ def test_the_default_registry_flower_serves_is_left_alone():
 
     exposed = prometheus_client.generate_latest().decode()
     assert "distillery_" not in exposed
+
+
+def test_the_readme_names_each_metric_and_its_labels(metrics_on):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `distillery_")}
+    status, body, _ = _request("GET", "/metrics", {b"authorization": f"Bearer {TOKEN}".encode()})
+    assert status == 200
+    families = [
+        f for f in text_string_to_metric_families(body.decode())
+        if f.name.startswith("distillery_") and not f.name.endswith("_created")  # the client's creation times
+    ]  # fmt: skip
+    assert {f.name for f in families} == set(rows) == {
+        "distillery_jobs", "distillery_queue_depth", "distillery_classify_latency_seconds",
+        "distillery_serving_batch_size",
+    }  # fmt: skip
+    for family in families:
+        labels = {name for sample in family.samples for name in sample.labels} - {"le"}
+        assert all(f"`{label}`" in rows[family.name] for label in labels), family.name

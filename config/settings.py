@@ -189,6 +189,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DISTILLERY_S3_BUCKET = os.environ.get("DISTILLERY_S3_BUCKET", "")
 DISTILLERY_S3_ENDPOINT_URL = os.environ.get("DISTILLERY_S3_ENDPOINT_URL") or None  # None: AWS itself
 DISTILLERY_S3_REGION = os.environ.get("DISTILLERY_S3_REGION") or None
+# The S3 API's URL as clients reach it, when it differs from the one this process uses (a compose network's
+# http://minio:9000 is http://localhost:9000 to a browser): presigned download links are signed for it.
+DISTILLERY_S3_PUBLIC_ENDPOINT_URL = os.environ.get("DISTILLERY_S3_PUBLIC_ENDPOINT_URL") or None
 DISTILLERY_S3_PRESIGN_SECONDS = env_int("DISTILLERY_S3_PRESIGN_SECONDS", 300)  # life of a download's URL
 if DISTILLERY_S3_PRESIGN_SECONDS <= 0:
     raise ImproperlyConfigured(f"DISTILLERY_S3_PRESIGN_SECONDS={DISTILLERY_S3_PRESIGN_SECONDS}: use a positive number")
@@ -230,6 +233,8 @@ STORAGES = {
     ),
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
+if DISTILLERY_S3_BUCKET and DISTILLERY_S3_PUBLIC_ENDPOINT_URL:  # jobs.files.presigned_url signs with it
+    STORAGES["downloads"] = s3_storage(DISTILLERY_S3_BUCKET, DISTILLERY_S3_PUBLIC_ENDPOINT_URL, DISTILLERY_S3_REGION)
 if DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 SERVESTATIC_USE_FINDERS = True
@@ -272,6 +277,13 @@ DISTILLERY_MAX_ATTEMPTS = env_int("DISTILLERY_MAX_ATTEMPTS", 3)  # runs of one j
 # again by the periodic reap_stale_jobs task (Celery beat), so a worker machine that vanished loses no job.
 DISTILLERY_HEARTBEAT_SECONDS = float(os.environ.get("DISTILLERY_HEARTBEAT_SECONDS", "30"))
 DISTILLERY_STALE_AFTER = float(os.environ.get("DISTILLERY_STALE_AFTER", "300"))
+# What a training worker declares it has (jobs/training/workers.py): DISTILLERY_WORKER_DEVICE "cuda" or "cpu"
+# (empty: what the machine has) and DISTILLERY_WORKER_GPU_MEMORY_GB, its GPU's memory (empty: as nvidia-smi
+# reports the smallest visible GPU). It consumes the queues of the jobs that fit (config/queues.py).
+DISTILLERY_WORKER_DEVICE = os.environ.get("DISTILLERY_WORKER_DEVICE", "").strip().lower()
+if DISTILLERY_WORKER_DEVICE not in ("", "cuda", "cpu"):
+    raise ImproperlyConfigured(f"DISTILLERY_WORKER_DEVICE={DISTILLERY_WORKER_DEVICE!r} is not cuda or cpu")
+DISTILLERY_WORKER_GPU_MEMORY_GB = env_limit("DISTILLERY_WORKER_GPU_MEMORY_GB", None, 0, 100_000)
 # Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
 DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 
 
 def upload_limit_bytes() -> int:
@@ -84,8 +84,11 @@ def signs_urls() -> bool:
 
 def presigned_url(name: str, filename: str) -> str:
     """A time-limited URL the client fetches the stored file from directly, saved as `filename`
-    (DISTILLERY_S3_PRESIGN_SECONDS); only where signs_urls()."""
-    return default_storage.url(name, parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'})
+    (DISTILLERY_S3_PRESIGN_SECONDS); only where signs_urls(). Signed for the endpoint clients reach (the
+    "downloads" storage, DISTILLERY_S3_PUBLIC_ENDPOINT_URL) where that is not this process's: signing is local,
+    nothing connects to it."""
+    signer = storages["downloads"] if "downloads" in settings.STORAGES else default_storage
+    return signer.url(name, parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'})
 
 
 def save_chunks(name: str, chunks: Iterator[bytes]) -> str:

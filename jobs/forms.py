@@ -255,6 +255,10 @@ class JobForm(forms.Form):
         TrainConfig, "checkpoint_every", single=True, required=False, label="Checkpoint every",
         help_text="Optimiser steps between checkpoints, from which a lost worker's job resumes; 0: none.",
     )  # fmt: skip
+    gpu_memory_gb = ValuesField(
+        TrainConfig, "gpu_memory_gb", single=True, required=False, label="GPU memory (GB)",
+        help_text="Only a worker whose GPU has this much takes the job; 0: any worker.",
+    )  # fmt: skip
     early_stopping_patience = ValuesField(
         TrainConfig, "early_stopping_patience", required=False, label="Early stopping patience",
         help_text="Epochs without a better validation accuracy before training stops; empty: never.",
@@ -277,7 +281,7 @@ class JobForm(forms.Form):
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
     # How a job runs rather than what it learns (the dashboard's Advanced section); every other parameter of the
     # form is a hyperparameter.
-    ENGINE_FIELDS = ("device", "precision", "group_by_length", "cuda_graphs", "checkpoint_every")
+    ENGINE_FIELDS = ("device", "gpu_memory_gb", "precision", "group_by_length", "cuda_graphs", "checkpoint_every")
     # One value each, never a sweep: the form's booleans and choices (checkpoint_every is a single ValuesField).
     CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch", "device", "precision", "group_by_length",
                      "cuda_graphs", "calibrate")  # fmt: skip

@@ -9,7 +9,6 @@ enqueues is the business of jobs.training, which calls these.
 from __future__ import annotations
 
 import math
-import secrets
 import uuid
 from datetime import timedelta
 from functools import cached_property
@@ -106,7 +105,10 @@ class JobQuerySet(OwnedQuerySet):
         now = timezone.now()
         return bool(
             self.filter(pk=job_id, status=Job.Status.QUEUED).update(
-                status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker,
+                status=Job.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
                 attempts=F("attempts") + 1,
             )  # fmt: skip
         )
@@ -152,7 +154,8 @@ class Job(Owned):
     # measuring, storing) the rest, a step per phase (training.lifecycle.AFTER_TRAINING), so that the bar is full
     # only once the job has ended.
     TRAINING_SHARE = 0.9
-    # The one place a job's queue is decided: training on the GPU queue, a file classification on the CPU one.
+    # The one place a job's lane is decided (training on the GPU lane, the rest on the CPU one): what users see and
+    # order (training.queue_order). Its Celery queue may be narrower (Job.route: CUDA or GPU memory).
     QUEUES = {
         Kind.FINETUNE: queues.GPU, Kind.DISTILL: queues.GPU, Kind.CLASSIFY: queues.CPU, Kind.EVALUATE: queues.CPU,
     }  # fmt: skip
@@ -197,6 +200,7 @@ class Job(Owned):
     error_detail = models.TextField(blank=True, help_text="Its traceback, which names server paths: for staff only.")
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=64, blank=True, db_index=True)
+    queue = models.CharField(max_length=20, blank=True, db_index=True, help_text="The Celery queue it waits in.")
     priority = models.SmallIntegerField(default=0, help_text="Higher starts first on its queue (Job.PRIORITIES).")
     position = models.BigIntegerField(
         null=True, blank=True, help_text="Place among the queued jobs of its priority: its id until its owner moves it."
@@ -229,6 +233,8 @@ class Job(Owned):
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
 
     def save(self, *args, **kwargs) -> None:
+        if not self.queue:
+            self.queue = self.route()
         super().save(*args, **kwargs)
         if self.position is None:  # a new job queues behind every job before it
             self.position = self.pk
@@ -239,9 +245,17 @@ class Job(Owned):
         return self.status in self.FINISHED
 
     @property
-    def queue(self) -> str:
-        """The Celery queue that runs this job."""
+    def lane(self) -> str:
+        """The queue its owner sees it in and orders it on (training or CPU work)."""
         return self.QUEUES[self.kind]
+
+    def route(self) -> str:
+        """The Celery queue this job's run should wait in: a training job that needs a CUDA GPU, or some GPU
+        memory, waits where only workers that have it look; everything else in its lane's queue."""
+        if self.kind not in self.CONFIGS:
+            return self.lane
+        config = self.config
+        return queues.training_queue(cuda=config.device.startswith("cuda"), memory_gb=config.gpu_memory_gb)
 
     @cached_property
     def config(self) -> TrainConfig:
@@ -265,10 +279,12 @@ class Job(Owned):
         not queued."""
         if self.status != self.Status.QUEUED:
             return None
-        same_queue = [kind for kind, queue in self.QUEUES.items() if queue == self.queue]
+        same_queue = [kind for kind, lane in self.QUEUES.items() if lane == self.lane]
         same = Q(priority=self.priority)
-        before = Q(priority__gt=self.priority) | same & Q(position__lt=self.position) | same & Q(
-            position=self.position, pk__lt=self.pk
+        before = (
+            Q(priority__gt=self.priority)
+            | same & Q(position__lt=self.position)
+            | same & Q(position=self.position, pk__lt=self.pk)
         )
         return Job.objects.filter(before, status=self.Status.QUEUED, kind__in=same_queue).count()
 
@@ -421,27 +437,11 @@ class ModelRecord(Owned):
         return number if math.isfinite(number) else None
 
 
-
-def random_webhook_secret() -> str:
-    """32 random bytes, prefixed so that people and secret scanners can tell it from an API token."""
-    return "whsec_" + secrets.token_urlsafe(32)
-
-
-class WebhookSecret(models.Model):
-    """A user's key for webhook signatures (jobs.training.webhooks), apart from their API token: a receiver that
-    checks signatures holds this and no API access, and a new API token leaves the receivers' key alone."""
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_secret")
-    secret = models.CharField(max_length=64, default=random_webhook_secret)
-    created_at = models.DateTimeField(default=timezone.now, help_text="When it was made; a rotation makes it anew.")
-
-    def __str__(self) -> str:
-        return f"webhook secret of {self.user} (since {self.created_at:%Y-%m-%d})"
-
-
 # The app's models kept in modules of their own (a job's points and log lines, the promotion history, each model's
-# test rows, what the worker found wrong with the data); imported here so that they are the app's models.
+# test rows, what the worker found wrong with the data, webhook keys); imported here so that they are the app's
+# models.
 from .points import JobLogLine, MetricPoint  # noqa: E402, F401
 from .predictions import RowPrediction  # noqa: E402, F401
 from .promotions import Promotion  # noqa: E402, F401
 from .quality import DatasetQuality, LabelIssues  # noqa: E402, F401
+from .webhook_secrets import WebhookSecret, random_webhook_secret  # noqa: E402, F401

@@ -102,7 +102,7 @@ def queue_depths() -> dict[str, int]:
     with app.connection_for_read() as connection:
         connection.ensure_connection(max_retries=1)  # a scrape must not wait for the broker to come back
         channel = connection.default_channel
-        for name in queues.ALL:
+        for name in queues.every():
             try:
                 depths[name] = channel.queue_declare(queue=name, passive=True).message_count
             except connection.channel_errors:

@@ -5,9 +5,9 @@ Runs in: the workers. Nothing imports this module but Celery: the web side sends
 """
 
 from celery import shared_task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 
-from mlcore import hardware
+from config import queues
 
 from .datasets import quality
 from .datasets.held import drop_stale_held
@@ -18,10 +18,23 @@ from .training import dispatch, lifecycle, runner, webhooks, workers
 _announcing = {}  # hostname -> the event that stops its announcements
 
 
+@celeryd_after_setup.connect
+def _consume_what_fits(sender, instance, **kwargs) -> None:
+    """A training worker (one consuming `gpu`) with a CUDA GPU also consumes `cuda` and the GPU-memory queues its
+    GPU holds (config/queues.py): the broker then never hands it a job that needs more."""
+    if queues.GPU in instance.app.amqp.queues.consume_from:
+        for name in workers.declared().training_queues():
+            instance.app.amqp.queues.select_add(name)
+
+
 @worker_ready.connect
 def _announce(sender, **kwargs) -> None:
-    """Tell the web process this worker is online and how many GPUs it has (jobs asking for CUDA need one)."""
-    _announcing[sender.hostname] = workers.keep_announcing(sender.hostname, cuda_devices=hardware.cuda_devices())
+    """Tell the web process this worker is online, its GPUs and their memory (jobs asking for CUDA or GPU memory
+    need a worker that has them)."""
+    capacity = workers.declared()
+    _announcing[sender.hostname] = workers.keep_announcing(
+        sender.hostname, cuda_devices=capacity.cuda_devices, gpu_memory_gb=capacity.gpu_memory_gb
+    )
 
 
 @worker_shutdown.connect

@@ -139,6 +139,14 @@ class TrainConfig:
     device: str = field(
         default="auto", metadata=_meta("'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     )  # torch device name
+    gpu_memory_gb: int = field(
+        default=0,
+        metadata=_meta(
+            "GPU memory the job needs, in GB: only a worker whose NVIDIA GPU has at least this much takes it (rounded "
+            "up to the next memory tier, up to 192); 0: any worker, a CPU one included.",
+            bounds=Range(0, 192),
+        ),
+    )  # GB
     group_by_length: bool | str = field(
         default="auto",
         metadata=_meta(
@@ -226,6 +234,8 @@ class TrainConfig:
         # The rules that involve more than one field, or more than a range or a list of choices:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.gpu_memory_gb > 0 and self.device == "cpu":
+            raise ConfigError("gpu_memory_gb asks for a GPU: use device 'auto' or 'cuda' with it, or 0 on the CPU")
         if self.warmup_ratio > 0 and self.scheduler != "linear":
             raise ConfigError("warmup_ratio needs scheduler 'linear'; the 'exponential' schedule has no warm-up")
         if self.calibrate and self.valid_fraction == 0:

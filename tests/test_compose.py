@@ -180,12 +180,51 @@ def test_every_named_volume_a_service_mounts_is_declared(compose, services):
                 assert source in declared, f"{name} mounts undeclared volume {source}"
 
 
-def test_web_and_worker_mount_the_same_media_volume_at_media_root(services):
-    mounts = {}
-    for name in ("web", "worker"):
-        media_root = services[name]["environment"]["MEDIA_ROOT"]
-        mounts[name] = [v.split(":")[0] for v in services[name]["volumes"] if v.split(":")[1] == media_root]
-    assert mounts["web"] and mounts["web"] == mounts["worker"]
+WORKERS = ("worker", "worker-cpu", "worker-cpu-training")
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_share_no_volume_their_files_come_from_the_bucket(compose, services, name):
+    assert "volumes" not in services[name], "a worker on another machine has no shared mount: nor does this one"
+    env = compose["x-django-env"]
+    assert env["DISTILLERY_S3_ENDPOINT_URL"] == "${DISTILLERY_S3_ENDPOINT_URL:-http://minio:9000}"
+    assert env["DISTILLERY_S3_BUCKET"].startswith("${DISTILLERY_S3_BUCKET:-") and env["AWS_SECRET_ACCESS_KEY"]
+    assert depends_on(services[name])["minio"] == "service_healthy"
+
+
+def test_minio_is_healthy_before_anything_stores_and_the_migrate_step_creates_the_bucket(services):
+    minio = services["minio"]
+    assert minio["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert any(v.startswith("minio-data:") for v in minio["volumes"])
+    assert "ensure_bucket" in " ".join(services["migrate"]["command"])
+    for name in ("migrate", "web", *WORKERS):
+        assert depends_on(services[name])["minio"] == "service_healthy", name
+    assert any(str(port).split(":")[-2:] == ["9000", "9000"] for port in minio["ports"])  # presigned downloads
+    assert services["web"]["environment"]["DISTILLERY_S3_PUBLIC_ENDPOINT_URL"].endswith("http://localhost:9000}")
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_scale_out_alike_and_are_healthy_while_they_answer_a_ping_by_their_own_name(services, name):
+    service = services[name]
+    assert "container_name" not in service and "ports" not in service, "--scale would clash on a fixed one"
+    command = service.get("command") or dict(instructions(ROOT / "platform" / "Dockerfile.worker"))["CMD"]
+    prefix = celery_worker_args(command)["-n"].split("@")[0]
+    assert service["healthcheck"]["test"] == [
+        "CMD-SHELL", f"celery -A config inspect ping --timeout 10 -d {prefix}@$$HOSTNAME | grep -q pong"
+    ]  # fmt: skip
+    assert {"interval", "timeout", "retries"} <= set(service["healthcheck"])
+
+
+def test_a_cpu_only_profile_trains_on_cpus_for_jobs_that_ask_for_no_gpu(compose, services):
+    trainer = services["worker-cpu-training"]
+    assert trainer["profiles"] == ["cpu-only"]
+    assert celery_worker_args(trainer["command"])["-Q"] == QUEUES["GPU"]
+    assert trainer["environment"]["DISTILLERY_WORKER_DEVICE"] == "cpu"  # so it never consumes the cuda queues
+    assert {k: v for k, v in trainer["environment"].items() if k != "DISTILLERY_WORKER_DEVICE"} == compose[
+        "x-django-env"
+    ]
+    assert "deploy" not in trainer and trainer["image"] == services["web"]["image"]
+    assert "profiles" not in services["worker"], "the GPU worker starts by default"
 
 
 def test_published_ports_have_the_host_container_shape(services):
@@ -258,7 +297,6 @@ def test_a_cpu_worker_of_its_own_classifies_files_beside_the_training_worker(ser
 def test_the_cpu_worker_runs_like_the_training_worker(compose, services):
     cpu, gpu = services["worker-cpu"], services["worker"]
     assert cpu["environment"] == compose["x-django-env"]
-    assert cpu["volumes"] == gpu["volumes"], "the same media: it reads the uploaded file and writes the CSV"
     assert depends_on(cpu) == depends_on(gpu)
     assert cpu["restart"] == gpu["restart"] == "unless-stopped"
     assert cpu["stop_grace_period"] == gpu["stop_grace_period"]

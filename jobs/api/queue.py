@@ -54,7 +54,7 @@ def _queued_job(request, pk: int) -> Job:
 
 def _answer(request, job: Job) -> Response:
     queues = {q["queue"]: q for q in queue_order.user_queues(request.user)}
-    return Response(QueueSerializer(queues[job.queue]).data)
+    return Response(QueueSerializer(queues[job.lane]).data)
 
 
 class QueueView(APIView):

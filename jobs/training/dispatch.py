@@ -1,5 +1,5 @@
 """Sending work to the Celery workers, by task name: the web side never imports the tasks module (which imports
-the worker's code), and each job goes to the queue its kind names (Job.queue).
+the worker's code), and each job goes to the Celery queue it was routed to (Job.queue, Job.route).
 
 Runs in: the web process and the workers. A leaf: it imports nothing of jobs but the models.
 """

@@ -79,10 +79,10 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         config = Job(kind=spec.kind, params=params).config
     except ConfigError as exc:
         raise ValidationError({"params": str(exc)}) from None
-    if config.device.startswith("cuda") and not workers.cuda_online():
+    if why := workers.refusal(cuda=config.device.startswith("cuda"), memory_gb=config.gpu_memory_gb):
         raise ValidationError({"params": (
-            f"device {config.device!r}: no worker with a CUDA GPU is online; use device 'auto' (a GPU wherever the "
-            "worker has one) or 'cpu'"
+            f"device {config.device!r}, gpu_memory_gb {config.gpu_memory_gb}: {why}; use device 'auto' (a GPU "
+            "wherever the worker has one) or 'cpu', and gpu_memory_gb 0"
         )})  # fmt: skip
     base_model = _check_model(spec, config)
     check_active_jobs(owner, adding=1)
@@ -110,7 +110,7 @@ def start_on_commit(job: Job) -> None:
     was never there. Callers check first that the broker answers (dispatch.check_reachable)."""
     transaction.on_commit(lambda: _send(job))
     transaction.on_commit(lambda: events.broadcast_status(job))
-    transaction.on_commit(lambda: queue_order.broadcast(job.queue))
+    transaction.on_commit(lambda: queue_order.broadcast(job.lane))
 
 
 def _send(job: Job) -> None:
@@ -250,7 +250,7 @@ def request_cancel(job: Job) -> Job:
         dispatch.revoke(job.celery_task_id)
     events.broadcast_status(job)
     if ended:
-        queue_order.broadcast(job.queue, job.owner_id)
+        queue_order.broadcast(job.lane, job.owner_id)
         webhooks.notify(job)
     return job
 

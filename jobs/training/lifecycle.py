@@ -58,7 +58,7 @@ def claim_turn(task_id: str, worker: str, *, redelivered: bool = False) -> Job |
         return None
     job = _claimed(claimed)
     events.broadcast_status(job)
-    queue_order.broadcast(job.queue, job.owner_id)
+    queue_order.broadcast(job.lane, job.owner_id)
     return job
 
 

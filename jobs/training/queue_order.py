@@ -31,22 +31,25 @@ class NotQueued(Exception):
     """The job has left its queue (started, ended): there is nothing to reorder."""
 
 
-def kinds_on(queue: str) -> list[str]:
-    return [kind for kind, name in Job.QUEUES.items() if name == queue]
+def kinds_on(lane: str) -> list[str]:
+    return [kind for kind, name in Job.QUEUES.items() if name == lane]
 
 
-def queued(queue: str):
-    """The queued jobs of a queue (anyone's), in the order they will start."""
-    return Job.objects.filter(status=Job.Status.QUEUED, kind__in=kinds_on(queue)).order_by(*Job.QUEUE_ORDER)
+def queued(lane: str):
+    """The queued jobs of a lane (anyone's), in the order they will start."""
+    return Job.objects.filter(status=Job.Status.QUEUED, kind__in=kinds_on(lane)).order_by(*Job.QUEUE_ORDER)
 
 
 def take_turn(holder: Job, task_id: str, worker: str) -> int | None:
-    """Claim for `worker` the first queued job of the queue of `holder`, which holds the message `task_id`; the
-    holder takes the claimed job's message in exchange. The claimed job's id, or None when `holder` no longer
-    holds a queued turn (it was cancelled, or another worker's claim exchanged its message meanwhile)."""
+    """Claim for `worker` the first queued job of the Celery queue of `holder` (Job.queue), which holds the
+    message `task_id`; the holder takes the claimed job's message in exchange. The claimed job's id, or None when
+    `holder` no longer holds a queued turn (it was cancelled, or another worker's claim exchanged its message
+    meanwhile). Turns are taken within a Celery queue, never across: a job that needs a 40 GB GPU is not started
+    by a message a 16 GB worker received."""
     with transaction.atomic():
         # The queue's rows held for the exchange: a concurrent claim or move waits (SQLite: the whole database).
-        rows = list(queued(holder.queue).select_for_update().values_list("pk", "celery_task_id"))
+        waiting = Job.objects.filter(status=Job.Status.QUEUED, queue=holder.queue).order_by(*Job.QUEUE_ORDER)
+        rows = list(waiting.select_for_update().values_list("pk", "celery_task_id"))
         if (holder.pk, task_id) not in rows:
             return None
         first, first_task = rows[0]
@@ -65,7 +68,7 @@ def move(job: Job, *, to: str | None = None, place: int | None = None) -> None:
     (1 = their first). Only the owner's jobs trade places, each taking the priority and position of the place it
     lands on, so that everyone else's jobs keep theirs. Raises NotQueued when the job is not queued."""
     with transaction.atomic():
-        mine = list(queued(job.queue).filter(owner_id=job.owner_id).select_for_update().values_list(
+        mine = list(queued(job.lane).filter(owner_id=job.owner_id).select_for_update().values_list(
             "pk", "priority", "position"
         ))  # fmt: skip
         order = [pk for pk, _, _ in mine]
@@ -81,7 +84,7 @@ def move(job: Job, *, to: str | None = None, place: int | None = None) -> None:
         for pk, (was, priority, position) in zip(order, mine, strict=True):
             if pk != was:
                 Job.objects.filter(pk=pk).update(priority=priority, position=position)
-    broadcast(job.queue)
+    broadcast(job.lane)
 
 
 def check_priority(user, priority: int) -> None:
@@ -100,29 +103,29 @@ def set_priority(job: Job, priority: int, user) -> None:
     check_priority(user, priority)
     if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(priority=priority):
         raise NotQueued(f"job {job.pk} is {Job.objects.get(pk=job.pk).status}, not queued")
-    broadcast(job.queue)
+    broadcast(job.lane)
 
 
-def places(queue: str) -> dict[int, list[dict]]:
-    """{owner id: their queued jobs of the queue in order, each {job, kind, priority, position}}, position
+def places(lane: str) -> dict[int, list[dict]]:
+    """{owner id: their queued jobs of the lane in order, each {job, kind, priority, position}}, position
     counting everyone's jobs from 1 (the next to start)."""
     found = defaultdict(list)
-    rows = queued(queue).values_list("pk", "owner_id", "kind", "priority")
+    rows = queued(lane).values_list("pk", "owner_id", "kind", "priority")
     for position, (pk, owner, kind, priority) in enumerate(rows, start=1):
         found[owner].append({"job": pk, "kind": kind, "priority": priority, "position": position})
     return found
 
 
 def user_queues(user) -> list[dict]:
-    """The user's queued jobs per queue, as queue events carry them: [{queue, jobs}], queues in Job.QUEUES'
-    order, each listed (empty or not)."""
-    return [{"queue": queue, "jobs": places(queue).get(user.pk, [])} for queue in dict.fromkeys(Job.QUEUES.values())]
+    """The user's queued jobs per lane, as queue events carry them: [{queue, jobs}], lanes in Job.QUEUES' order,
+    each listed (empty or not)."""
+    return [{"queue": lane, "jobs": places(lane).get(user.pk, [])} for lane in dict.fromkeys(Job.QUEUES.values())]
 
 
-def broadcast(queue: str, *owners: int) -> None:
-    """Send each user with queued jobs on `queue` (and `owners`, whose list may just have emptied) their jobs'
+def broadcast(lane: str, *owners: int) -> None:
+    """Send each user with queued jobs on `lane` (and `owners`, whose list may just have emptied) their jobs'
     places, over their job lists' group: a move or a start shifts everyone behind it."""
-    found = places(queue)
+    found = places(lane)
     for owner in dict.fromkeys([*found, *owners]):
-        event = {"type": "queue", "queue": queue, "jobs": found.get(owner, [])}
+        event = {"type": "queue", "queue": lane, "jobs": found.get(owner, [])}
         events.group_send(events.user_jobs_group(owner), event)

@@ -1,9 +1,10 @@
-"""Which workers are online and what they can run: each worker announces itself and its CUDA GPUs in the shared
-cache (Redis) when it is ready and every ANNOUNCE_EVERY seconds after, and an announcement lives TTL seconds, so
-a worker that died drops out on its own. The web process reads them to refuse, at launch, a job that asks for a
-GPU no worker has.
+"""Which workers are online and what they can run: each worker declares its device and GPU memory (Capacity,
+from the machine or DISTILLERY_WORKER_DEVICE / DISTILLERY_WORKER_GPU_MEMORY_GB), consumes the queues of the jobs
+that fit it (config/queues.py), and announces itself in the shared cache (Redis) when it is ready and every
+ANNOUNCE_EVERY seconds after; an announcement lives TTL seconds, so a worker that died drops out on its own. The
+web process reads them to refuse, at launch, a job that asks for a GPU, or GPU memory, that no worker has.
 
-Runs in: the workers (keep_announcing, from tasks.py) and the web process (cuda_online).
+Runs in: the workers (declared, keep_announcing, from tasks.py) and the web process (refusal).
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
+
+from config import queues
+from mlcore import hardware
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +27,37 @@ TTL = 4 * ANNOUNCE_EVERY  # seconds an announcement counts: a worker missing thr
 INDEX = "workers:index"
 
 
-def announce(hostname: str, *, cuda_devices: int) -> None:
-    """Record that `hostname` is online with `cuda_devices` GPUs, for TTL seconds."""
-    cache.set(f"workers:{hostname}", {"hostname": hostname, "cuda_devices": cuda_devices, "at": time.time()}, TTL)
+@dataclass(frozen=True)
+class Capacity:
+    """What a worker can run: its CUDA GPUs and the memory of the smallest, in GB (0 when it has none)."""
+
+    cuda_devices: int
+    gpu_memory_gb: float = 0.0
+
+    def training_queues(self) -> list[str]:
+        """The queues a training worker consumes besides `gpu`: none on a CPU, else `cuda` and the memory tiers
+        its GPU holds."""
+        return queues.cuda_queues(self.gpu_memory_gb) if self.cuda_devices else []
+
+
+def declared() -> Capacity:
+    """This worker's capacity: the machine's GPUs and their memory (mlcore.hardware, without CUDA), unless the
+    operator declared otherwise: DISTILLERY_WORKER_DEVICE=cpu hides its GPUs, =cuda counts one at least (a MIG
+    slice, say), DISTILLERY_WORKER_GPU_MEMORY_GB sets the memory (a GPU shared with something else)."""
+    device = settings.DISTILLERY_WORKER_DEVICE
+    cuda = 0 if device == "cpu" else hardware.cuda_devices()
+    if device == "cuda":
+        cuda = max(cuda, 1)
+    if not cuda:
+        return Capacity(0)
+    memory = settings.DISTILLERY_WORKER_GPU_MEMORY_GB
+    return Capacity(cuda, hardware.gpu_memory_gb() if memory is None else memory)
+
+
+def announce(hostname: str, *, cuda_devices: int, gpu_memory_gb: float = 0.0) -> None:
+    """Record that `hostname` is online with `cuda_devices` GPUs of `gpu_memory_gb` GB, for TTL seconds."""
+    entry = {"hostname": hostname, "cuda_devices": cuda_devices, "gpu_memory_gb": gpu_memory_gb, "at": time.time()}
+    cache.set(f"workers:{hostname}", entry, TTL)
     names = set(cache.get(INDEX) or ())
     if hostname not in names:  # a lost update between two workers heals at the next announcement
         cache.set(INDEX, sorted(names | {hostname}), None)
@@ -35,7 +69,7 @@ def forget(hostname: str) -> None:
 
 
 def online() -> list[dict]:
-    """The announcements still alive: [{hostname, cuda_devices, at}]."""
+    """The announcements still alive: [{hostname, cuda_devices, gpu_memory_gb, at}]."""
     names = cache.get(INDEX) or []
     found = cache.get_many([f"workers:{name}" for name in names])
     return [found[key] for key in sorted(found)]
@@ -46,7 +80,25 @@ def cuda_online() -> bool:
     return any(worker["cuda_devices"] > 0 for worker in online())
 
 
-def keep_announcing(hostname: str, *, cuda_devices: int) -> threading.Event:
+def refusal(*, cuda: bool, memory_gb: float) -> str | None:
+    """Why no online worker would take a training job that asks for a CUDA device (`cuda`) and `memory_gb` GB
+    of GPU memory (0: any), or None when one would. A worker takes a memory tier its GPU holds whole, so a job
+    is measured by its tier."""
+    gpus = [worker for worker in online() if worker["cuda_devices"] > 0]
+    if (cuda or memory_gb > 0) and not gpus:
+        return "no worker with a CUDA GPU is online"
+    if memory_gb > 0:
+        tier = queues.memory_tier(memory_gb)
+        largest = max(worker.get("gpu_memory_gb", 0) for worker in gpus)
+        if largest < tier:
+            return (
+                f"no online worker has a GPU with {tier} GB or more (gpu_memory_gb {memory_gb:g} is taken by GPUs of "
+                f"its tier, {tier} GB); the largest online has {largest:g} GB"
+            )
+    return None
+
+
+def keep_announcing(hostname: str, *, cuda_devices: int, gpu_memory_gb: float = 0.0) -> threading.Event:
     """Announce now and every ANNOUNCE_EVERY seconds after, from a daemon thread, until the returned event is
     set (or the process ends)."""
     stop = threading.Event()
@@ -54,7 +106,7 @@ def keep_announcing(hostname: str, *, cuda_devices: int) -> threading.Event:
     def loop() -> None:
         while not stop.is_set():
             try:
-                announce(hostname, cuda_devices=cuda_devices)
+                announce(hostname, cuda_devices=cuda_devices, gpu_memory_gb=gpu_memory_gb)
             except Exception:  # Redis away for a moment: the next announcement makes up for it
                 log.warning("could not announce worker %s", hostname, exc_info=True)
             stop.wait(ANNOUNCE_EVERY)

@@ -82,7 +82,8 @@ GRAPH = {module: {target for target, _, _ in _imports(module)} for module in MOD
 def _layer(module: str) -> int:
     if module.startswith("mlcore"):
         return 0
-    if module in ("jobs.models", "jobs.points", "jobs.promotions", "jobs.predictions", "jobs.quality"):  # models
+    models = ("models", "points", "promotions", "predictions", "quality", "webhook_secrets")
+    if module in {f"jobs.{name}" for name in models}:
         return 1
     if module.startswith(LEAVES):
         return 2

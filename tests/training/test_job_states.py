@@ -67,7 +67,11 @@ def test_each_kind_has_its_queue_and_its_config(user, dataset, trained_model):
     finetune = _job(user, dataset, params={"epochs": 2})
     distill = Job(owner=user, kind="distill", dataset=dataset, params={"temperature": 2.0})
     classify = Job(owner=user, kind="classify", model=trained_model, params={})
-    assert (finetune.queue, distill.queue, classify.queue) == ("gpu", "gpu", "cpu")
+    assert (finetune.lane, distill.lane, classify.lane) == ("gpu", "gpu", "cpu")
+    assert (finetune.route(), distill.route(), classify.route()) == ("gpu", "gpu", "cpu")
+    assert Job(kind="distill", params={"device": "cuda"}).route() == "cuda"
+    assert Job(kind="finetune", params={"gpu_memory_gb": 30}).route() == "cuda-32g"
+    assert Job.objects.get(pk=finetune.pk).queue == "gpu"  # stored when it was saved
     assert type(finetune.config) is TrainConfig and finetune.config.epochs == 2
     assert type(distill.config) is DistillConfig and distill.config.temperature == 2.0
     with pytest.raises(KeyError):

@@ -284,6 +284,11 @@ DISTILLERY_WORKER_DEVICE = os.environ.get("DISTILLERY_WORKER_DEVICE", "").strip(
 if DISTILLERY_WORKER_DEVICE not in ("", "cuda", "cpu"):
     raise ImproperlyConfigured(f"DISTILLERY_WORKER_DEVICE={DISTILLERY_WORKER_DEVICE!r} is not cuda or cpu")
 DISTILLERY_WORKER_GPU_MEMORY_GB = env_limit("DISTILLERY_WORKER_GPU_MEMORY_GB", None, 0, 100_000)
+# How often Celery beat runs reap_stale_jobs, in seconds: a vanished worker's job is sent again between
+# DISTILLERY_STALE_AFTER and this much later (a cluster that lowers the first lowers this with it).
+DISTILLERY_REAP_SECONDS = float(os.environ.get("DISTILLERY_REAP_SECONDS", "60"))
+if DISTILLERY_REAP_SECONDS <= 0:
+    raise ImproperlyConfigured(f"DISTILLERY_REAP_SECONDS={DISTILLERY_REAP_SECONDS}: use a positive number")
 # Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
 DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
 
@@ -364,7 +369,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "jobs.tasks.reap_stale_jobs", "schedule": 60.0, "options": {"queue": queues.CPU}},
+    "reap-stale-jobs": {
+        "task": "jobs.tasks.reap_stale_jobs", "schedule": DISTILLERY_REAP_SECONDS, "options": {"queue": queues.CPU},
+    },
     "drop-stale-held-uploads": {
         "task": "jobs.tasks.drop_stale_held_uploads", "schedule": 3600.0, "options": {"queue": queues.CPU},
     },

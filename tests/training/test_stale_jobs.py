@@ -4,6 +4,9 @@ again, and a live worker takes it over; a job whose worker is alive is left alon
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -14,7 +17,7 @@ from jobs import tasks
 from jobs.datasets import services as dataset_services
 from jobs.models import Job
 from jobs.training import dispatch, lifecycle
-from tests.conftest import watch_job
+from tests.conftest import REPO, watch_job
 
 
 @pytest.fixture
@@ -82,3 +85,18 @@ def test_the_reaper_gives_a_vanished_workers_job_to_the_live_worker(
     assert final["status"] == "succeeded", final["error"]
     job.refresh_from_db()
     assert job.attempts == 2 and job.worker.startswith("test-") and job.result_model is not None
+
+
+def _beat_schedule(**env: str) -> subprocess.CompletedProcess:
+    code = "from config import settings; print(settings.CELERY_BEAT_SCHEDULE['reap-stale-jobs']['schedule'])"
+    environ = {k: v for k, v in os.environ.items() if k != "DISTILLERY_REAP_SECONDS"}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env={**environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_beat_reaps_as_often_as_the_operator_says_and_refuses_a_non_positive_interval():
+    assert _beat_schedule().stdout.strip() == "60.0"  # the default
+    assert _beat_schedule(DISTILLERY_REAP_SECONDS="2.5").stdout.strip() == "2.5"
+    refused = _beat_schedule(DISTILLERY_REAP_SECONDS="0")
+    assert refused.returncode != 0 and "DISTILLERY_REAP_SECONDS=0.0: use a positive number" in refused.stderr

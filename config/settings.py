@@ -289,6 +289,28 @@ DISTILLERY_WORKER_GPU_MEMORY_GB = env_limit("DISTILLERY_WORKER_GPU_MEMORY_GB", N
 DISTILLERY_REAP_SECONDS = float(os.environ.get("DISTILLERY_REAP_SECONDS", "60"))
 if DISTILLERY_REAP_SECONDS <= 0:
     raise ImproperlyConfigured(f"DISTILLERY_REAP_SECONDS={DISTILLERY_REAP_SECONDS}: use a positive number")
+
+
+def dead_peer_options(seconds: float) -> str:
+    """libpq's `options` asking the PostgreSQL server to drop a client that stops answering within `seconds`: TCP
+    keepalives probe an idle connection (a third of it idle, three probes a ninth apart), and tcp_user_timeout
+    bounds data the server sent that stays unacknowledged."""
+    idle, interval = max(1, int(seconds / 3)), max(1, int(seconds / 9))
+    return (
+        f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} -c tcp_keepalives_count=3 "
+        f"-c tcp_user_timeout={max(1000, int(seconds * 1000))}"
+    )
+
+
+# A worker host that vanishes inside a transaction (a run's fence, then its metric points) leaves the server holding
+# the job's row lock on a connection that no one will close: the reaper and the run that takes the job over would
+# wait on it for as long as TCP takes to give up (15 minutes of retransmits, or 2 hours before a keepalive). So each
+# session asks the server to drop a silent peer within DISTILLERY_STALE_AFTER, the time after which its job is given
+# away anyway. Options in DATABASE_URL (?options=...) come after these, so an operator's own win.
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{dead_peer_options(DISTILLERY_STALE_AFTER)} {_options.get('options', '')}".strip()
+
 # Wall-clock budget of the CPU latency/throughput measurement that follows every training job, in seconds.
 DISTILLERY_SPEED_SECONDS = float(os.environ.get("DISTILLERY_SPEED_SECONDS", "10"))
 

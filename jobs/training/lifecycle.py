@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -121,12 +121,25 @@ def running(job: Job):
         except Cancelled:
             finish_job(job, Job.Status.CANCELLED)
         except Exception as exc:
-            if not job.owned().exists():
+            if not _still_owned(job):
                 log.warning("job %s: stopped by %r; another run owns it now", job.pk, exc)
                 return
             log.exception("job %s failed", job.pk)
             reason, detail = failures.failure_reason(job, exc), failures.failure_detail(exc)
             finish_job(job, Job.Status.FAILED, error=reason, error_detail=detail)
+
+
+def _still_owned(job: Job) -> bool:
+    """Whether this run still owns the job, asked again on a fresh connection when the error broke this one: the
+    database drops the connections of a host it could not reach (config.settings.dead_peer_options), and that host
+    is the one whose job was given away meanwhile."""
+    try:
+        return job.owned().exists()
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return job.owned().exists()
 
 
 @contextlib.contextmanager

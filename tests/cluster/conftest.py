@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from celery import Celery
 
 from tests.cluster import netns
 from tests.conftest import REPO, multipart
@@ -36,6 +37,7 @@ class Site:
         self.cluster = cluster
         self.workers = workers  # host -> the Celery name of its worker
         self.token = ""
+        self.control = Celery("cluster-observer", broker=f"redis://127.0.0.1:{netns.PORTS['redis']}/0")
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         """(status, JSON or bytes) of one request to the web process, on a connection opened in the core."""
@@ -66,6 +68,12 @@ class Site:
         status, body = self.request("GET", f"/api/jobs/{job_id}/")
         assert status == 200, (status, body)
         return body
+
+    def active(self, worker: str) -> dict | None:
+        """What `worker` is running, as `celery inspect active` answers through the cluster's Redis (None: no
+        answer within a second)."""
+        with netns.inside(self.cluster.core):  # the broker connection is made here, in the core
+            return self.control.control.inspect([worker], timeout=1).active()
 
     def stored(self, prefix: str) -> list[str]:
         """The keys under `prefix` in the bucket, asked of the S3 server in the core."""
@@ -162,10 +170,11 @@ def cluster_site(tiny_bert, tmp_path):
 
         celery = [py, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--loglevel", "INFO",
                   "--without-gossip", "--without-mingle"]  # fmt: skip
-        workers = {host: f"gpu@host-{host}-{cluster.tag}" for host in netns.SUBNETS}
-        for host, name in workers.items():
+        workers = {host: f"gpu@{cluster.hostname(host)}" for host in netns.SUBNETS}  # as `-n gpu@%h` names them
+        for host in workers:
             env = _environment(cluster, host, f"host-{host}", secret_key, model_roots)
-            cluster.spawn(f"worker-{host}", cluster.hosts[host], [*celery, "-Q", "gpu", "-n", name], env, cwd=REPO)
+            worker = [*celery, "-Q", "gpu", "-n", "gpu@%h"]
+            cluster.spawn(f"worker-{host}", cluster.hosts[host], worker, env, hostname=cluster.hostname(host), cwd=REPO)
         beat = ["--beat", "--schedule", str(tmp_path / "core" / "celerybeat-schedule")]
         cluster.spawn("cpu-worker", cluster.core, [*celery, "-Q", "cpu", "-n", f"cpu@core-{cluster.tag}", *beat],
                       core_env, cwd=REPO)  # fmt: skip

@@ -4,8 +4,11 @@ process started in its host's namespace with `ip netns exec`. Root only.
 Topology (addresses are private to the namespaces, so two runs at once do not collide):
 
     core namespace: PostgreSQL :5432, Redis :6379, moto S3 :5000, uvicorn :8000, a cpu worker with Celery beat
-        veth <tag>ca 10.250.1.1/24  <---->  10.250.1.2/24 <tag>ha   host-a namespace: a gpu worker
-        veth <tag>cb 10.250.2.1/24  <---->  10.250.2.2/24 <tag>hb   host-b namespace: a gpu worker
+        veth <tag>ca 10.250.1.1/24  <---->  10.250.1.2/24 <tag>ha   <tag>-a namespace: a gpu worker
+        veth <tag>cb 10.250.2.1/24  <---->  10.250.2.2/24 <tag>hb   <tag>-b namespace: a gpu worker
+
+A host's processes also get a UTS namespace with a hostname of its own (host-a-<tag>), so a worker names itself
+gpu@%h as on a real machine.
 
 The test process stays in the root namespace; what it opens inside a namespace it opens under `inside(name)`,
 which moves only its calling thread there (setns(2)), so its sockets too stay in namespaces the test made.
@@ -34,8 +37,8 @@ def unavailable() -> str | None:
     """Why this machine cannot run the cluster, or None when it can."""
     if os.geteuid() != 0:
         return "needs root (ip netns, veth links)"
-    if not shutil.which("ip") or not shutil.which("setpriv"):
-        return "needs iproute2's ip and util-linux's setpriv"
+    if not all(shutil.which(tool) for tool in ("ip", "setpriv", "unshare")):
+        return "needs iproute2's ip and util-linux's setpriv and unshare"
     probe = f"dcprobe{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode:
@@ -114,21 +117,31 @@ class Cluster:
         """Take the link between the core and `host` down: from then on no packet crosses it either way."""
         ip("-n", self.core, "link", "set", self.link(host), "down")
 
+    def restore(self, host: str) -> None:
+        ip("-n", self.core, "link", "set", self.link(host), "up")
+
     def core_address(self, host: str | None) -> str:
         """The core's address as `host` reaches it (None: a process in the core itself)."""
         return "127.0.0.1" if host is None else f"{SUBNETS[host]}.1"
 
     # --- processes -----------------------------------------------------------------------------------------
 
-    def spawn(self, name: str, netns: str, argv: list[str], env: dict[str, str], *, user: str | None = None, cwd=None):
-        """Start `argv` in `netns` (ip netns exec, then setpriv for `user`: both exec, so the pid is the program's),
-        in a process group of its own, its output in base/<name>.log."""
+    def hostname(self, host: str) -> str:
+        return f"host-{host}-{self.tag}"
+
+    def spawn(
+        self, name: str, netns: str, argv: list[str], env: dict[str, str], *, user=None, hostname=None, cwd=None
+    ) -> subprocess.Popen:
+        """Start `argv` in `netns` (ip netns exec; then setpriv for `user`; or a UTS namespace named `hostname`, as a
+        host of its own is: all exec, so the pid is the program's), in a process group of its own, its output in
+        base/<name>.log."""
         drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
+        named = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', hostname] if hostname else []
         self.logs[name] = self.base / f"{name}.log"
         with open(self.logs[name], "wb") as log:
             self.procs[name] = subprocess.Popen(
-                ["ip", "netns", "exec", netns, *drop, *argv], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                ["ip", "netns", "exec", netns, *drop, *named, *argv], env=env, cwd=cwd, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         return self.procs[name]
 

@@ -1,7 +1,8 @@
 """Two hosts train two jobs at once; one host's link to the core is cut mid-job. Its job is presumed gone once its
 heartbeats stop, sent again by Celery beat's reaper, and finished by the other host from the last checkpoint in
 the bucket; a websocket client on the web process sees every training step once, the dead run's extra steps
-dropped by the rewind it is told of. Root only: real network namespaces and veth links (tests/cluster/netns.py)."""
+dropped by the rewind it is told of. When the link comes back, the cut-off worker's run, still going, changes
+nothing. Root only: real network namespaces and veth links (tests/cluster/netns.py)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,23 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
     assert any(m["step"] > resumed and m["seq"] <= last_dead_seq for m in metrics if m["kind"] == "train")
     assert sorted(m["step"] for m in kept if m["kind"] == "val") == [32, 64, 96, 128]
     assert site.stored(prefix) == []  # every attempt's checkpoints gone once the job ended
+    history = site.request("GET", f"/api/jobs/{long_job}/metrics/")[1]
+    assert [p["step"] for p in history if p["kind"] == "train"] == list(range(1, 129))  # the stored history too
+
+    # The cut-off host comes back. Its run is still going, but PostgreSQL dropped its connection meanwhile: it
+    # stops at its next write, and changes nothing (no point, checkpoint, end state or model).
+    site.cluster.restore(victim)
+    restored_at = time.monotonic()
+    victim_name = site.workers[victim]
+    _until(lambda: site.active(victim_name) == {victim_name: []}, "the cut-off worker's run to stop", timeout=150)
+    stopped_s = time.monotonic() - restored_at
+    woken = site.cluster.tail(f"worker-{victim}", 200_000)
+    assert f"job {long_job}: stopped" in woken and "another run owns it now" in woken  # not a task that crashed
+    assert site.job(long_job) == final
+    assert site.request("GET", f"/api/jobs/{long_job}/metrics/")[1] == history
+    assert site.stored("checkpoints/") == []
+    models = site.request("GET", "/api/models/")[1]["results"]
+    assert sorted(m["job"] for m in models) == sorted([long_job, short_job])
 
     print(
         "cross-host failover: "
@@ -154,6 +172,7 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
                 "link_cut_to_succeeded_s": round(finished_s, 1),
                 "resumed_after_step": resumed,
                 "other_job_running_at_cut": short_running_at_cut,
+                "link_restored_to_cut_off_run_stopped_s": round(stopped_s, 1),
                 **{k: float(v) for k, v in sorted(LIVENESS.items())},
             }
         )

@@ -10,7 +10,7 @@ DataLoader that runs shortest rows first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Batch = dict[str, Any]
+Sharding = Callable[[list[int]], tuple[list[int], float]]
 
 
 class EncodedRows(Dataset[dict[str, Any]]):
@@ -143,9 +144,15 @@ class TrainBatches:
             self.lengths, self.batch_size, seed=self.seed, epoch=epoch, group_by_length=self.group_by_length
         )
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+    def epoch(self, epoch: int, start: int = 0, shard: Sharding | None = None) -> Iterator[Batch]:
+        """With `shard` (mlcore.parallel.Group.shard: this rank's rows of a global batch and their share of it),
+        each batch is this rank's part of the global batch, with its share as a 0-d tensor under "share"."""
         for indices in self.order(epoch)[start:]:
-            yield self._batch(indices)
+            if shard is None:
+                yield self._batch(indices)
+                continue
+            mine, share = shard(indices)
+            yield self._batch(mine) | {"share": torch.tensor(share)}
 
     def by_length(self, batch_size: int) -> Iterator[Batch]:
         order = sorted(range(len(self.rows)), key=self.lengths.__getitem__)

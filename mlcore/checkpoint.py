@@ -35,8 +35,10 @@ CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 1  # bumped when the layout changes; an older file is then refused rather than misread
 
 # Settings that may differ between the interrupted run and its resume: they change neither the numbers nor the
-# order of the work (a job that fell back from one GPU to another, or checkpoints at another interval).
-RESUMABLE_CHANGES = ("device", "checkpoint_every")
+# order of the work (a job that fell back from one GPU to another, or checkpoints at another interval). devices
+# splits the same global batches over more or fewer processes (only dropout's draws differ), and a checkpoint
+# written before it existed has no such key.
+RESUMABLE_CHANGES = ("device", "devices", "checkpoint_every")
 
 
 class CheckpointMismatch(ValueError):

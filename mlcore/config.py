@@ -147,6 +147,15 @@ class TrainConfig:
             bounds=Range(0, 192),
         ),
     )  # GB
+    devices: int = field(
+        default=1,
+        metadata=_meta(
+            "Devices one run trains on, data-parallel: on CUDA that many GPUs (from device's index on), on CPU that "
+            "many processes sharing the cores; each optimiser step's batch_size rows are split across them, so the "
+            "steps and the schedule stay those of one device.",
+            bounds=Range(1, 8),
+        ),
+    )  # processes, one per device
     group_by_length: bool | str = field(
         default="auto",
         metadata=_meta(

@@ -18,17 +18,18 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
+from mlcore import parallel
 from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import Batch, split_loaders
 from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset, relabel, unknown_labels
-from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import logits_by_row, score_logits, split_logits
 from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import epoch_choice_metrics, fit
 from mlcore.losses import batch_agreement, distillation_loss, hidden_state_loss
+from mlcore.parallel import Group
 from mlcore.students import derive_student, layers_to_keep
 from mlcore.train import (
     TrainResult,
@@ -36,6 +37,7 @@ from mlcore.train import (
     evaluate_test_split,
     fit_calibration,
     loader_options,
+    rank_device,
     split_indices,
     splits_at,
 )
@@ -53,6 +55,7 @@ def distill(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
     test_dataset: TextDataset | None = None,
+    group: Group | None = None,
 ) -> TrainResult:
     """Distil the model saved in teacher_dir into a student and save the student to output_dir.
 
@@ -60,11 +63,16 @@ def distill(
     evenly spaced ones), or a catalogue/hub/folder model with a new head. With the teacher's dataset and seed,
     the splits are the teacher's own, so neither model has seen the test rows. Raises DataError when the
     dataset has labels the teacher does not know. Checkpoints, resume and test_dataset work as in finetune();
-    a checkpoint holds the student only, since the teacher does not change.
+    a checkpoint holds the student only, since the teacher does not change. config.devices and `group` work as
+    in finetune(); every rank computes the teacher's logits for all training rows (the pass costs what it costs on
+    one device, and each rank then reads its own rows' logits by position).
     """
     callback = callback or Callback()
-    device = resolve_device(config.device)
-    use_all_cpu_threads(device)
+    if config.devices > 1 and group is None:
+        options = dict(callback=callback, checkpoint_dir=checkpoint_dir, resume=resume, test_dataset=test_dataset)
+        return parallel.run(distill, (dataset, teacher_dir, output_dir, config), options, config.devices, config.device)
+    device = rank_device(config, group)
+    main = group is None or group.is_main
 
     # Teacher: its label names fix the label ids; the dataset is mapped onto them by name.
     callback.on_phase(Phase.LOADING)
@@ -154,13 +162,17 @@ def distill(
         )  # fmt: skip
     # The teacher's answers on the validation rows, once (it does not change): each validation reports how often
     # the student gives the same.
-    teacher_valid = teacher_predictions(teacher, loaders["valid"], device, teacher_key, callback, config)
+    teacher_valid = None
+    if main:  # the other ranks do not validate
+        teacher_valid = teacher_predictions(teacher, loaders["valid"], device, teacher_key, callback, config)
 
     # Loop: the fine-tuning loop with the distillation loss.
     fitted = fit(
         student, step, loaders["train"], loaders["valid"], config, device, callback,
-        checkpoints=checkpoints, resume_from=resume_from, valid_reference=teacher_valid,
+        checkpoints=checkpoints if main else None, resume_from=resume_from, valid_reference=teacher_valid, group=group,
     )  # fmt: skip
+    if not main:
+        return None  # type: ignore[return-value]  # another rank's part ends with training; rank 0 goes on
     resume_from = None  # its tensors are in the student now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)

@@ -25,6 +25,7 @@ from mlcore.devices import autocast, autocast_dtype, resolve_device, to_device, 
 from mlcore.evaluate import evaluate
 from mlcore.graphs import GraphedModel
 from mlcore.optim import make_optimizer, make_scheduler
+from mlcore.parallel import Group
 from mlcore.usage import memory_metrics
 
 __all__ = [
@@ -68,6 +69,7 @@ def fit(
     checkpoints: Checkpoints | None = None,
     resume_from: dict[str, Any] | None = None,
     valid_reference: list[int] | None = None,
+    group: Group | None = None,
 ) -> FitResult:
     """Train for config.epochs, reporting every batch and validating after every epoch.
 
@@ -77,12 +79,16 @@ def fit(
     training continues after its step as if it had never stopped, and the steps reported continue its count.
     `valid_reference` is another model's predicted class for each validation row, in the loader's order
     (distillation's teacher): each validation then also reports "val/agreement", the share the model matches.
+
+    With `group` (mlcore.parallel) this process is one rank of a data-parallel run: it trains on its share of
+    each global batch through DistributedDataParallel, the batch's metrics are those of the whole global batch,
+    and only rank 0 validates (its early-stopping decision is sent to the others); checkpoints are rank 0's too
+    (the others get none).
     """
     amp = autocast_dtype(device, config.precision)
     per_epoch = len(train_batches)
     total_steps = config.epochs * per_epoch
     optimizer = make_optimizer(model, config, device)
-    runner = _runner(model, config, device)
     scheduler, schedule_every = make_scheduler(optimizer, config, total_steps)
     step, loss_sum, accuracy_sum = 0, 0.0, 0.0
     start_epoch, start_batch = 0, 0
@@ -98,6 +104,9 @@ def fit(
         val_metrics = dict(resume_from.get("val_metrics") or {})
         # Last: building the model drew from the RNG, and dropout must now draw what it would have drawn.
         restore_rng(resume_from["rng"])
+    if group is not None:
+        group.seed_dropout(config.seed, step)
+    runner = _runner(model, config, device, group)
 
     model.train()
     stopped_early, epochs_run = False, start_epoch
@@ -106,7 +115,7 @@ def fit(
         epochs_run = epoch + 1
         callback.on_phase(Phase.TRAINING)
         i = start_batch if epoch == start_epoch else 0
-        batches = _on_device(train_batches.epoch(epoch, start=i), device)
+        batches = _on_device(train_batches.epoch(epoch, start=i, shard=group.shard if group else None), device)
         upcoming = next(batches, None)
         last_report = time.perf_counter()
         while upcoming is not None:
@@ -117,7 +126,9 @@ def fit(
             with autocast(device, amp):
                 loss, logits, extra = step_fn(runner, batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # A rank's loss weighed by its share of the global batch: DDP's average of the ranks' gradients is
+            # then the gradient of the whole batch's mean loss, as on one device.
+            (loss if group is None else loss * (group.size * batch["share"])).backward()
             optimizer.step()
             step += 1
             if step % schedule_every == 0:
@@ -125,8 +136,14 @@ def fit(
 
             accuracy = (logits.argmax(dim=-1) == batch["labels"]).float().mean()
             values = torch.stack([loss.detach().float(), accuracy, *(v.detach().float() for v in extra.values())])
+            rows = batch["labels"].shape[0]
+            if group is not None:  # the global batch's metrics: each rank's weighed by its share, and its rows
+                real = (batch["share"] > 0).float()
+                values = group.sum(torch.cat([values * batch["share"], (real * rows).reshape(1)]))
             upcoming = next(batches, None)  # CPU work that overlaps the GPU's, before the one sync below
             batch_loss, batch_accuracy, *extra_values = values.tolist()
+            if group is not None:
+                rows = int(extra_values.pop())
             now = time.perf_counter()  # after the sync: the batch is done on the device too
             seconds, last_report = max(now - last_report, 1e-9), now
             loss_sum += batch_loss
@@ -138,7 +155,7 @@ def fit(
                 "epoch": epoch + i / per_epoch,
                 # Rows over the wall time since the last report: the whole step as the job lives it, data and
                 # callback included.
-                "train/samples_per_s": batch["labels"].shape[0] / seconds,
+                "train/samples_per_s": rows / seconds,
             }
             if now - sampled_at >= USAGE_EVERY_SECONDS:
                 sampled_at = now
@@ -164,19 +181,24 @@ def fit(
                 callback.on_checkpoint(step, str(checkpoints.save(state)))
 
         if len(valid_loader.dataset):  # type: ignore[arg-type]
-            callback.on_phase(Phase.VALIDATING)
-            loss_value, y_true, y_pred = evaluate(
-                model, valid_loader, device, should_stop=callback.should_stop, precision=config.precision
-            )
-            correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
-            val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
-            if valid_reference is not None:
-                same = sum(p == r for p, r in zip(y_pred, valid_reference, strict=True))
-                val_metrics["val/agreement"] = same / len(y_pred)
-            callback.on_evaluate("val", step, dict(val_metrics))
-            best.consider(epoch + 1, val_metrics, model if config.keep_best_epoch else None)
-            patience = config.early_stopping_patience
-            if patience is not None and epochs_run - best.epoch >= patience and epochs_run < config.epochs:
+            stop = False
+            if group is None or group.is_main:
+                callback.on_phase(Phase.VALIDATING)
+                loss_value, y_true, y_pred = evaluate(
+                    model, valid_loader, device, should_stop=callback.should_stop, precision=config.precision
+                )
+                correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
+                val_metrics = {"val/loss": loss_value, "val/accuracy": correct / len(y_true)}
+                if valid_reference is not None:
+                    same = sum(p == r for p, r in zip(y_pred, valid_reference, strict=True))
+                    val_metrics["val/agreement"] = same / len(y_pred)
+                callback.on_evaluate("val", step, dict(val_metrics))
+                best.consider(epoch + 1, val_metrics, model if config.keep_best_epoch else None)
+                patience = config.early_stopping_patience
+                stop = patience is not None and epochs_run - best.epoch >= patience and epochs_run < config.epochs
+            if group is not None:
+                stop = group.from_main(stop, device)
+            if stop:
                 stopped_early = True
                 break
 
@@ -224,8 +246,16 @@ class _Best:
         return cls(**state) if state else cls()
 
 
-def _runner(model: nn.Module, config: TrainConfig, device: torch.device) -> Any:
-    """What the step function calls: on CUDA (unless config.cuda_graphs is off) a GraphedModel of `model`."""
+def _runner(model: nn.Module, config: TrainConfig, device: torch.device, group: Group | None) -> Any:
+    """What the step function calls: in a multi-device run `model` in DistributedDataParallel (which broadcasts
+    rank 0's weights now, and averages the ranks' gradients in every backward pass); else on CUDA (unless
+    config.cuda_graphs is off) a GraphedModel of `model`. Graphs are not used with DDP, whose gradient
+    all-reduces run outside any graph."""
+    if group is not None:
+        # No buffer sync before each forward pass: a transformer's buffers (position ids) never change, so sending them
+        # every step would be a collective for nothing (DDP still makes them equal once, at construction).
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
     return GraphedModel(model) if config.cuda_graphs and device.type == "cuda" else model
 
 

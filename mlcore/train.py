@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mlcore import parallel
 from mlcore.artifacts import folder_size, save_model
 from mlcore.batching import split_loaders
 from mlcore.calibration import calibration_metrics, fit_temperature
@@ -21,6 +22,7 @@ from mlcore.devices import resolve_device, use_all_cpu_threads
 from mlcore.evaluate import agreement, score_logits, split_logits
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
 from mlcore.loop import classify_step, epoch_choice_metrics, fit
+from mlcore.parallel import Group
 from mlcore.predictions import in_row_order, row_predictions
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "fit_calibration",
     "loader_options",
     "make_splits",
+    "rank_device",
     "split_indices",
     "splits_at",
 ]
@@ -75,6 +78,7 @@ def finetune(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
     test_dataset: TextDataset | None = None,
+    group: Group | None = None,
 ) -> TrainResult:
     """Fine-tune `base_model` (catalogue id, hub id or folder) on `dataset` and save it to output_dir.
 
@@ -88,16 +92,22 @@ def finetune(
     Raises ModelLoadError when the base model cannot be loaded, DataError when test_dataset has labels that
     dataset lacks, CheckpointMismatch when the checkpoint to resume from is another run's, and Cancelled when
     the callback asks to stop (no model is saved then; checkpoints stay for a resume).
+
+    With config.devices > 1 the run is data-parallel over that many processes, this one rank 0 (mlcore.parallel:
+    the others are started here and gone when this returns or raises); `group` is for those processes' own calls.
     """
     callback = callback or Callback()
-    device = resolve_device(config.device)
-    use_all_cpu_threads(device)
+    if config.devices > 1 and group is None:
+        options = dict(callback=callback, checkpoint_dir=checkpoint_dir, resume=resume, test_dataset=test_dataset)
+        return parallel.run(finetune, (dataset, base_model, output_dir, config), options, config.devices, config.device)
+    device = rank_device(config, group)
 
     # Data: the same seed always gives the same rows to each split.
     positions = split_indices(dataset, config, test_dataset)
     splits = splits_at(dataset, positions, test_dataset)
 
-    # Checkpoint: read first, so that one from another run fails before any model is loaded.
+    # Checkpoint: read first, so that one from another run fails before any model is loaded. Every rank resumes
+    # from it; only rank 0 writes.
     checkpoints = Checkpoints.for_run(
         config, output_dir, checkpoint_dir, kind="finetune", source=base_model, splits=splits
     )
@@ -117,8 +127,10 @@ def finetune(
     # Loop: AdamW + the configured schedule, per-batch callbacks, validation after every epoch, checkpoints.
     fitted = fit(
         model, classify_step, loaders["train"], loaders["valid"], config, device, callback,
-        checkpoints=checkpoints, resume_from=resume_from,
+        checkpoints=checkpoints if group is None or group.is_main else None, resume_from=resume_from, group=group,
     )  # fmt: skip
+    if group is not None and not group.is_main:
+        return None  # type: ignore[return-value]  # another rank's part ends with training; rank 0 goes on
     resume_from = None  # its tensors are in the model now; free the copies
     metrics: dict[str, Any] = {"train/avg_loss": fitted.avg_loss, "train/avg_accuracy": fitted.avg_accuracy}
     metrics |= fitted.val_metrics | epoch_choice_metrics(fitted, config)
@@ -220,6 +232,16 @@ def _as_test_split(test_dataset: TextDataset, label_names: list[str]) -> TextDat
     return relabel(test_dataset, label_names)
 
 
+def rank_device(config: TrainConfig, group: Group | None) -> torch.device:
+    """The device this process trains on (in a multi-device run, its rank's), with the CPU threads it may use."""
+    device = resolve_device(config.device)
+    use_all_cpu_threads(device)
+    if group is not None:
+        device = group.device(device)
+        group.share_cpu_threads(device)
+    return device
+
+
 def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """split_loaders' settings from a config: pinned memory only where it pays, for copies to CUDA."""
     return {
@@ -229,7 +251,7 @@ def loader_options(config: TrainConfig, device: torch.device) -> dict[str, Any]:
         "seed": config.seed,
         "group_by_length": config.group_by_length,
         "pin_memory": device.type == "cuda",
-        "cuda_graphs": device.type == "cuda" and config.cuda_graphs,  # as mlcore.loop decides
+        "cuda_graphs": device.type == "cuda" and config.cuda_graphs and config.devices == 1,  # as mlcore.loop decides
     }
 
 

@@ -265,6 +265,9 @@ DISTILLERY_CHECKPOINT_DIR = Path(os.environ.get("DISTILLERY_CHECKPOINT_DIR", VAR
 DISTILLERY_CHECKPOINT_EVERY = env_int("DISTILLERY_CHECKPOINT_EVERY", 200)  # steps; a job's own param wins
 DISTILLERY_SWEEP_MAX_JOBS = env_int("DISTILLERY_SWEEP_MAX_JOBS", 16)  # jobs one sweep may queue
 DISTILLERY_MAX_ACTIVE_JOBS = env_int("DISTILLERY_MAX_ACTIVE_JOBS", 32)  # a user's queued + running; 0: no limit
+# Most processes one job's `devices` may ask for where it trains on CPU (they share the worker's cores: on CPU
+# devices is for testing data-parallel runs, not for speed). On CUDA the bound is the GPUs a worker announces.
+DISTILLERY_MAX_CPU_DEVICES = env_int("DISTILLERY_MAX_CPU_DEVICES", 4)
 # Hosts a job's webhook_url may name (exact names or IPs); empty: any host with a public address. The list only
 # narrows: a named host must still resolve to public addresses unless DISTILLERY_WEBHOOK_ALLOW_PRIVATE is on.
 DISTILLERY_WEBHOOK_HOSTS = env_list("DISTILLERY_WEBHOOK_HOSTS", [])

@@ -240,6 +240,10 @@ class JobForm(forms.Form):
         choices=[("auto", "auto: a GPU where the worker has one"), ("cpu", "cpu"), ("cuda", "cuda")], required=False,
         help_text="Where the worker trains.",
     )  # fmt: skip
+    devices = ValuesField(
+        TrainConfig, "devices", single=True, required=False, label="Devices",
+        help_text="Data-parallel: that many GPUs (or CPU processes); each step's batch is split across them.",
+    )  # fmt: skip
     precision = forms.ChoiceField(
         choices=_choices(TrainConfig, "precision"), required=False, help_text="Autocast precision; fp32 on a CPU."
     )
@@ -281,8 +285,11 @@ class JobForm(forms.Form):
     DISTILL_FIELDS = ("alpha", "temperature", "student_layers", "hidden_loss_weight")
     # How a job runs rather than what it learns (the dashboard's Advanced section); every other parameter of the
     # form is a hyperparameter.
-    ENGINE_FIELDS = ("device", "gpu_memory_gb", "precision", "group_by_length", "cuda_graphs", "checkpoint_every")
-    # One value each, never a sweep: the form's booleans and choices (checkpoint_every is a single ValuesField).
+    ENGINE_FIELDS = (
+        "device", "devices", "gpu_memory_gb", "precision", "group_by_length", "cuda_graphs", "checkpoint_every",
+    )  # fmt: skip
+    # One value each, never a sweep: the form's booleans and choices (checkpoint_every, devices and gpu_memory_gb
+    # are single ValuesFields).
     CHOICE_FIELDS = ("truncation", "scheduler", "keep_best_epoch", "device", "precision", "group_by_length",
                      "cuda_graphs", "calibrate")  # fmt: skip
 

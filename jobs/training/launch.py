@@ -79,6 +79,7 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
         config = Job(kind=spec.kind, params=params).config
     except ConfigError as exc:
         raise ValidationError({"params": str(exc)}) from None
+    check_devices(config)
     if why := workers.refusal(cuda=config.device.startswith("cuda"), memory_gb=config.gpu_memory_gb):
         raise ValidationError({"params": (
             f"device {config.device!r}, gpu_memory_gb {config.gpu_memory_gb}: {why}; use device 'auto' (a GPU "
@@ -125,6 +126,35 @@ def _send(job: Job) -> None:
             status=Job.Status.FAILED, error=UNSENT, finished_at=timezone.now()
         )
         job.refresh_from_db()
+
+
+def check_devices(config) -> None:
+    """A job's device and devices against the online workers (jobs.training.workers): CUDA needs a worker with a
+    GPU, and devices=N on CUDA one worker with N GPUs (counted from the device's index); devices=N on CPU is N
+    processes sharing the worker's cores, at most DISTILLERY_MAX_CPU_DEVICES. Device 'auto' is CUDA for this
+    check whenever a worker with a GPU is online, since such a worker would run the job on its GPUs."""
+    most = workers.most_cuda_devices()
+    on_cuda = config.device.startswith("cuda")
+    if on_cuda and most == 0:
+        raise ValidationError({"params": (
+            f"device {config.device!r}: no worker with a CUDA GPU is online; use device 'auto' (a GPU wherever the "
+            "worker has one) or 'cpu'"
+        )})  # fmt: skip
+    if config.devices == 1:
+        return
+    if on_cuda or (config.device == "auto" and most > 0):
+        needed = int(config.device.partition(":")[2] or 0) + config.devices
+        if most < needed:
+            raise ValidationError({"params": (
+                f"devices={config.devices} on device {config.device!r} needs a worker with {needed} CUDA GPUs, and "
+                f"the most an online worker has is {most}: ask for fewer devices, or device 'cpu' for "
+                f"{config.devices} processes on CPU"
+            )})  # fmt: skip
+    elif config.devices > settings.DISTILLERY_MAX_CPU_DEVICES:
+        raise ValidationError({"params": (
+            f"devices={config.devices} on CPU: a CPU job runs at most {settings.DISTILLERY_MAX_CPU_DEVICES} "
+            "processes here (DISTILLERY_MAX_CPU_DEVICES)"
+        )})  # fmt: skip
 
 
 def _check_model(spec: LaunchSpec, config) -> str:

@@ -2,7 +2,8 @@
 from the machine or DISTILLERY_WORKER_DEVICE / DISTILLERY_WORKER_GPU_MEMORY_GB), consumes the queues of the jobs
 that fit it (config/queues.py), and announces itself in the shared cache (Redis) when it is ready and every
 ANNOUNCE_EVERY seconds after; an announcement lives TTL seconds, so a worker that died drops out on its own. The
-web process reads them to refuse, at launch, a job that asks for a GPU, or GPU memory, that no worker has.
+web process reads them to refuse, at launch, a job that asks for a GPU, or GPU memory, that no worker has, or more
+GPUs than any one worker has.
 
 Runs in: the workers (declared, keep_announcing, from tasks.py) and the web process (refusal).
 """
@@ -77,7 +78,12 @@ def online() -> list[dict]:
 
 def cuda_online() -> bool:
     """Whether any online worker has a CUDA GPU."""
-    return any(worker["cuda_devices"] > 0 for worker in online())
+    return most_cuda_devices() > 0
+
+
+def most_cuda_devices() -> int:
+    """The most CUDA GPUs one online worker has (0: none has any), which bounds a job's devices on CUDA."""
+    return max((worker["cuda_devices"] for worker in online()), default=0)
 
 
 def refusal(*, cuda: bool, memory_gb: float) -> str | None:

@@ -73,7 +73,7 @@ def test_every_number_field_of_the_form_is_checked_here():
     assert set(VALUES_FIELDS) == {
         "batch_size", "learning_rate", "epochs", "max_length", "max_train_samples", "max_eval_samples", "seed",
         "split_seed", "warmup_ratio", "weight_decay", "early_stopping_patience", "alpha", "temperature",
-        "student_layers", "hidden_loss_weight", "checkpoint_every", "gpu_memory_gb",
+        "student_layers", "hidden_loss_weight", "checkpoint_every", "devices", "gpu_memory_gb",
     }  # fmt: skip
 
 

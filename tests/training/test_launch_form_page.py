@@ -42,7 +42,7 @@ def test_each_number_input_carries_its_parameters_bounds_from_the_config(page, n
     assert ("data-low-open" in attrs, "data-high-open" in attrs) == (bounds.low_open, bounds.high_open)
     assert attrs["data-requirement"] == bounds.requirement(name)
     assert attrs["data-kind"] == ("int" if JobForm.base_fields[name].kind is int else "float")
-    assert ("data-single" in attrs) is (name in ("checkpoint_every", "gpu_memory_gb"))
+    assert ("data-single" in attrs) is (name in ("checkpoint_every", "devices", "gpu_memory_gb"))
 
 
 def test_the_requirement_is_the_start_of_the_servers_own_refusal():

@@ -76,3 +76,39 @@ def test_a_real_worker_announces_itself_when_it_is_ready(celery_worker):
     hostname = f"test-{os.getpid()}@distillery"  # the name tests/conftest.py starts it with
     announced = {w["hostname"]: w for w in workers.online()}
     assert hostname in announced and announced[hostname]["cuda_devices"] == hardware.cuda_devices()
+
+
+def _launch_on(api, dataset, device: str, devices: int):
+    params = {"device": device, "devices": devices}
+    return api.post("/api/jobs/", {"kind": "finetune", "dataset": dataset, "params": params}, format="json")
+
+
+def test_several_gpus_are_refused_unless_one_online_worker_has_that_many(api, dataset, gpu_worker):
+    assert _launch_on(api, dataset, "cuda", 2).status_code == 201  # gpu_worker has 2
+    refused = _launch_on(api, dataset, "cuda", 3)
+    assert refused.status_code == 400
+    assert refused.json()["params"] == [
+        "devices=3 on device 'cuda' needs a worker with 3 CUDA GPUs, and the most an online worker has is 2: ask "
+        "for fewer devices, or device 'cpu' for 3 processes on CPU"
+    ]
+    # Counted from the device's index: cuda:1 and cuda:2 of a two-GPU worker do not exist.
+    assert "needs a worker with 3 CUDA GPUs" in _launch_on(api, dataset, "cuda:1", 2).json()["params"][0]
+    # auto is a GPU wherever the worker has one, so while one is online it is held to the same bound.
+    assert _launch_on(api, dataset, "auto", 3).status_code == 400
+    assert _launch_on(api, dataset, "auto", 2).status_code == 201
+
+
+def test_several_processes_on_cpu_are_taken_up_to_the_cap(api, dataset, settings):
+    settings.DISTILLERY_MAX_CPU_DEVICES = 2
+    workers.announce("cpu-host@test", cuda_devices=0)
+    try:
+        assert _launch_on(api, dataset, "cpu", 2).status_code == 201
+        assert _launch_on(api, dataset, "auto", 2).status_code == 201  # no GPU online: auto is the CPU
+        refused = _launch_on(api, dataset, "cpu", 3)
+        assert refused.status_code == 400
+        assert refused.json()["params"] == [
+            "devices=3 on CPU: a CPU job runs at most 2 processes here (DISTILLERY_MAX_CPU_DEVICES)"
+        ]
+        assert _launch_on(api, dataset, "cpu", 9).json()["params"] == ["devices must be in [1, 8], got 9"]
+    finally:
+        workers.forget("cpu-host@test")

@@ -32,10 +32,12 @@ import importlib
 import os
 import pickle
 import random
+import select
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ __all__ = ["Group", "run"]
 # its connections close.
 COLLECTIVE_TIMEOUT = datetime.timedelta(hours=1)
 CHILD_EXIT_SECONDS = 60  # after training, how long rank 0 waits for a child to exit before killing it
+CHILD_FAILURE_GRACE = 5.0  # when rank 0's collective breaks: how long it waits to see which rank ended
 SPEC = "spec.pkl"  # in the run's temporary folder: the entry point and its arguments, for the children
 
 
@@ -117,7 +120,7 @@ def run(entry: Callable[..., Any], args: tuple, kwargs: dict[str, Any], size: in
     running entry(*args, group=Group(rank, size), **kwargs) without its callback; entry's result on rank 0.
 
     `entry` must be importable by its module and name (finetune, distill). kwargs["callback"] stays in this
-    process. Raises what rank 0 raised, or RuntimeError when another rank failed.
+    process. Raises what rank 0 raised, or RuntimeError naming the rank when another rank failed first.
     """
     child_kwargs = {k: v for k, v in kwargs.items() if k != "callback"}
     backend = "nccl" if _is_cuda(device_name) else "gloo"
@@ -127,22 +130,23 @@ def run(entry: Callable[..., Any], args: tuple, kwargs: dict[str, Any], size: in
         store = dist.TCPStore("127.0.0.1", 0, size, is_master=True, timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False)
         with open(folder / SPEC, "wb") as f:
             pickle.dump({"entry": (entry.__module__, entry.__qualname__), "args": args, "kwargs": child_kwargs}, f)
-        children = [_start_child(folder, rank, size, store.port, backend) for rank in range(1, size)]
+        children = [_Child.start(folder, rank, size, store.port, backend) for rank in range(1, size)]
         try:
             _await_children(children, folder)
             dist.init_process_group(backend, store=store, rank=0, world_size=size, timeout=COLLECTIVE_TIMEOUT)
             try:
                 result = entry(*args, group=Group(0, size), **kwargs)
+            except RuntimeError as exc:
+                # Asked before the group goes: destroying it breaks the other ranks' collectives, and they would
+                # then fail too. A rank that died breaks rank 0's collective a moment before its exit is seen.
+                failure = _child_failure(children, folder, grace=CHILD_FAILURE_GRACE)
+                if failure is not None:
+                    raise RuntimeError(failure) from exc
+                raise
             finally:
                 dist.destroy_process_group()
             _wait_for(children, folder)
             return result
-        except BaseException as exc:
-            failure = _child_failure(children, folder)  # before _stop, whose signals are no failure
-            _stop(children)
-            if failure is not None and isinstance(exc, RuntimeError):  # rank 0's collective broke because of it
-                raise RuntimeError(failure) from exc
-            raise
         finally:
             _stop(children)
 
@@ -151,67 +155,96 @@ def _is_cuda(device_name: str) -> bool:
     return device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
 
 
-def _start_child(folder: Path, rank: int, size: int, port: int, backend: str) -> subprocess.Popen:
-    env = dict(os.environ)
-    # The children import mlcore from where this process did, whatever their working directory.
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    args = [sys.executable, "-m", "mlcore.parallel", str(folder), str(rank), str(size), str(port), backend]
-    # stdin is a pipe nobody writes to: it closes when this process ends, however it ends, which the child hears.
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+@dataclass
+class _Child:
+    """A rank's process, and the read end of a pipe whose write end only it holds: "joined" comes through it, then
+    end of file when the process ends, however it ends (select() waits for that; a process exit cannot be)."""
+
+    rank: int
+    process: subprocess.Popen
+    pipe: Any  # a binary file
+
+    @classmethod
+    def start(cls, folder: Path, rank: int, size: int, port: int, backend: str) -> _Child:
+        env = dict(os.environ)
+        # The children import mlcore from where this process did, whatever their working directory.
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        read, write = os.pipe()
+        args = [sys.executable, "-m", "mlcore.parallel", str(folder), str(rank), str(size), str(port), backend]
+        try:
+            # stdin is a pipe nobody writes to: it closes when this process ends, however it ends, which the child
+            # hears (_exit_with_parent).
+            process = subprocess.Popen([*args, str(write)], stdin=subprocess.PIPE, env=env, pass_fds=(write,))
+        finally:
+            os.close(write)
+        return cls(rank, process, os.fdopen(read, "rb"))
+
+    def ended(self, timeout: float = 0.0) -> bool:
+        """Whether the process has ended, waiting up to `timeout` seconds for it to."""
+        if self.process.poll() is not None:
+            return True
+        if select.select([self.pipe], [], [], timeout)[0] and not os.read(self.pipe.fileno(), 4096):
+            self.process.wait()  # its pipe closed as it exited: reaped at once
+            return True
+        return False
 
 
-def _await_children(children: list[subprocess.Popen], folder: Path) -> None:
-    """Return once every child has reached the rendezvous (it says so on its stdout); RuntimeError when one ends
-    first (its stdout closes). A rank missing from init_process_group would hold rank 0 there for
-    COLLECTIVE_TIMEOUT, while one that dies after it is noticed at the next collective, when its connections
-    close; the children join first thing, so the window between is small."""
+def _await_children(children: list[_Child], folder: Path) -> None:
+    """Return once every child has reached the rendezvous; RuntimeError when one ends first. A rank missing from
+    init_process_group would hold rank 0 there for COLLECTIVE_TIMEOUT, while one that dies after it is noticed at
+    the next collective, when its connections close; the children join first thing, so the window between is
+    small."""
     for child in children:
-        assert child.stdout is not None
-        if not child.stdout.readline():
-            child.wait()
-            raise RuntimeError(_child_failure(children, folder) or "a rank ended before it joined")
+        if not child.pipe.readline():
+            child.process.wait()
+            raise RuntimeError(_child_failure(children, folder) or f"rank {child.rank} ended before it joined")
 
 
-def _wait_for(children: list[subprocess.Popen], folder: Path) -> None:
+def _wait_for(children: list[_Child], folder: Path) -> None:
     for child in children:
         try:
-            child.wait(timeout=CHILD_EXIT_SECONDS)
+            child.process.wait(timeout=CHILD_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            child.process.kill()
+            child.process.wait()
     failure = _child_failure(children, folder)
     if failure is not None:
         raise RuntimeError(failure)
 
 
-def _stop(children: list[subprocess.Popen]) -> None:
+def _stop(children: list[_Child]) -> None:
     """Terminate every child still running and reap all of them (none is left behind)."""
     for child in children:
-        if child.poll() is None:
-            child.terminate()
+        if child.process.poll() is None:
+            child.process.terminate()
     for child in children:
         try:
-            child.wait(timeout=10)
+            child.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        for pipe in (child.stdin, child.stdout):
+            child.process.kill()
+            child.process.wait()
+        for pipe in (child.process.stdin, child.pipe):
             if pipe is not None:
                 pipe.close()
 
 
-def _child_failure(children: list[subprocess.Popen], folder: Path) -> str | None:
-    """The first failed child's error, as one message; None while every child runs or has ended well."""
-    for rank, child in enumerate(children, start=1):
-        error = folder / f"rank-{rank}.error"
-        code = child.poll()
+def _child_failure(children: list[_Child], folder: Path, grace: float = 0.0) -> str | None:
+    """The first failed child's error, as one message; None while every child runs (after waiting up to `grace`
+    seconds for one to end) or has ended well."""
+    deadline = time.monotonic() + grace
+    for child in children:
+        if not child.ended(max(0.0, deadline - time.monotonic())):
+            continue
+        name = f"rank {child.rank} of {len(children) + 1}"
+        error = folder / f"rank-{child.rank}.error"
+        code = child.process.returncode
         if error.is_file():
-            return f"rank {rank} of {len(children) + 1} failed: {error.read_text().strip().splitlines()[-1]}"
-        if code is not None and code < 0:
-            return f"rank {rank} of {len(children) + 1} was killed by signal {-code}"
+            return f"{name} failed: {error.read_text().strip().splitlines()[-1]}"
+        if code < 0:
+            return f"{name} was killed by signal {-code}"
         if code:
-            return f"rank {rank} of {len(children) + 1} exited with status {code}"
+            return f"{name} exited with status {code}"
     return None
 
 
@@ -229,13 +262,12 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="mlcore-parallel-parent", daemon=True).start()
 
 
-def _child_main(folder: Path, rank: int, size: int, port: int, backend: str) -> None:
+def _child_main(folder: Path, rank: int, size: int, port: int, backend: str, alive: int) -> None:
     _exit_with_parent()
     try:
         # Join first: whatever fails after this, rank 0 hears of it at its next collective (see _await_children).
         store = dist.TCPStore("127.0.0.1", port, size, is_master=False, timeout=COLLECTIVE_TIMEOUT)
-        os.write(1, b"joined\n")
-        os.dup2(2, 1)  # from now on the child's prints go where its errors go, not into a pipe nobody reads
+        os.write(alive, b"joined\n")  # `alive` stays open until this process ends (_Child)
         dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
         try:
             with open(folder / SPEC, "rb") as f:
@@ -248,9 +280,19 @@ def _child_main(folder: Path, rank: int, size: int, port: int, backend: str) -> 
     except BaseException as exc:
         # The traceback's last line, "Type: message", is what rank 0 reports.
         (folder / f"rank-{rank}.error").write_text("".join(traceback.format_exception(exc)))
-        sys.exit(1)
+        _leave(1)
+    _leave(0)
+
+
+def _leave(status: int) -> None:
+    """End a child without the interpreter's shutdown: the process group is gone, and tearing down torch's and
+    gloo's C++ state at exit (with the stdin watcher still blocked in a read) sometimes aborted a child that had
+    finished its work (SIGABRT), which rank 0 would report as a failure."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":  # a child rank, started by run()
-    folder_arg, rank_arg, size_arg, port_arg, backend_arg = sys.argv[1:]
-    _child_main(Path(folder_arg), int(rank_arg), int(size_arg), int(port_arg), backend_arg)
+    folder_arg, rank_arg, size_arg, port_arg, backend_arg, alive_arg = sys.argv[1:]
+    _child_main(Path(folder_arg), int(rank_arg), int(size_arg), int(port_arg), backend_arg, int(alive_arg))

@@ -250,12 +250,13 @@ class Job(Owned):
         return self.QUEUES[self.kind]
 
     def route(self) -> str:
-        """The Celery queue this job's run should wait in: a training job that needs a CUDA GPU, or some GPU
-        memory, waits where only workers that have it look; everything else in its lane's queue."""
-        if self.kind not in self.CONFIGS:
+        """The Celery queue its run waits in: where only workers with the CUDA GPUs, GPU memory or devices a
+        training job asks for look (config/queues.py); on device 'cpu' any worker's, as a file classification."""
+        if self.kind not in self.CONFIGS or self.config.device == "cpu":
             return self.lane
-        config = self.config
-        return queues.training_queue(cuda=config.device.startswith("cuda"), memory_gb=config.gpu_memory_gb)
+        config, cuda = self.config, self.config.device.startswith("cuda") or self.config.gpu_memory_gb > 0
+        devices = config.gpus_needed if cuda else config.devices
+        return queues.training_queue(cuda=cuda, memory_gb=config.gpu_memory_gb, devices=devices)
 
     @cached_property
     def config(self) -> TrainConfig:

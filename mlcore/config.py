@@ -237,6 +237,11 @@ class TrainConfig:
         ),
     )  # steps
 
+    @property
+    def gpus_needed(self) -> int:
+        """The GPUs one worker must have to run this on CUDA: from the device's index (cuda:K) to its last rank's."""
+        return int(self.device.partition(":")[2] or 0) + self.devices
+
     def __post_init__(self) -> None:
         _check_types(self)
         _check_fields(self)

@@ -75,6 +75,7 @@ job_cancel = extend_schema(
 job_output = extend_schema(
     responses={
         (200, "text/csv"): bytes,
+        302: OpenApiResponse(description="Object storage (S3): a redirect to a presigned URL of the CSV."),
         404: error("No such job of yours, or it has no output (not a file classification, or not finished)."),
     }
 )

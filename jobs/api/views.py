@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
 from django.db.models.deletion import ProtectedError
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.views import defaults
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, parsers, viewsets
@@ -25,6 +25,7 @@ from mlcore.config import TrainConfig
 
 from ..datasets.preview import PREVIEW_API_WAIT_SECONDS, PREVIEW_ROWS, PreviewUnavailable, dataset_preview
 from ..datasets.services import dataset_folders
+from ..files import presigned_url, signs_urls
 from ..models import Dataset, Job, MetricPoint, ModelRecord, Sweep
 from ..registry import compare, students
 from ..registry import services as registry
@@ -169,6 +170,8 @@ class JobViewSet(
             state = "is not a file classification" if job.kind != Job.Kind.CLASSIFY else f"is {job.status}"
             raise NotFound(f"no output: the job {state}")
         stored = job.output_file.name
+        if signs_urls():  # S3: the bucket sends it, resumable; the web process only signs
+            return HttpResponseRedirect(presigned_url(stored, Path(stored).name))
         return stream(
             request, file_chunks(stored), content_type="text/csv", filename=Path(stored).name,
             length=default_storage.size(stored),

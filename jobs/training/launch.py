@@ -80,7 +80,8 @@ def create_job(owner, spec: LaunchSpec, *, sweep: Sweep | None = None) -> Job:
     except ConfigError as exc:
         raise ValidationError({"params": str(exc)}) from None
     check_devices(config)
-    if why := workers.refusal(cuda=config.device.startswith("cuda"), memory_gb=config.gpu_memory_gb):
+    cuda, gpus = config.device.startswith("cuda"), config.gpus_needed
+    if why := workers.refusal(cuda=cuda, memory_gb=config.gpu_memory_gb, gpus=gpus):
         raise ValidationError({"params": (
             f"device {config.device!r}, gpu_memory_gb {config.gpu_memory_gb}: {why}; use device 'auto' (a GPU "
             "wherever the worker has one) or 'cpu', and gpu_memory_gb 0"
@@ -143,7 +144,7 @@ def check_devices(config) -> None:
     if config.devices == 1:
         return
     if on_cuda or (config.device == "auto" and most > 0):
-        needed = int(config.device.partition(":")[2] or 0) + config.devices
+        needed = config.gpus_needed
         if most < needed:
             raise ValidationError({"params": (
                 f"devices={config.devices} on device {config.device!r} needs a worker with {needed} CUDA GPUs, and "

@@ -36,9 +36,12 @@ class Capacity:
     gpu_memory_gb: float = 0.0
 
     def training_queues(self) -> list[str]:
-        """The queues a training worker consumes besides `gpu`: none on a CPU, else `cuda` and the memory tiers
-        its GPU holds."""
-        return queues.cuda_queues(self.gpu_memory_gb) if self.cuda_devices else []
+        """The queues a training worker consumes besides `gpu`: on a CPU the runs of up to
+        DISTILLERY_MAX_CPU_DEVICES processes; with GPUs `cuda` and the memory tiers its GPU holds, each for up to
+        as many devices as it has."""
+        if not self.cuda_devices:
+            return queues.cpu_training_queues(settings.DISTILLERY_MAX_CPU_DEVICES)
+        return queues.cuda_queues(self.gpu_memory_gb, self.cuda_devices)
 
 
 def declared() -> Capacity:
@@ -86,20 +89,22 @@ def most_cuda_devices() -> int:
     return max((worker["cuda_devices"] for worker in online()), default=0)
 
 
-def refusal(*, cuda: bool, memory_gb: float) -> str | None:
-    """Why no online worker would take a training job that asks for a CUDA device (`cuda`) and `memory_gb` GB
-    of GPU memory (0: any), or None when one would. A worker takes a memory tier its GPU holds whole, so a job
-    is measured by its tier."""
-    gpus = [worker for worker in online() if worker["cuda_devices"] > 0]
-    if (cuda or memory_gb > 0) and not gpus:
+def refusal(*, cuda: bool, memory_gb: float, gpus: int = 1) -> str | None:
+    """Why no online worker would take a training job that asks for a CUDA device (`cuda`), `memory_gb` GB of
+    GPU memory (0: any) on each of `gpus` GPUs, or None when one would. A worker takes a memory tier its GPU
+    holds whole, so a job is measured by its tier."""
+    gpu_workers = [worker for worker in online() if worker["cuda_devices"] > 0]
+    if (cuda or memory_gb > 0) and not gpu_workers:
         return "no worker with a CUDA GPU is online"
     if memory_gb > 0:
         tier = queues.memory_tier(memory_gb)
-        largest = max(worker.get("gpu_memory_gb", 0) for worker in gpus)
+        enough = [worker.get("gpu_memory_gb", 0) for worker in gpu_workers if worker["cuda_devices"] >= gpus]
+        largest = max(enough, default=0)
         if largest < tier:
+            where = f"{gpus} GPUs" if gpus > 1 else "a GPU"
             return (
-                f"no online worker has a GPU with {tier} GB or more (gpu_memory_gb {memory_gb:g} is taken by GPUs of "
-                f"its tier, {tier} GB); the largest online has {largest:g} GB"
+                f"no online worker has {where} with {tier} GB or more (gpu_memory_gb {memory_gb:g} is taken by GPUs "
+                f"of its tier, {tier} GB); the largest online has {largest:g} GB"
             )
     return None
 

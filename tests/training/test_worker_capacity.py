@@ -33,7 +33,32 @@ def test_a_worker_consumes_the_tiers_its_gpu_holds_whole():
     assert queues.cuda_queues(25.8) == ["cuda", "cuda-8g", "cuda-12g", "cuda-16g", "cuda-24g"]  # an "24 GB" L4
     assert queues.cuda_queues(85.5)[-1] == "cuda-80g"  # an H100: 81559 MiB
     assert queues.cuda_queues(0) == ["cuda"]  # memory unknown: only jobs that ask for none
-    assert workers.Capacity(0, 80).training_queues() == []  # no GPU: gpu only
+
+
+
+def test_a_run_on_several_devices_waits_where_only_workers_with_that_many_look(settings):
+    assert queues.training_queue(cuda=False, memory_gb=0, devices=2) == "gpu-x2"  # 2 GPUs, or 2 CPU processes
+    assert queues.training_queue(cuda=True, memory_gb=0, devices=4) == "cuda-x4"
+    assert queues.training_queue(cuda=True, memory_gb=40, devices=2) == "cuda-40g-x2"
+    two_big = queues.cuda_queues(48, gpus=2)
+    assert {"cuda-x2", "cuda-48g-x2", "gpu-x2", "cuda-48g"} <= set(two_big)
+    assert not {"cuda-x3", "gpu-x3", "cuda-80g", "cuda-80g-x2"} & set(two_big)
+    assert queues.cuda_queues(48, gpus=1) == queues.cuda_queues(48)  # one GPU: no multi-device queue
+    settings.DISTILLERY_MAX_CPU_DEVICES = 3
+    assert workers.Capacity(0, 80).training_queues() == ["gpu-x2", "gpu-x3"]  # no GPU: CPU processes
+    assert workers.Capacity(2, 16.1).training_queues() == queues.cuda_queues(16.1, gpus=2)
+    assert len(set(queues.every())) == len(queues.every()) and set(two_big) <= set(queues.every())
+
+
+def test_a_jobs_route_counts_the_gpus_from_its_device_index():
+    def route(**params) -> str:
+        return Job(kind="finetune", params=params).route()
+
+    assert route(devices=2) == "gpu-x2"
+    assert route(device="cuda:1") == "cuda-x2"  # GPUs 0 and 1 present: two on one worker
+    assert route(device="cuda", devices=3) == "cuda-x3"
+    assert route(gpu_memory_gb=40, devices=2) == "cuda-40g-x2"
+    assert route(device="cpu", devices=4) == queues.GPU  # processes on any worker's CPU
 
 
 def test_the_configs_memory_bound_is_the_largest_tier():
@@ -115,6 +140,13 @@ def test_a_job_asking_for_more_gpu_memory_than_any_online_worker_has_is_refused_
     assert Job.objects.get(pk=launch().json()["id"]).queue == queues.GPU
     on_cpu = launch(gpu_memory_gb=8, device="cpu")
     assert on_cpu.status_code == 400 and "gpu_memory_gb asks for a GPU" in on_cpu.json()["params"][0]
+    workers.announce("pair@test", cuda_devices=2, gpu_memory_gb=25.8)
+    try:
+        assert launch(gpu_memory_gb=24, devices=2).status_code == 201
+        two = launch(gpu_memory_gb=40, devices=2)
+        assert "no online worker has 2 GPUs with 40 GB or more" in two.json()["params"][0]
+    finally:
+        workers.forget("pair@test")
     workers.forget(small_gpu_worker)
     assert "no worker with a CUDA GPU is online" in launch(gpu_memory_gb=8).json()["params"][0]
 

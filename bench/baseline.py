@@ -64,9 +64,9 @@ def finetune_baseline(
 
     setup = time.perf_counter() - started
     figures = _fit(model, tokenizer, step_loss, train, valid, config, on_step)
-    figures["test_accuracy"] = _accuracy(model, tokenizer, test, config)
-    figures |= {"setup_seconds": setup, "params": _params(model)}
-    _save(output_dir, model, tokenizer, "finetune", base_model, config, figures, names)
+    figures["test_accuracy"] = accuracy(model, tokenizer, test, config)
+    figures |= {"setup_seconds": setup, "params": params(model)}
+    save(output_dir, model, tokenizer, "finetune", base_model, config, figures, names)
     return figures
 
 
@@ -94,9 +94,9 @@ def distill_baseline(
 
     setup = time.perf_counter() - started
     figures = _fit(student, tokenizer, step_loss, train, valid, config, on_step)
-    figures["test_accuracy"] = _accuracy(student, tokenizer, test, config)
-    figures |= {"setup_seconds": setup, "params": _params(student)}
-    _save(output_dir, student, tokenizer, "distill", str(teacher_dir), config, figures, train.label_names)
+    figures["test_accuracy"] = accuracy(student, tokenizer, test, config)
+    figures |= {"setup_seconds": setup, "params": params(student)}
+    save(output_dir, student, tokenizer, "distill", str(teacher_dir), config, figures, train.label_names)
     return figures
 
 
@@ -129,7 +129,7 @@ def _fit(model, tokenizer, step_loss, train, valid, config, on_step) -> dict[str
             if on_step is not None:
                 on_step(step, total_steps, losses[-1], accuracies[-1])
         train_seconds += time.perf_counter() - epoch_start  # validation below is not training time
-        valid_accuracy = _accuracy(model, tokenizer, valid, config) if len(valid) else None
+        valid_accuracy = accuracy(model, tokenizer, valid, config) if len(valid) else None
     return {
         "avg_train_loss": sum(losses) / len(losses),
         "avg_train_accuracy": sum(accuracies) / len(accuracies),
@@ -147,7 +147,7 @@ def _tokenize(tokenizer, texts: list[str], config: StudyConfig) -> dict[str, tor
 
 
 @torch.no_grad()
-def _accuracy(model, tokenizer, data: TextDataset, config: StudyConfig) -> float | None:  # noqa: ANN001
+def accuracy(model, tokenizer, data: TextDataset, config: StudyConfig) -> float | None:  # noqa: ANN001
     if not len(data):
         return None
     model.eval()
@@ -160,11 +160,11 @@ def _accuracy(model, tokenizer, data: TextDataset, config: StudyConfig) -> float
     return correct / len(data)
 
 
-def _params(model: torch.nn.Module) -> int:
+def params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _save(output_dir, model, tokenizer, kind, base, config, figures, label_names) -> None:  # noqa: ANN001
+def save(output_dir, model, tokenizer, kind, base, config, figures, label_names, by="the study's loop") -> None:  # noqa: ANN001
     manifest = {
         "kind": kind,
         "base_model": base,
@@ -179,7 +179,7 @@ def _save(output_dir, model, tokenizer, kind, base, config, figures, label_names
             "val/accuracy": figures["valid_accuracy"],
             "test/accuracy": figures["test_accuracy"],
         },
-        "note": "trained by bench/baseline.py (the study's loop)",
+        "note": f"trained by the training benchmark ({by})",
     }
     save_model(output_dir, model.cpu(), tokenizer, manifest)
     model.to(config.device)

@@ -8,12 +8,16 @@
 In one run, on the same rows and seed:
   baseline_teacher  the study's loop (bench/baseline.py) fine-tunes the bundled all-MiniLM-L6-v2;
   baseline_student  its every-other-layer student, distilled the study's way in the same loop;
+  trainer_teacher   transformers' Trainer fine-tunes the same base model (bench/trainer_run.py);
   engine_teacher    mlcore.train.finetune, same base model, same train/valid/test rows;
   engine_student    mlcore.distill.distill from engine_teacher.
-All four are scored on the same valid rows (one fixed split of the train file's prefix) and the same test rows
-(the test file's prefix), and their CPU inference speed is measured the same way (mlcore.evaluate, CPU,
-os.cpu_count() threads). The study's table and the engine/baseline ratios are printed; everything goes to a
-JSON file (bench/runs/ by default) whose path is the last line printed.
+All five are scored on the same valid rows (one fixed split of the train file's prefix) and the same test rows
+(the test file's prefix): test_accuracy by the same fp32 code for every model (bench.baseline.accuracy; the
+engine's own figure, in its training precision, is kept as test_accuracy_reported), and their CPU inference
+speed is measured the same way (mlcore.evaluate, CPU, os.cpu_count() threads). Each run's training steps are
+profiled (bench/efficiency.py): model FLOP/s against a matmul peak measured in the same run, and the share of
+the steps spent outside the model. --batch-size and --learning-rate set every run's alike. The study's table
+and the ratios are printed; everything goes to a JSON file (bench/runs/ by default) whose path is the last line.
 """
 
 from __future__ import annotations
@@ -29,18 +33,21 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
 
-from bench.baseline import StudyConfig, distill_baseline, finetune_baseline
+from bench.baseline import StudyConfig, accuracy, distill_baseline, finetune_baseline
+from bench.efficiency import StepProfile, matmul_peak
+from bench.trainer_run import finetune_trainer
 from mlcore.callbacks import Callback
 from mlcore.catalogue import resolve_model
 from mlcore.config import DistillConfig, TrainConfig
 from mlcore.data import TextDataset, read_table, split_dataset
-from mlcore.devices import resolve_device
+from mlcore.devices import autocast_dtype, resolve_device
 from mlcore.recipes import BEST
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,12 +55,15 @@ DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "imdb"
 DEFAULT_TRAIN_FILE = DATA_DIR / "train.csv.gz"
 DEFAULT_TEST_FILE = DATA_DIR / "test.csv.gz"
 DEFAULT_OUT = BENCH_DIR / "runs"
-RUN_NAMES = ("baseline_teacher", "baseline_student", "engine_teacher", "engine_student")
+RUN_NAMES = ("baseline_teacher", "baseline_student", "trainer_teacher", "engine_teacher", "engine_student")
 RATIO_NAMES = (
     "train_speedup_teacher",
     "train_speedup_student",
     "student_accuracy_retained",
     "student_inference_speedup",
+    "train_speedup_vs_trainer",  # engine teacher / Trainer teacher, train samples/s
+    "teacher_accuracy_delta",  # engine teacher - study loop's teacher, test accuracy (fp32 scoring, both)
+    "trainer_accuracy_delta",  # engine teacher - Trainer teacher
 )
 RUN_KEYS = (
     "test_accuracy",
@@ -131,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--engine-group-by-length", choices=["auto", "true", "false"],
         help="the engine's group_by_length (default: the recipe's, auto)",
     )  # fmt: skip
+    p.add_argument("--batch-size", type=int, help="every run's batch size (default: the study's 64; best: its own)")
+    p.add_argument("--learning-rate", type=float, help="every run's learning rate (default: the study's 2e-5)")
+    p.add_argument("--skip-trainer", action="store_true", help="no transformers Trainer run")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="teacher base model: catalogue id or folder")
     p.add_argument("--train-file", type=Path, default=DEFAULT_TRAIN_FILE)
@@ -142,7 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 8 <= args.max_length <= 512:
         p.error("--max-length must be in 8..512")
-    for name in ("train_rows", "valid_rows", "test_rows", "infer_rows", "engine_epochs", "engine_student_epochs"):
+    for name in (
+        "train_rows", "valid_rows", "test_rows", "infer_rows", "engine_epochs", "engine_student_epochs", "batch_size"
+    ):  # fmt: skip
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -283,7 +298,9 @@ def run_engine(
     _check_split(name, clock.info, splits)
     m = result.metrics
     return {
-        "test_accuracy": m.get("test/accuracy"),
+        "test_accuracy": fp32_test_accuracy(output_dir, splits["test"], config.max_length, device),
+        "test_accuracy_reported": m.get("test/accuracy"),  # the engine's own, in its training precision
+        "train_precision": "bf16" if autocast_dtype(device, config.precision) is torch.bfloat16 else "fp32",
         "valid_accuracy": m.get("val/accuracy"),
         "avg_train_accuracy": m["train/avg_accuracy"],
         "avg_train_loss": m["train/avg_loss"],
@@ -311,6 +328,43 @@ def _check_split(name: str, info: dict[str, Any], splits: dict[str, Any]) -> Non
     got = {k: info.get(k) for k in expected}
     if got != expected:
         raise SystemExit(f"[{name}] the engine split the rows differently from the baseline: {got} != {expected}")
+
+
+def fp32_test_accuracy(model_dir: Path, test: TextDataset, max_length: int, device: torch.device) -> float | None:
+    """The saved model's test accuracy from the same fp32 code that scores the study's loop and the Trainer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    config = StudyConfig(max_length=max_length, device=str(device))
+    return accuracy(model, AutoTokenizer.from_pretrained(model_dir), test, config)
+
+
+def profiled(train: Callable[[], dict[str, Any]], peaks: dict[str, float]) -> dict[str, Any]:
+    """train()'s figures, with its training steps' efficiency (bench/efficiency.py) against the peak of the
+    precision it trained in (train_precision, fp32 unless the run says otherwise)."""
+    profile = StepProfile()
+    with profile.recording():
+        figures = train()
+    figures.setdefault("train_precision", "fp32")
+    figures["efficiency"] = profile.summary(peaks.get(figures["train_precision"]))
+    return figures
+
+
+def run_trainer(
+    splits: dict[str, Any], source: str, output_dir: Path, config: StudyConfig, every: float
+) -> dict[str, Any]:
+    name = "trainer_teacher"
+    say(f"[{name}] {len(splits['train'])} train rows, {len(splits['valid'])} valid, {len(splits['test'])} test")
+    started = time.perf_counter()
+    figures = finetune_trainer(
+        splits["train"], splits["valid"], splits["test"], source, output_dir, config,
+        Progress(name, config.batch_size, every),
+    )  # fmt: skip
+    return figures | {
+        "total_seconds": time.perf_counter() - started,
+        "config": dataclasses.asdict(config),
+        "model_dir": str(output_dir),
+    }
 
 
 def run_baseline(
@@ -448,6 +502,15 @@ def ratios(runs: dict[str, dict[str, Any] | None]) -> dict[str, float | None]:
         "student_inference_speedup": _div(
             get("engine_student", "infer_samples_per_s"), get("engine_teacher", "infer_samples_per_s")
         ),
+        "train_speedup_vs_trainer": _div(
+            get("engine_teacher", "train_samples_per_s"), get("trainer_teacher", "train_samples_per_s")
+        ),
+        "teacher_accuracy_delta": _sub(
+            get("engine_teacher", "test_accuracy"), get("baseline_teacher", "test_accuracy")
+        ),
+        "trainer_accuracy_delta": _sub(
+            get("engine_teacher", "test_accuracy"), get("trainer_teacher", "test_accuracy")
+        ),
     }
 
 
@@ -491,6 +554,9 @@ def main(argv: list[str] | None = None) -> Path:
     )
     say(f"bench: {machine}")
     bench_start = time.perf_counter()
+    peaks = matmul_peak(device, os.cpu_count() or 1)
+    machine["peak_gflops_per_s"] = peaks  # a dense matmul's, per precision, on the training device
+    say(f"bench: matmul peak GFLOP/s {peaks}")
 
     splits = load_splits(args, rows)
     infer_texts = splits["test"].texts[: rows["infer"]]
@@ -505,7 +571,7 @@ def main(argv: list[str] | None = None) -> Path:
         say(f"[{name}] measuring CPU inference on {len(infer_texts)} test texts")
         speed = cpu_speed(Path(run["model_dir"]), infer_texts, args.infer_seconds / 2)
         run |= {
-            "recipe": "study" if name.startswith("baseline") else args.engine_recipe,
+            "recipe": args.engine_recipe if name.startswith("engine") else "study",
             "train_samples_per_s": run["train_rows"] * run["epochs"] / run["train_seconds"],
             "infer_samples_per_s": speed["cpu/samples_per_s_b32"],
             "cpu_latency_ms_b1": speed.get("cpu/latency_ms_b1"),
@@ -526,25 +592,28 @@ def main(argv: list[str] | None = None) -> Path:
         models = keep or Path(tmp)
         source = fp32_source(source, Path(tmp))
         common = {"max_length": args.max_length, "seed": args.seed, "device": str(device)}
+        alike = {k: v for k, v in (("batch_size", args.batch_size), ("learning_rate", args.learning_rate)) if v}
+        study = StudyConfig(**common, **alike)
+        every = args.progress_every
 
         if not args.skip_baseline:
-            study = StudyConfig(**common)
+            teacher_dir, student_dir = models / "baseline_teacher", models / "baseline_student"
             finished(
                 "baseline_teacher",
-                run_baseline("teacher", splits, source, models / "baseline_teacher", study, args.progress_every),
+                profiled(lambda: run_baseline("teacher", splits, source, teacher_dir, study, every), peaks),
             )
             finished(
                 "baseline_student",
-                run_baseline(
-                    "student", splits, models / "baseline_teacher", models / "baseline_student", study,
-                    args.progress_every,
-                ),  # fmt: skip
+                profiled(lambda: run_baseline("student", splits, teacher_dir, student_dir, study, every), peaks),
             )
+        if not args.skip_trainer:
+            trainer_dir = models / "trainer_teacher"
+            finished("trainer_teacher", profiled(lambda: run_trainer(splits, source, trainer_dir, study, every), peaks))
 
         recipe = RECIPES[args.engine_recipe]
         epochs, student_epochs = engine_epochs(args, mode)
         base = common | {"valid_fraction": splits["valid_fraction"], "test_fraction": 0.0}
-        teacher_recipe, student_recipe = dict(recipe["teacher"]), dict(recipe["student"])
+        teacher_recipe, student_recipe = dict(recipe["teacher"]) | alike, dict(recipe["student"]) | alike
         if args.engine_lr is not None:
             teacher_recipe["learning_rate"] = args.engine_lr
         if args.engine_student_lr is not None:
@@ -558,18 +627,21 @@ def main(argv: list[str] | None = None) -> Path:
         student_config = engine_config(
             DistillConfig, student_recipe, args.engine_recipe, epochs=student_epochs, **base
         )
+        engine_teacher, engine_student = models / "engine_teacher", models / "engine_student"
         finished(
             "engine_teacher",
-            run_engine(
-                "teacher", splits, source, models / "engine_teacher", teacher_config, device, args.progress_every
+            profiled(
+                lambda: run_engine("teacher", splits, source, engine_teacher, teacher_config, device, every), peaks
             ),
         )
         finished(
             "engine_student",
-            run_engine(
-                "student", splits, str(models / "engine_teacher"), models / "engine_student", student_config, device,
-                args.progress_every,
-            ),  # fmt: skip
+            profiled(
+                lambda: run_engine(
+                    "student", splits, str(engine_teacher), engine_student, student_config, device, every
+                ),
+                peaks,
+            ),
         )
 
         paired_inference(runs, infer_texts, args.infer_seconds / 2)
@@ -622,6 +694,10 @@ def _num(value: Any) -> float | None:
 
 def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
 
 
 if __name__ == "__main__":

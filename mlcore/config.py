@@ -5,8 +5,9 @@ ExponentialLR(0.96) stepped every 10 batches, 1 epoch; distillation alpha 0.5 at
 with every other layer kept, without a hidden-state loss. The options that beat the study on IMDB (head_tail
 truncation, the linear schedule with warm-up, a hidden-state loss, ...) are opt-in, so a job that names none of
 them trains the way the study did. The speed settings are on by default: group_by_length "auto" changes which
-rows share a batch (not the rows seen per epoch) where that saves real work, precision "auto" is fp32 on CPU,
-bf16 only on a CUDA GPU, and cuda_graphs acts on a CUDA GPU only.
+rows share a batch (not the rows seen per epoch) where that saves real work, precision
+"auto" is bf16 autocast where the hardware has native bf16 (a CUDA GPU, or a CPU with AVX-512 BF16 or AMX) and
+fp32 elsewhere, and cuda_graphs acts on a CUDA GPU only.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ class TrainConfig:
     precision: str = field(
         default="auto",
         metadata=_meta(
-            "'auto' (bf16 autocast on a CUDA GPU that supports it, else fp32), 'fp32' or 'bf16'.",
+            "'auto' (bf16 autocast where the hardware multiplies bf16 natively: a CUDA GPU that supports it, "
+            "or a CPU with AVX-512 BF16 or AMX; else fp32), 'fp32' or 'bf16'.",
             choices=("auto", "fp32", "bf16"),
         ),
     )  # autocast mode

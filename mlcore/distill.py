@@ -25,7 +25,7 @@ from mlcore.callbacks import Callback, Phase
 from mlcore.checkpoint import Checkpoints
 from mlcore.config import ConfigError, DistillConfig
 from mlcore.data import DataError, TextDataset, relabel, unknown_labels
-from mlcore.evaluate import logits_by_row, score_logits, split_logits
+from mlcore.evaluate import SCORING_PRECISION, logits_by_row, score_logits, split_logits
 from mlcore.loading import check_max_length, load_for_training, load_trained
 from mlcore.loop import epoch_choice_metrics, fit
 from mlcore.losses import batch_agreement, distillation_loss, hidden_state_loss
@@ -185,10 +185,10 @@ def distill(
     if len(loaders["test"].dataset):
         teacher_test, test_labels = split_logits(
             teacher, loaders["test"], device,
-            inputs_key=teacher_key, should_stop=callback.should_stop, precision=config.precision,
+            inputs_key=teacher_key, should_stop=callback.should_stop, precision=SCORING_PRECISION,
         )  # fmt: skip
     tested, test_rows = evaluate_test_split(
-        student, loaders["test"], label_names, device, callback, fitted.steps, config,
+        student, loaders["test"], label_names, device, callback, fitted.steps,
         temperature=temperature, reference_logits=teacher_test, rows=splits["test"], positions=positions["test"],
     )  # fmt: skip
     metrics |= tested

@@ -16,6 +16,11 @@ from mlcore.callbacks import Cancelled
 from mlcore.devices import autocast, autocast_dtype, to_device
 from mlcore.inference import Classifier
 
+# The precision a trained model is scored in (its test split, its calibration): fp32 without autocast, as it is
+# served (its weights are fp32 whatever precision it trained in), so that the test figures and the stored test
+# rows' predictions are the model's classify answers. Validation during training uses the training precision.
+SCORING_PRECISION = "fp32"
+
 
 def classification_report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1/support, macro F1 and the confusion matrix (rows = true).

@@ -19,7 +19,7 @@ from mlcore.checkpoint import CheckpointMismatch, Checkpoints
 from mlcore.config import TrainConfig
 from mlcore.data import DataError, TextDataset, relabel, split_positions, stratified_order, unknown_labels
 from mlcore.devices import resolve_device, use_all_cpu_threads
-from mlcore.evaluate import agreement, score_logits, split_logits
+from mlcore.evaluate import SCORING_PRECISION, agreement, score_logits, split_logits
 from mlcore.loading import ModelLoadError, check_max_length, load_for_training
 from mlcore.loop import classify_step, epoch_choice_metrics, fit
 from mlcore.parallel import Group
@@ -140,7 +140,7 @@ def finetune(
 
     # Evaluation: the test rows (held out, or test_dataset's), once.
     tested, test_rows = evaluate_test_split(
-        model, loaders["test"], dataset.label_names, device, callback, fitted.steps, config,
+        model, loaders["test"], dataset.label_names, device, callback, fitted.steps,
         temperature=temperature, rows=splits["test"], positions=positions["test"],
     )  # fmt: skip
     metrics |= tested
@@ -262,7 +262,6 @@ def evaluate_test_split(
     device: torch.device,
     callback: Callback,
     step: int,
-    config: TrainConfig | None = None,
     *,
     temperature: float | None = None,
     reference_logits: torch.Tensor | None = None,
@@ -280,9 +279,10 @@ def evaluate_test_split(
     """
     if not len(loader.dataset):  # type: ignore[arg-type]
         return {}, None
-    precision = config.precision if config is not None else "fp32"
     callback.on_phase(Phase.TESTING)
-    logits, labels = split_logits(model, loader, device, should_stop=callback.should_stop, precision=precision)
+    logits, labels = split_logits(
+        model, loader, device, should_stop=callback.should_stop, precision=SCORING_PRECISION
+    )
     metrics = score_logits(logits, labels, label_names, "test")
     if reference_logits is not None:
         metrics["test/agreement"] = agreement(logits, reference_logits)
@@ -307,7 +307,9 @@ def fit_calibration(
     if not config.calibrate or not len(loader.dataset):  # type: ignore[arg-type]
         return None
     callback.on_phase(Phase.CALIBRATING)
-    logits, labels = split_logits(model, loader, device, should_stop=callback.should_stop, precision=config.precision)
+    logits, labels = split_logits(
+        model, loader, device, should_stop=callback.should_stop, precision=SCORING_PRECISION
+    )
     return fit_temperature(logits, labels)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import train_bench
+from bench import efficiency, train_bench
 from mlcore.testing import make_tiny_bert, sentiment_rows
 
 
@@ -56,7 +56,8 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
     for name, run in runs.items():
         assert set(train_bench.RUN_KEYS) <= set(run), name
         for key in ("test_accuracy", "valid_accuracy", "avg_train_accuracy"):
-            assert 0.0 <= run[key] <= 1.0, (name, key)
+            if name != "trainer_teacher" or key != "avg_train_accuracy":  # the Trainer does not compute it
+                assert 0.0 <= run[key] <= 1.0, (name, key)
         assert run["avg_train_loss"] > 0
         assert run["train_samples_per_s"] > 0 and run["infer_samples_per_s"] > 0
         assert run["cpu_latency_ms_b1"] > 0 and run["train_seconds"] > 0
@@ -70,11 +71,20 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
         assert "model_dir" not in run
     for kind in ("baseline", "engine"):
         assert 0 < runs[f"{kind}_student"]["params"] < runs[f"{kind}_teacher"]["params"]
-    assert runs["baseline_teacher"]["params"] == runs["engine_teacher"]["params"]
+    assert runs["baseline_teacher"]["params"] == runs["engine_teacher"]["params"] == runs["trainer_teacher"]["params"]
+    assert runs["trainer_teacher"]["trainer_settings"]["train_sampling_strategy"] == "group_by_length"
     assert runs["engine_teacher"]["recipe"] == "study" and runs["baseline_teacher"]["recipe"] == "study"
+
+    _check_efficiency(result, bench_files["model"])
 
     ratios = result["ratios"]
     assert set(ratios) == set(train_bench.RATIO_NAMES)
+    assert ratios["train_speedup_vs_trainer"] == pytest.approx(
+        runs["engine_teacher"]["train_samples_per_s"] / runs["trainer_teacher"]["train_samples_per_s"]
+    )
+    assert ratios["trainer_accuracy_delta"] == pytest.approx(
+        runs["engine_teacher"]["test_accuracy"] - runs["trainer_teacher"]["test_accuracy"]
+    )
     assert ratios["train_speedup_teacher"] == pytest.approx(
         runs["engine_teacher"]["train_samples_per_s"] / runs["baseline_teacher"]["train_samples_per_s"]
     )
@@ -88,6 +98,51 @@ def test_bench_writes_the_schema_and_prints_its_path_last(bench_files: dict[str,
     assert ratios["student_inference_speedup"] == pytest.approx(
         runs["engine_student"]["infer_samples_per_s"] / runs["engine_teacher"]["infer_samples_per_s"]
     )
+
+
+def _check_efficiency(result: dict, base_model: Path) -> None:
+    """Every run's steps were all profiled, their time split adds up, and the FLOPs are those of the shapes
+    recorded: the baselines pad to max_length, the engine and the Trainer to each batch's longest row."""
+    from transformers import AutoConfig
+
+    peaks = result["machine"]["peak_gflops_per_s"]
+    assert set(peaks) == {"fp32", "bf16"} and all(v > 0 for v in peaks.values())
+    runs = result["runs"]
+    for name, run in runs.items():
+        e = run["efficiency"]
+        assert e["steps_profiled"] == run["steps"] == sum(e["train_shapes"].values()), name
+        assert e["model_share"] + e["optimizer_share"] + e["other_share"] == pytest.approx(1.0), name
+        assert e["outside_model_share"] == pytest.approx(1 - e["model_share"])
+        assert e["train_gflops_per_s"] == pytest.approx(e["train_flops"] / e["window_seconds"] / 1e9)
+        assert e["peak_gflops_per_s"] == peaks[run["train_precision"]]
+        assert e["share_of_peak"] == pytest.approx(e["train_gflops_per_s"] / e["peak_gflops_per_s"])
+        shapes = [tuple(map(int, key.split("x"))) for key in e["train_shapes"]]
+        if name.startswith("baseline"):
+            assert {length for _, length in shapes} == {32}
+        else:
+            assert max(length for _, length in shapes) <= 32
+    config = AutoConfig.from_pretrained(base_model)
+    for name in ("baseline_teacher", "trainer_teacher", "engine_teacher"):
+        e = runs[name]["efficiency"]
+        expected = sum(
+            count * 3 * efficiency.forward_flops(config, *map(int, key.split("x")))
+            for key, count in e["train_shapes"].items()
+        )
+        assert e["train_flops"] == expected, name
+
+
+def test_the_flop_count_is_torchs_for_a_training_pass(tmp_path: Path) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(make_tiny_bert(tmp_path / "tiny"), num_labels=2)
+    model.train()
+    for rows, length in ((4, 32), (3, 77)):
+        ids = torch.randint(5, 50, (rows, length))
+        with FlopCounterMode(display=False) as counter:
+            model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.sum().backward()
+        assert counter.get_total_flops() == 3 * efficiency.forward_flops(model.config, rows, length)
 
 
 def test_a_run_cut_short_leaves_the_finished_runs_in_the_json(

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mlcore.config import ConfigError, TrainConfig
-from mlcore.devices import autocast, autocast_dtype
+from mlcore.devices import autocast, autocast_dtype, cpu_has_bf16
+from mlcore.inference import Classifier
 from mlcore.testing import RecordingCallback
 from mlcore.train import finetune
 
@@ -18,10 +19,30 @@ CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
 
 
-def test_auto_is_fp32_on_cpu_and_bf16_only_where_asked():
-    assert autocast_dtype(CPU, "auto") is None
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, None)])
+def test_auto_on_cpu_is_bf16_only_where_the_cpu_multiplies_bf16_natively(monkeypatch, native, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert autocast_dtype(CPU, "auto") is expected
     assert autocast_dtype(CPU, "fp32") is None
     assert autocast_dtype(CPU, "bf16") is torch.bfloat16
+
+
+def test_amx_alone_also_counts_as_native_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert cpu_has_bf16()
+    assert autocast_dtype(CPU, "auto") is torch.bfloat16
+
+
+def test_the_cpu_probe_reads_the_machines_flags():
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_tile"})
 
 
 @pytest.mark.parametrize(("supported", "expected"), [(True, torch.bfloat16), (False, None)])
@@ -77,3 +98,19 @@ def test_bf16_training_on_cpu_gives_finite_metrics_that_differ_from_fp32(tiny_be
     assert all(math.isfinite(x) for x in bf16)
     assert bf16 != fp32  # autocast really was on
     assert bf16[0] == pytest.approx(fp32[0], rel=0.05)  # and computed the same thing, less precisely
+
+
+def test_a_model_trained_in_bf16_is_scored_as_it_is_served(tiny_bert, sentiment, tmp_path):
+    """Training and validation run in the training precision; the test split is scored in fp32, as the saved
+    (fp32) model answers classify requests, so each stored test row's probabilities are its classify answer."""
+    config = TrainConfig(**{**TINY_TRAINING, "epochs": 2, "precision": "bf16"})
+    result = finetune(sentiment, str(tiny_bert), tmp_path / "out", config, RecordingCallback())
+    rows = result.test_rows
+    texts = [row["text"] for row in rows]
+    served = [p for answer in Classifier.load(tmp_path / "out").predict(texts) for p in answer.probabilities.values()]
+    stored = [p for row in rows for p in row["probabilities"]]
+    assert stored == pytest.approx(served, abs=1e-6)
+    # what a bf16 pass would have stored instead differs by far more than that
+    with autocast(CPU, torch.bfloat16):
+        bf16 = [p for a in Classifier.load(tmp_path / "out").predict(texts) for p in a.probabilities.values()]
+    assert max(abs(a - b) for a, b in zip(bf16, served, strict=True)) > 1e-5

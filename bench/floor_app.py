@@ -6,7 +6,8 @@ what the machine costs and what Distillery adds:
 
   http    answers a constant label without any model: HTTP, the server and the load generator alone;
   inline  Classifier.predict on the event loop: the model with no thread hop, no Django, no auth;
-  engine  the micro-batching engine (mlcore.serving.BatchingEngine), as the platform's fast path calls it.
+  engine  the micro-batching engine (mlcore.serving.BatchingEngine), as the platform's fast path calls it
+          (awaiting classify(): a lone short request runs inline, without the hop to the model thread).
 
 The model (BENCH_FLOOR_MODEL, at BENCH_FLOOR_PRECISION) runs on the serving runtime as the server would
 (DISTILLERY_SERVING_RUNTIME, DISTILLERY_SERVING_SPIN, DISTILLERY_SERVING_THREADS). `GET` answers 200, for the

@@ -1,17 +1,20 @@
 """Serving benchmark: /api/classify/ under load over loopback, the study's serving against Distillery's engine.
 
     python -m bench.serve_bench [--quick] [--seconds S] [--model FOLDER] [--concurrency 1,8,32,64]
-                                [--sets short,reviews] [--runs baseline,engine] [--precision fp32|int8|auto]
-                                [--out DIR]
+                                [--sets short,reviews] [--runs baseline,engine,litserve]
+                                [--precision fp32|int8|auto] [--floor] [--out DIR]
 
 In one run on one machine, with the same student model and the same texts (1,000 IMDB test reviews and 1,000
 short sentences cut from other test reviews), it starts the real ASGI server (uvicorn, config.asgi) once per
 run on a private Redis and SQLite database, and load-tests it from this process:
   baseline  DISTILLERY_SERVING_ENGINE=baseline: one request at a time, tokenised alone, fp32, no batching;
-  engine    DISTILLERY_SERVING_ENGINE=batched: the engine as configured by default.
+  engine    DISTILLERY_SERVING_ENGINE=batched: the engine as configured by default;
+  litserve  (opt-in) LitServe with its dynamic batching on the same model, precision and runtime
+            (bench/litserve_app.py; `pip install -r requirements-bench.txt`).
 For each text set and number of concurrent clients it reports requests/s, p50/p95/p99 latency, errors and the
 model FLOP/s achieved against the machine's peak; per run, the accuracy on the labelled texts; and the
-engine/baseline ratios. Everything goes to a JSON file (bench/runs/ by default) whose path is the last line.
+engine/baseline (and engine/LitServe) ratios. Everything goes to a JSON file (bench/runs/ by default) whose
+path is the last line.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ REPO = BENCH_DIR.parent
 DEFAULT_TEST_FILE = REPO.parent / "shared" / "data" / "imdb" / "test.csv.gz"
 DEFAULT_OUT = BENCH_DIR / "runs"
 SETS = ("short", "reviews")
-RUNS = {"baseline": "baseline", "engine": "batched"}  # run name -> DISTILLERY_SERVING_ENGINE
+RUNS = {"baseline": "baseline", "engine": "batched", "litserve": "litserve"}  # run -> DISTILLERY_SERVING_ENGINE
+DEFAULT_RUNS = ("baseline", "engine")  # litserve is opt-in: a benchmark-only dependency (requirements-bench.txt)
 CONCURRENCY = (1, 8, 32, 64)  # clients
 TEXTS = 1000  # per set
 SHORT_WORDS = (6, 20)  # a short sentence has this many words, bounds included
@@ -59,6 +63,9 @@ BARE_RUNS, BARE_WARMUP = 50, 10  # timed and untimed forward passes for bare_for
 BUSY_CORES = 0.2  # CPU used by processes other than the bench's, in cores, above which a figure is flagged
 CLASSIFY_PATH = "/api/classify/"
 FLOOR_MODES = ("http", "inline", "engine")  # --floor's bare apps (bench/floor_app.py)
+# --floor's points, in this order: the platform (the engine run's server) timed again right after the inline app,
+# so that the issue's "within 1.1x of the inline floor" compares points minutes apart at most, not a whole run.
+FLOOR_POINTS = ("http", "inline", "platform", "engine")
 FALLBACK_SHORT = "This film was a pleasant surprise from start to finish."  # bare forward without --sets short
 
 # Targets from the issue, checked and printed at the end (and stored under "targets").
@@ -68,6 +75,7 @@ TARGETS = (
     ("engine_p99_ms_short_32", "<=", 150.0),
     ("engine_errors", "==", 0),
     ("p1_p50_over_bare_forward", "<=", 1.2),
+    ("p1_p50_over_floor_inline", "<=", 1.1),
 )
 
 
@@ -78,7 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, help="trained model folder (default: the cached serve student)")
     p.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)), help="clients per point, comma-separated")
     p.add_argument("--sets", default=",".join(SETS), help="text sets: short, reviews (comma-separated)")
-    p.add_argument("--runs", default=",".join(RUNS), help="runs: baseline, engine (comma-separated)")
+    p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="runs: baseline, engine, litserve (comma-separated)")
     p.add_argument(
         "--precision",
         choices=("fp32", "int8", "auto"),
@@ -106,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--concurrency needs at least one number, each at least 1")
     args.sets = _names(p, "--sets", args.sets, SETS)
     args.runs = _names(p, "--runs", args.runs, tuple(RUNS))
+    if "litserve" in args.runs and importlib.util.find_spec("litserve") is None:
+        p.error("--runs litserve needs LitServe: .venv/bin/pip install -r requirements-bench.txt")
     if args.floor and "short" not in args.sets:
         p.error("--floor times short sentences: keep short in --sets")
     if args.seconds <= 0 or args.texts < 2:
@@ -484,14 +494,22 @@ class Stack:
         """Start the web server with DISTILLERY_SERVING_ENGINE=engine; its port and seconds until /healthz answered."""
         return self.serve("config.asgi:application", engine, DISTILLERY_SERVING_ENGINE=engine)
 
-    def serve(self, app: str, name: str, **env: str) -> tuple[int, float]:
-        """Start uvicorn on `app` with `env` added, logging to web-<name>.log; its port and start seconds."""
+    def start_litserve(self, folder: Path) -> tuple[int, float]:
+        """Start LitServe (bench/litserve_app.py) on `folder` at this stack's precision; port and start seconds."""
+        env = {"BENCH_LITSERVE_MODEL": str(folder), "BENCH_LITSERVE_PRECISION": self.precision}
+        return self.serve("", "litserve", command=[sys.executable, "-m", "bench.litserve_app", "--port"], **env)
+
+    def serve(self, app: str, name: str, command: list[str] | None = None, **env: str) -> tuple[int, float]:
+        """Start uvicorn on `app` (or `command` + the port) with `env` added, logging to web-<name>.log; its port
+        and start seconds."""
         port = self.embedded.free_port()
         env = dict(self.env, **env)
         self.log = self.workdir / f"web-{name}.log"
         # The platform's web command (platform/embedded.py, Procfile, Dockerfile.web).
         cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
         cmd += ["--no-access-log", app]
+        if command is not None:
+            cmd = [*command, str(port)]
         with open(self.log, "wb") as log:
             self.server = self.embedded.spawn(cmd, env, stdout=log, stderr=subprocess.STDOUT)
         started = time.perf_counter()
@@ -501,6 +519,19 @@ class Stack:
                 raise SystemExit(f"the server did not start on port {port}:\n{self.log_tail()}")
             time.sleep(0.2)
         return port, time.perf_counter() - started
+
+    def server_pids(self) -> list[int]:
+        """The web server's processes (its process group: LitServe's API server and model workers too) and Redis."""
+        redis = [self.redis.proc.pid] if self.redis.proc is not None else []
+        if self.server is None:
+            return redis
+        pids = [self.server.pid]
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if entry.name.isdigit() and int(stat[2]) == self.server.pid and int(entry.name) != self.server.pid:
+                    pids.append(int(entry.name))  # field 5 of /proc/PID/stat, the process group
+        return [*pids, *redis]
 
     def log_tail(self, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):
@@ -573,12 +604,17 @@ def measure_run(
     concurrency: list[int],
     seconds: float,
     peak: float | None,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
     """Start the server with this run's engine, warm it up, load-test every (set, clients) point, classify
     any text no point reached (for accuracy), stop the server."""
     engine = RUNS[name]
-    port, start_s = stack.start(engine)
-    say(f"[{name}] uvicorn on 127.0.0.1:{port} (DISTILLERY_SERVING_ENGINE={engine}) answered in {start_s:.1f}s")
+    if name == "litserve":
+        port, start_s = stack.start_litserve(folder)
+        say(f"[{name}] LitServe on 127.0.0.1:{port} (bench/litserve_app.py) answered in {start_s:.1f}s")
+    else:
+        port, start_s = stack.start(engine)
+        say(f"[{name}] uvicorn on 127.0.0.1:{port} (DISTILLERY_SERVING_ENGINE={engine}) answered in {start_s:.1f}s")
     headers = {"Authorization": f"Token {stack.token}"}
     run: dict[str, Any] = {
         "serving_engine": engine,
@@ -598,7 +634,7 @@ def measure_run(
             disagreements: set[int] = set()
             points: dict[str, Any] = {}
             for clients in concurrency:
-                meter = CpuMeter([stack.server.pid, stack.redis.proc.pid]).start()
+                meter = CpuMeter(stack.server_pids()).start()
                 result = _run(port, requests, clients, seconds=seconds)
                 points[str(clients)] = point = _point(result, flops[set_name], peak) | meter.stop()
                 _merge(answers, disagreements, result.answers)
@@ -625,13 +661,19 @@ def measure_run(
 
 
 def measure_floor(stack: Stack, folder: Path, precision: str, short: TextSet, seconds: float) -> dict[str, Any]:
-    """One client on the short sentences against each bare app of bench/floor_app.py, one after the other."""
+    """One client on the short sentences against each bare app of bench/floor_app.py and the platform (as the
+    engine run serves), one after the other."""
     floor: dict[str, Any] = {}
-    for mode in FLOOR_MODES:
-        env = {"BENCH_FLOOR_MODE": mode, "BENCH_FLOOR_MODEL": str(folder), "BENCH_FLOOR_PRECISION": precision}
-        port, _ = stack.serve("bench.floor_app:app", f"floor-{mode}", **env)
+    for mode in FLOOR_POINTS:
+        if mode == "platform":
+            port, _ = stack.start(RUNS["engine"])
+            path, headers = CLASSIFY_PATH, {"Authorization": f"Token {stack.token}"}
+        else:
+            env = {"BENCH_FLOOR_MODE": mode, "BENCH_FLOOR_MODEL": str(folder), "BENCH_FLOOR_PRECISION": precision}
+            port, _ = stack.serve("bench.floor_app:app", f"floor-{mode}", **env)
+            path, headers = "/", {}
         try:
-            requests = [build_request("127.0.0.1", port, "/", {"text": t}, {}) for t in short.texts]
+            requests = [build_request("127.0.0.1", port, path, {"text": t}, headers) for t in short.texts]
             _run(port, requests, 1, order=range(min(WARMUP_REQUESTS, len(requests))), timeout=START_TIMEOUT)
             meter = CpuMeter([stack.server.pid]).start()
             floor[mode] = point = _run(port, requests, 1, seconds=seconds).summary() | meter.stop()
@@ -708,6 +750,23 @@ def ratios(
     p50 = (((engine or {}).get("short") or {}).get("1") or {}).get("p50_ms")
     out["p1_p50_over_bare_forward"] = _div(p50, bare_ms)
     out["p1_p50_over_bare_torch_forward"] = _div(p50, bare_torch_ms)
+    return out | litserve_ratios(runs, concurrency)
+
+
+def litserve_ratios(runs: dict[str, Any], concurrency: list[int]) -> dict[str, float | None]:
+    """Distillery's engine against LitServe per set and clients: engine_over_litserve_rps = engine / LitServe
+    requests/s, litserve_over_engine_p99 = LitServe p99 / engine p99 (both above 1: the engine does better)."""
+    engine, lit = runs.get("engine") or {}, runs.get("litserve")
+    out: dict[str, float | None] = {}
+    if lit is None:
+        return out
+    for set_name in SETS:
+        for clients in concurrency:
+            e = (engine.get(set_name) or {}).get(str(clients)) or {}
+            ls = (lit.get(set_name) or {}).get(str(clients)) or {}
+            if e or ls:
+                out[f"engine_over_litserve_rps_{set_name}_{clients}"] = _div(e.get("rps"), ls.get("rps"))
+                out[f"litserve_over_engine_p99_{set_name}_{clients}"] = _div(ls.get("p99_ms"), e.get("p99_ms"))
     return out
 
 
@@ -723,6 +782,22 @@ def check_targets(runs: dict[str, Any], ratio: dict[str, float | None]) -> dict[
         met = None if value is None else {">=": value >= goal, "<=": value <= goal, "==": value == goal}[op]
         out[key] = {"value": value, "goal": f"{op} {goal:g}", "met": met}
     return out
+
+
+def vs_litserve(runs: dict[str, Any], ratio: dict[str, float | None], clients: int = 32) -> str:
+    """The summary line of the LitServe comparison at `clients` clients (32: the issue's point), per set."""
+    parts = []
+    for set_name in SETS:
+        e = ((runs.get("engine") or {}).get(set_name) or {}).get(str(clients))
+        ls = ((runs.get("litserve") or {}).get(set_name) or {}).get(str(clients))
+        if e and ls:
+            parts.append(
+                f"{set_name} {e['rps']:.1f} vs {ls['rps']:.1f} req/s "
+                f"(x{_fmt(ratio.get(f'engine_over_litserve_rps_{set_name}_{clients}'), '.2f')}), p99 "
+                f"{_fmt(e['p99_ms'], '.1f')} vs {_fmt(ls['p99_ms'], '.1f')} ms "
+                f"(LitServe/engine x{_fmt(ratio.get(f'litserve_over_engine_p99_{set_name}_{clients}'), '.2f')})"
+            )
+    return f"engine vs LitServe at {clients} clients: " + ("; ".join(parts) or f"no {clients}-client points")
 
 
 def table(runs: dict[str, Any]) -> str:
@@ -775,7 +850,7 @@ def main(argv: list[str] | None = None) -> Path:
         # 4. The runs, one server each, one after the other on the same database and model.
         runs: dict[str, Any] = {}
         for name in args.runs:
-            runs[name] = measure_run(name, stack, sets, info["flops"], args.concurrency, args.seconds, peak)
+            runs[name] = measure_run(name, stack, sets, info["flops"], args.concurrency, args.seconds, peak, args.model)
 
         # 5. Optionally, the same one-client point against bare apps: what the machine costs without Distillery.
         floor = measure_floor(stack, args.model, stack.precision, sets["short"], args.seconds) if args.floor else None
@@ -783,6 +858,8 @@ def main(argv: list[str] | None = None) -> Path:
     ratio = ratios(runs, args.concurrency, info["bare_forward_ms"], info["bare_forward_torch_ms"])
     for mode, point in (floor or {}).items():
         ratio[f"floor_{mode}_p50_over_bare_forward"] = _div(point["p50_ms"], info["bare_forward_ms"])
+    if floor:  # the issue's one-client target: the platform within 1.1x of the model called on the event loop
+        ratio["p1_p50_over_floor_inline"] = _div(floor["platform"]["p50_ms"], floor["inline"]["p50_ms"])
     result = {
         "machine": machine | {"bench_seconds": time.perf_counter() - bench_start, "loadavg_end": os.getloadavg()},
         "model": {
@@ -820,6 +897,8 @@ def main(argv: list[str] | None = None) -> Path:
     for name, run in runs.items():
         say(f"accuracy {name}: " + ", ".join(f"{k} {_fmt(v, '.4f')}" for k, v in run["accuracy"].items()))
     say("ratios: " + ", ".join(f"{k} {_fmt(v, '.2f')}" for k, v in ratio.items()))
+    if "litserve" in runs:
+        say(vs_litserve(runs, ratio))
     for key, t in result["targets"].items():
         verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         say(f"target {key} {t['goal']}: {_fmt(t['value'], '.3g')} {verdict}")

@@ -4,6 +4,7 @@ against a small HTTP server started in the test."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from types import SimpleNamespace
@@ -232,6 +233,7 @@ def test_ratios_and_targets_compare_the_engine_with_the_baseline() -> None:
         "engine_p99_ms_short_32": True,
         "engine_errors": True,  # the baseline's errors are reported in its points, not held against the engine
         "p1_p50_over_bare_forward": False,
+        "p1_p50_over_floor_inline": None,  # measured with --floor only
     }
     only_engine = serve_bench.check_targets(
         {"engine": runs["engine"]}, serve_bench.ratios({"engine": runs["engine"]}, [32], None)
@@ -303,3 +305,82 @@ def test_the_student_test_accuracy_counts_every_row(tiny_model_dir, tmp_path) ->
     expected = sum(p.label == label for p, (_, label) in zip(predicted, rows, strict=True)) / len(rows)
     assert expected > 0.5  # the tiny model learnt something, so the two counts are not trivially equal
     assert result["rows"] == 600 and result["accuracy"] == pytest.approx(expected)
+
+
+def test_litserve_is_compared_with_the_engine_per_set_and_clients() -> None:
+    runs = {
+        "engine": {"short": {"32": _point(400.0, p99=100.0)}, "reviews": {"32": _point(80.0, p99=400.0)}},
+        "litserve": {"short": {"32": _point(200.0, p99=150.0)}, "reviews": {"32": _point(100.0, p99=200.0)}},
+    }
+    ratio = serve_bench.ratios(runs, [32], bare_ms=None)
+    assert ratio["engine_over_litserve_rps_short_32"] == pytest.approx(2.0)
+    assert ratio["litserve_over_engine_p99_short_32"] == pytest.approx(1.5)  # above 1: the engine's p99 is lower
+    assert ratio["engine_over_litserve_rps_reviews_32"] == pytest.approx(0.8)
+    assert ratio["litserve_over_engine_p99_reviews_32"] == pytest.approx(0.5)
+    line = serve_bench.vs_litserve(runs, ratio)
+    assert "short 400.0 vs 200.0 req/s (x2.00)" in line and "(LitServe/engine x0.50)" in line
+    assert "engine_over_litserve_rps_short_32" not in serve_bench.ratios({"engine": runs["engine"]}, [32], None)
+
+
+def test_litserve_is_an_opt_in_run() -> None:
+    assert serve_bench.parse_args([]).runs == ["baseline", "engine"]
+    if importlib.util.find_spec("litserve") is None:
+        with pytest.raises(SystemExit):
+            serve_bench.parse_args(["--runs", "engine,litserve"])
+    else:
+        assert serve_bench.parse_args(["--runs", "litserve,engine"]).runs == ["engine", "litserve"]
+
+
+def test_litserve_serves_the_platforms_answer_over_http(tiny_model_dir, tmp_path) -> None:
+    """The `litserve` run's server, started as the bench starts it, on the tiny model: the load generator's
+    requests get the platform's JSON with the model's labels, and stopping it leaves no process behind."""
+    pytest.importorskip("litserve")
+    import os
+    import subprocess
+    import sys
+
+    from bench.serve_bench import Stack, _run
+    from mlcore.inference import Classifier
+
+    stack = Stack(tmp_path)
+    stack.env = dict(os.environ, DISTILLERY_SERVING_RUNTIME="torch", DISTILLERY_SERVING_MAX_WAIT_MS="50")
+    texts = ["a great good film", "awful bad movie", "good", "terrible acting", "wonderful", "bad bad bad"] * 2
+    try:
+        port, _ = stack.start_litserve(tiny_model_dir)
+        pids = stack.server_pids()
+        requests = [build_request("127.0.0.1", port, "/api/classify/", {"text": t}, {"Authorization": "Token k"})
+                    for t in texts]  # fmt: skip
+        result = _run(port, requests, len(texts), order=range(len(texts)))
+    finally:
+        stack.stop_server()
+    assert result.ok == len(texts) and result.error_count == 0
+    expected = Classifier.load(tiny_model_dir).predict(texts)
+    assert [result.answers[i] for i in range(len(texts))] == [p.label for p in expected]
+    assert len(pids) >= 3  # the launcher, its API server and its model worker (and its manager)
+    log = stack.log.read_text()
+    assert "Traceback" not in log, log
+    leftovers = subprocess.run(["ps", "-o", "pid=", "-g", str(pids[0])], capture_output=True, text=True).stdout
+    assert not leftovers.strip(), f"LitServe processes left behind: {leftovers} ({sys.platform})"
+
+
+def test_litserve_api_batches_texts_into_one_classifier_call(tiny_model_dir, monkeypatch) -> None:
+    pytest.importorskip("litserve")
+    from bench.litserve_app import ClassifyAPI
+    from mlcore.inference import Classifier
+
+    monkeypatch.setenv("DISTILLERY_SERVING_RUNTIME", "torch")
+    api = ClassifyAPI(str(tiny_model_dir), "fp32")
+    api.setup("cpu")
+    assert (api.max_batch_size, api.batch_timeout, api.api_path) == (16, 0.003, "/api/classify/")  # the engine's
+    calls: list[int] = []
+    original = api.classifier.predict
+    monkeypatch.setattr(
+        api.classifier, "predict", lambda texts, batch_size: calls.append(len(texts)) or original(texts)
+    )
+    texts = [api.decode_request({"text": t}) for t in ("a great good film", "awful bad movie", "good")]
+    answers = [api.encode_response(p) for p in api.unbatch(api.predict(api.batch(texts)))]
+    assert calls == [3]
+    for text, answer in zip(texts, answers, strict=True):
+        alone = Classifier.load(tiny_model_dir).predict([text])[0]
+        assert set(answer) == {"label", "probability", "probabilities", "truncated"}
+        assert answer["label"] == alone.label and answer["probabilities"] == pytest.approx(alone.probabilities)

@@ -13,8 +13,16 @@ from mlcore.inference import Classifier, _chunks
 from mlcore.serving import BaselineEngine, BatchingEngine, EngineClosed, Overloaded
 
 TEXTS = [
-    "great good film", "awful bad movie", "good", "bad bad bad", "a great film with a good cast",
-    "bad plot and awful acting", "wonderful", "terrible", "good good good good good", "meh",
+    "great good film",
+    "awful bad movie",
+    "good",
+    "bad bad bad",
+    "a great film with a good cast",
+    "bad plot and awful acting",
+    "wonderful",
+    "terrible",
+    "good good good good good",
+    "meh",
 ]
 
 
@@ -158,5 +166,79 @@ def test_small_batches_run_on_one_thread_and_large_ones_on_all(classifier):
         assert engine._threads_now == 1
         engine.predict(["a good and great film " * 3] * 4, timeout=30)
         assert engine._threads_now == 2
+    finally:
+        engine.close()
+
+
+def _record_threads(classifier, monkeypatch) -> list[int]:
+    """Patch classifier.predict to note the thread of every call (after the engine's warm-up)."""
+    threads: list[int] = []
+    original = classifier.predict
+
+    def predict(texts, batch_size=32):
+        threads.append(threading.get_ident())
+        return original(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(classifier, "predict", predict)
+    return threads
+
+
+def test_a_lone_small_request_runs_on_the_event_loop_without_the_thread_hop(classifier, monkeypatch):
+    engine = BatchingEngine(classifier, max_batch=8, max_wait_ms=2)
+    threads = _record_threads(classifier, monkeypatch)
+
+    async def one_at_a_time():
+        return [await engine.classify([text]) for text in TEXTS[:3]]
+
+    try:
+        answers = asyncio.run(one_at_a_time())
+    finally:
+        engine.close()
+    assert threads == [threading.get_ident()] * 3  # asyncio.run's loop thread, never the model thread
+    assert [a[0].label for a in answers] == [_alone(classifier, t).label for t in TEXTS[:3]]
+    assert engine.stats.requests == engine.stats.batches == 3  # counted as batches of one
+
+
+def test_requests_arriving_together_still_go_to_the_model_thread_in_batches(classifier, monkeypatch):
+    engine = BatchingEngine(classifier, max_batch=8, max_wait_ms=2)
+    threads = _record_threads(classifier, monkeypatch)
+
+    async def together():
+        return await asyncio.gather(*(engine.classify([text]) for text in TEXTS))
+
+    try:
+        answers = asyncio.run(together())
+    finally:
+        engine.close()
+    assert set(threads) == {engine._thread.ident}
+    assert engine.stats.batches < len(TEXTS) and engine.stats.max_batch_seen > 1
+    assert [a[0].label for a in answers] == [_alone(classifier, t).label for t in TEXTS]
+
+
+def _queued_not_inline(engine, holding, threads) -> None:
+    """With `holding` held by this thread, a lone classify() on another thread's loop is queued, not run inline
+    (its loop never waits on the lock); released, the model thread answers it."""
+    answered: list = []
+    with holding:
+        caller = threading.Thread(target=lambda: answered.append(asyncio.run(engine.classify(["good"]))), daemon=True)
+        caller.start()
+        for _ in range(5000):  # handed to the model thread within 5 s
+            if engine._in_flight:
+                break
+            threading.Event().wait(0.001)
+        assert engine._in_flight == 1 and not answered  # queued, not run inline
+    caller.join(30)
+    assert threads[-1] == engine._thread.ident and answered[0][0].label in engine.classifier.label_names
+
+
+def test_large_requests_and_a_busy_model_keep_the_queue(classifier, monkeypatch):
+    engine = BatchingEngine(classifier, max_batch=8, max_wait_ms=0, small_batch_chars=20)
+    threads = _record_threads(classifier, monkeypatch)
+    try:
+        asyncio.run(engine.classify(["a good and great film with a fine cast"]))  # over small_batch_chars
+        assert threads == [engine._thread.ident]
+        _queued_not_inline(engine, engine._busy, threads)  # a batch running on the model thread
+        _queued_not_inline(engine, classifier._lock, threads)  # the classifier in use outside the engine
+        assert len(threads) == 3
     finally:
         engine.close()

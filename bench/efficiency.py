@@ -184,5 +184,6 @@ class StepProfile:
             "share_of_peak": gflops / peak_gflops if peak_gflops else None,
             "before_training_seconds": self.before_seconds,
             "before_training_flops": self.before_flops,
-            "train_shapes": dict(sorted(self.shapes.items(), key=lambda kv: -kv[1])[:20]),
+            "train_shapes": dict(sorted(self.shapes.items(), key=lambda kv: -kv[1])),
+            "train_tokens": sum(int(k.split("x")[0]) * int(k.split("x")[1]) * n for k, n in self.shapes.items()),
         }

@@ -42,6 +42,7 @@ import transformers
 
 from bench.baseline import StudyConfig, accuracy, distill_baseline, finetune_baseline
 from bench.efficiency import StepProfile, matmul_peak
+from bench.procstat import cpu_seconds, machine_busy_seconds
 from bench.trainer_run import finetune_trainer
 from mlcore.callbacks import Callback
 from mlcore.catalogue import resolve_model
@@ -98,6 +99,7 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "best": {"teacher": _without_epochs(BEST.finetune), "student": _without_epochs(BEST.distill)},
 }
 BEST_FULL_EPOCHS = 2
+BUSY_CORES = 0.2  # CPU other processes used during a run, in cores, above which the run is flagged
 PAIRED_ROUNDS = 3  # interleaved CPU inference rounds per model at the end (paired_inference)
 STUDENT_EXTRA_EPOCHS = {"study": 0, "best": 1}
 
@@ -137,6 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--engine-lr", type=float, help="engine teacher learning rate (default: the recipe's)")
     p.add_argument("--engine-student-lr", type=float, help="engine student learning rate (default: the recipe's)")
     p.add_argument("--hidden-loss-weight", type=float, help="engine student's hidden-state loss weight (default 0)")
+    p.add_argument("--engine-precision", choices=["auto", "fp32", "bf16"], help="the engine's precision (default auto)")
     p.add_argument(
         "--engine-group-by-length", choices=["auto", "true", "false"],
         help="the engine's group_by_length (default: the recipe's, auto)",
@@ -343,10 +346,16 @@ def profiled(train: Callable[[], dict[str, Any]], peaks: dict[str, float]) -> di
     """train()'s figures, with its training steps' efficiency (bench/efficiency.py) against the peak of the
     precision it trained in (train_precision, fp32 unless the run says otherwise)."""
     profile = StepProfile()
+    started, busy, own = time.perf_counter(), machine_busy_seconds(), cpu_seconds([os.getpid()])
     with profile.recording():
         figures = train()
     figures.setdefault("train_precision", "fp32")
     figures["efficiency"] = profile.summary(peaks.get(figures["train_precision"]))
+    # Cores other processes kept busy meanwhile (BUSY_CORES and more: the run's figures are disturbed).
+    other = (machine_busy_seconds() - busy) - (cpu_seconds([os.getpid()]) - own)
+    figures["other_busy_cores"] = max(other, 0.0) / (time.perf_counter() - started)
+    if figures["other_busy_cores"] > BUSY_CORES:
+        say(f"bench: other processes kept {figures['other_busy_cores']:.2f} cores busy during this run")
     return figures
 
 
@@ -620,6 +629,8 @@ def main(argv: list[str] | None = None) -> Path:
             student_recipe["learning_rate"] = args.engine_student_lr
         if args.hidden_loss_weight is not None:
             student_recipe["hidden_loss_weight"] = args.hidden_loss_weight
+        if args.engine_precision is not None:
+            teacher_recipe["precision"] = student_recipe["precision"] = args.engine_precision
         if args.engine_group_by_length is not None:
             grouping = {"true": True, "false": False}.get(args.engine_group_by_length, "auto")
             teacher_recipe["group_by_length"] = student_recipe["group_by_length"] = grouping

@@ -245,7 +245,9 @@ class JobForm(forms.Form):
         help_text="Data-parallel: that many GPUs (or CPU processes); each step's batch is split across them.",
     )  # fmt: skip
     precision = forms.ChoiceField(
-        choices=_choices(TrainConfig, "precision"), required=False, help_text="Autocast precision; fp32 on a CPU."
+        choices=_choices(TrainConfig, "precision"), required=False,
+        help_text="Autocast precision; auto is bf16 where the hardware multiplies it natively (a recent GPU, or a "
+        "CPU with AVX-512 BF16 or AMX), fp32 elsewhere.",
     )
     group_by_length = OnOffField(
         TrainConfig, "group_by_length", CHOICE_LABELS["group_by_length"], required=False, label="Group by length",

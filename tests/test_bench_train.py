@@ -110,6 +110,7 @@ def _check_efficiency(result: dict, base_model: Path) -> None:
     runs = result["runs"]
     for name, run in runs.items():
         e = run["efficiency"]
+        assert run["other_busy_cores"] >= 0.0
         assert e["steps_profiled"] == run["steps"] == sum(e["train_shapes"].values()), name
         assert e["model_share"] + e["optimizer_share"] + e["other_share"] == pytest.approx(1.0), name
         assert e["outside_model_share"] == pytest.approx(1 - e["model_share"])

@@ -4,8 +4,6 @@ and the jobs then start in that order."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from jobs.datasets import services as dataset_services
@@ -14,18 +12,13 @@ from jobs.training.launch import LaunchSpec, create_job, request_cancel
 from tests.browser.conftest import shoot
 from tests.browser.test_job_page import as_worker
 from tests.conftest import FAST_PARAMS, csv_bytes
+from tests.polling import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROWS_JS = """() => Array.from(document.querySelectorAll('#queue-gpu tbody tr[data-job-id]')).map(
   (tr) => [Number(tr.getAttribute('data-job-id')), Number(tr.querySelector('.queue-position').textContent)])"""
 
-
-def _wait(predicate, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def _status(pk: int) -> str:
@@ -54,7 +47,7 @@ def test_move_to_top_redraws_the_queue_live_and_the_jobs_start_in_that_order(
                 browser_user, LaunchSpec(**{**spec.__dict__, "params": dict(FAST_PARAMS, epochs=100, batch_size=2)})
             )
         )
-        _wait(lambda: _status(jobs[0].pk) == "running", "the long job runs")
+        until(lambda: _status(jobs[0].pk) == "running", "the long job runs")
         jobs.extend(
             create_job(browser_user, LaunchSpec(**{**spec.__dict__, "params": dict(FAST_PARAMS, epochs=1)}))
             for _ in range(3)
@@ -81,7 +74,7 @@ def test_move_to_top_redraws_the_queue_live_and_the_jobs_start_in_that_order(
     as_worker(lambda: request_cancel(Job.objects.get(pk=long_job)))
     # The places shrink live as each job starts; then they all end, started in the order the user chose.
     _wait_for_rows(observer, [[first, 1], [second, 2]])
-    _wait(lambda: all(_status(pk) in Job.FINISHED for pk in (first, second, third)), "the three jobs ended")
+    until(lambda: all(_status(pk) in Job.FINISHED for pk in (first, second, third)), "the three jobs ended")
     started = Job.objects.filter(pk__in=(first, second, third)).order_by("started_at")
     assert [(job.pk, job.status) for job in started] == [
         (third, "succeeded"),

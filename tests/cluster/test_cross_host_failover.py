@@ -18,21 +18,12 @@ from mlcore.testing import sentiment_rows
 from tests.cluster import netns
 from tests.cluster.conftest import LIVENESS
 from tests.conftest import FAST_PARAMS, csv_bytes
+from tests.polling import until
 
 pytestmark = pytest.mark.cluster
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
-
-def _until(condition, what: str, timeout: float = 120):
-    """Poll a real condition (the API, the bucket) until it holds; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)  # between polls only
 
 
 class Watcher(threading.Thread):
@@ -92,11 +83,11 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
         jobs = [site.job(long_job), site.job(short_job)]
         return all(j["status"] == "running" for j in jobs) and len({j["worker"] for j in jobs}) == 2 and jobs
 
-    running = _until(both_running, "each worker to run one of the two jobs")
+    running = until(both_running, "each worker to run one of the two jobs")
     hosts = {name: host for host, name in site.workers.items()}
     victim, survivor = hosts[running[0]["worker"]], hosts[running[1]["worker"]]
     prefix = f"checkpoints/job-{long_job}/"
-    _until(
+    until(
         lambda: (stored := site.stored(prefix)) and max(watcher.train_steps() or [0]) > _step(stored[-1]),
         "the long job's first checkpoint in the bucket, and a step past it",
     )
@@ -104,7 +95,7 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
     site.cluster.cut(victim)
     cut_at = time.monotonic()
     short_running_at_cut = site.job(short_job)["status"] == "running"
-    taken_over = _until(
+    taken_over = until(
         lambda: (job := site.job(long_job))["worker"] == site.workers[survivor] and job["status"] == "running",
         "the surviving host to take the long job over",
     )
@@ -123,7 +114,7 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
     assert final["status"] == "succeeded", final["error"]
     assert final["worker"] == site.workers[survivor]
     assert site.cluster.procs[f"worker-{victim}"].poll() is None
-    short = _until(lambda: (job := site.job(short_job))["status"] in FINISHED and job, "the short job to end")
+    short = until(lambda: (job := site.job(short_job))["status"] in FINISHED and job, "the short job to end")
     assert short["status"] == "succeeded", short["error"]
     assert short["worker"] == site.workers[survivor]
 
@@ -154,7 +145,7 @@ def test_a_job_whose_host_loses_its_link_finishes_on_the_other_host_from_its_che
     site.cluster.restore(victim)
     restored_at = time.monotonic()
     victim_name = site.workers[victim]
-    _until(lambda: site.active(victim_name) == {victim_name: []}, "the cut-off worker's run to stop", timeout=150)
+    until(lambda: site.active(victim_name) == {victim_name: []}, "the cut-off worker's run to stop", timeout=150)
     stopped_s = time.monotonic() - restored_at
     woken = site.cluster.tail(f"worker-{victim}", 200_000)
     assert f"job {long_job}: stopped" in woken and "another run owns it now" in woken  # not a task that crashed

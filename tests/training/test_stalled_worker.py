@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import Counter
 
 import psutil
@@ -17,19 +16,10 @@ from jobs.files import checkpoint_dir
 from jobs.models import Job, MetricPoint, ModelRecord
 from jobs.training import lifecycle
 from tests.conftest import _worker_database_url, launch_finetune, worker_process
+from tests.polling import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-
-def _until(condition, what: str, timeout: float = 240):
-    """Poll a real condition (the database, a process) until it holds; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _last_train_step(job_id: int) -> int:
@@ -43,7 +33,7 @@ def test_a_stalled_worker_that_wakes_up_after_its_job_was_taken_over_changes_not
     params = dict(fast_params, epochs=3, batch_size=4, checkpoint_every=20)  # 32 steps an epoch, 96 in all
     job_id = launch_finetune(api, sentiment_csv, tiny_bert, params)["id"]
     first = Job.objects.get(pk=job_id)
-    _until(lambda: (steps := _last_train_step(job_id)) and steps[0] >= 22, "the first run to pass step 22")
+    until(lambda: (steps := _last_train_step(job_id)) and steps[0] >= 22, "the first run to pass step 22")
     first = Job.objects.get(pk=job_id)
     (pool,) = psutil.Process(celery_worker.pid).children()
     pool.suspend()  # SIGSTOP: every thread of the run stops, heartbeats included
@@ -51,9 +41,9 @@ def test_a_stalled_worker_that_wakes_up_after_its_job_was_taken_over_changes_not
         stalled_at = _last_train_step(job_id)[0]
         name = f"second-{os.getpid()}@distillery"
         with worker_process(name, _worker_database_url(), tmp_path / "second.log", DISTILLERY_STALE_AFTER="2"):
-            _until(lambda: Job.objects.stale().filter(pk=job_id).exists(), "the stalled job to look dead")
+            until(lambda: Job.objects.stale().filter(pk=job_id).exists(), "the stalled job to look dead")
             assert lifecycle.requeue_stale_jobs() == [job_id]
-            _until(
+            until(
                 lambda: (
                     Job.objects.filter(pk=job_id, worker=name, attempts=2).exists()
                     and MetricPoint.objects.filter(job_id=job_id, kind="train", step=22).exists()
@@ -62,8 +52,8 @@ def test_a_stalled_worker_that_wakes_up_after_its_job_was_taken_over_changes_not
                 "the second worker to take the job over and resume it",
             )
             pool.resume()  # SIGCONT while the second run trains: the first's next write must stop it
-            _until(lambda: Job.objects.get(pk=job_id).is_finished, "the job to end")
-            _until(
+            until(lambda: Job.objects.get(pk=job_id).is_finished, "the job to end")
+            until(
                 lambda: app.control.inspect([first.worker], timeout=1).active() == {first.worker: []},
                 "the woken worker to give up its run",
             )

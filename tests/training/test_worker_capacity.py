@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from jobs.training import workers
 from mlcore import hardware
 from mlcore.config import TrainConfig, config_fields
 from tests.conftest import _worker_database_url, worker_process
+from tests.polling import until
 
 
 def test_a_job_waits_in_the_queue_of_its_device_and_memory_tier():
@@ -151,12 +151,6 @@ def test_a_job_asking_for_more_gpu_memory_than_any_online_worker_has_is_refused_
     assert "no worker with a CUDA GPU is online" in launch(gpu_memory_gb=8).json()["params"][0]
 
 
-def _wait(predicate, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
-
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
@@ -194,7 +188,7 @@ def test_jobs_needing_a_big_gpu_all_run_on_the_big_worker_while_the_small_one_id
 
         big_jobs = [launch(gpu_memory_gb=40), launch(gpu_memory_gb=33)]
         ended = lambda: Job.objects.filter(pk__in=big_jobs, status__in=Job.FINISHED).count() == 2  # noqa: E731
-        _wait(ended, "the two jobs ended")
+        until(ended, "the two jobs ended")
         done = {job.pk: job for job in Job.objects.filter(pk__in=big_jobs)}
         assert [(done[pk].status, done[pk].worker, done[pk].queue) for pk in big_jobs] == [
             ("succeeded", big, "cuda-40g"), ("succeeded", big, "cuda-40g")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 
 import psutil
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from jobs.files import checkpoint_dir
 from jobs.models import Job, MetricPoint
 from tests.conftest import job_socket, launch_finetune, watch_job
+from tests.polling import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -59,10 +59,12 @@ def test_a_worker_lost_after_training_resumes_from_the_saved_model_without_train
 ):
     params = dict(fast_params, epochs=1, batch_size=8, checkpoint_every=4)  # 16 steps
     job = launch_finetune(api, sentiment_csv, tiny_bert, params)
-    deadline = time.monotonic() + 240
-    while Job.objects.get(pk=job["id"]).phase != "measuring CPU speed":  # training is over, the model saved
-        assert time.monotonic() < deadline, "the job never reached its measuring phase"
-        time.sleep(0.02)
+    until(  # training is over, the model saved
+        lambda: Job.objects.get(pk=job["id"]).phase == "measuring CPU speed",
+        "the job reaches its measuring phase",
+        timeout=240,
+        interval=0.02,
+    )
     points_before = list(MetricPoint.objects.filter(job_id=job["id"]).order_by("seq").values_list("seq", "step"))
     (pool,) = psutil.Process(celery_worker.pid).children()
     pool.send_signal(signal.SIGKILL)

@@ -2,7 +2,7 @@
 
     python -m bench.serve_bench [--quick] [--seconds S] [--model FOLDER] [--concurrency 1,8,32,64]
                                 [--sets short,reviews] [--runs baseline,engine,litserve]
-                                [--precision fp32|int8|auto] [--floor] [--out DIR]
+                                [--precision fp32|int8|auto] [--floor] [--pairs N] [--out DIR]
 
 In one run on one machine, with the same student model and the same texts (1,000 IMDB test reviews and 1,000
 short sentences cut from other test reviews), it starts the real ASGI server (uvicorn, config.asgi) once per
@@ -13,8 +13,11 @@ run on a private Redis and SQLite database, and load-tests it from this process:
             (bench/litserve_app.py; `pip install -r requirements-bench.txt`).
 For each text set and number of concurrent clients it reports requests/s, p50/p95/p99 latency, errors and the
 model FLOP/s achieved against the machine's peak; per run, the accuracy on the labelled texts; and the
-engine/baseline (and engine/LitServe) ratios. Everything goes to a JSON file (bench/runs/ by default) whose
-path is the last line.
+engine/baseline (and engine/LitServe) ratios. With LitServe in the runs, `--pairs N` measures the engine and
+LitServe N times in all at PAIR_CLIENTS clients, alternating which goes first, and judges that comparison by
+the median of the pairs' ratios: one 20 s point moved by 10-20% between back-to-back runs on a shared 2-vCPU
+machine (a p99 of 173, 237 and 173 ms for the same engine). Everything goes to a JSON file (bench/runs/ by
+default) whose path is the last line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,7 @@ TEXTS = 1000  # per set
 SHORT_WORDS = (6, 20)  # a short sentence has this many words, bounds included
 SECONDS = 20.0  # per (set, clients) point; --quick: QUICK_SECONDS
 QUICK_SECONDS = 5.0
+PAIR_CLIENTS = 32  # the clients at which --pairs repeats the engine/LitServe comparison: the issue's point
 WARMUP_REQUESTS = 20  # per set, before the first measured point of each run
 FILL_CLIENTS = 8  # clients for the pass that classifies the texts no measured point reached (accuracy)
 REQUEST_TIMEOUT = 30.0  # seconds; a request still unanswered then is an error
@@ -76,6 +81,12 @@ TARGETS = (
     ("engine_errors", "==", 0),
     ("p1_p50_over_bare_forward", "<=", 1.2),
     ("p1_p50_over_floor_inline", "<=", 1.1),
+    # Against LitServe (--runs ...,litserve): the median over --pairs of each pair's ratio, above 1 the engine ahead.
+    *(
+        (f"median_{ratio}_{set_name}_{PAIR_CLIENTS}", ">=", 1.0)
+        for set_name in SETS
+        for ratio in ("engine_over_litserve_rps", "litserve_over_engine_p99")
+    ),
 )
 
 
@@ -92,6 +103,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("fp32", "int8", "auto"),
         default="auto",
         help="the engine's serving precision (auto: what the model record picked); the baseline is always fp32",
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help=f"with engine and litserve in --runs: measure both this many times in all at {PAIR_CLIENTS} clients, "
+        "alternating which goes first, and judge them by the median of each pair's ratio (default 1)",
     )
     p.add_argument("--texts", type=int, default=TEXTS, help=f"texts per set (default {TEXTS})")
     p.add_argument("--seed", type=int, default=42, help="text sampling seed")
@@ -118,6 +136,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--runs litserve needs LitServe: .venv/bin/pip install -r requirements-bench.txt")
     if args.floor and "short" not in args.sets:
         p.error("--floor times short sentences: keep short in --sets")
+    if args.pairs < 1:
+        p.error("--pairs must be at least 1")
+    if args.pairs > 1 and not ({"engine", "litserve"} <= set(args.runs) and PAIR_CLIENTS in args.concurrency):
+        p.error(
+            f"--pairs compares the engine with LitServe at {PAIR_CLIENTS} clients: give --runs ...,engine,litserve "
+            f"and keep {PAIR_CLIENTS} in --concurrency"
+        )
     if args.seconds <= 0 or args.texts < 2:
         p.error("--seconds must be positive and --texts at least 2")
     return args
@@ -770,6 +795,51 @@ def litserve_ratios(runs: dict[str, Any], concurrency: list[int]) -> dict[str, f
     return out
 
 
+def measure_pairs(
+    stack: Stack,
+    sets: dict[str, TextSet],
+    flops: dict[str, list[int]],
+    runs: dict[str, Any],
+    pairs: int,
+    seconds: float,
+    peak: float | None,
+    folder: Path,
+) -> list[dict[str, Any]]:
+    """The engine and LitServe at PAIR_CLIENTS clients, `pairs` times in all: the first pair is the one the runs
+    measured (the engine first), the others alternate which goes first, so a machine slowing down over the bench
+    weighs on both alike. Each pair: {"first": run name, "engine": {set: point}, "litserve": {set: point}}."""
+    key = str(PAIR_CLIENTS)
+    out = [{"first": "engine", **{n: {s: runs[n][s][key] for s in sets} for n in ("engine", "litserve")}}]
+    for i in range(1, pairs):
+        order = ("litserve", "engine") if i % 2 else ("engine", "litserve")
+        pair: dict[str, Any] = {"first": order[0]}
+        for name in order:
+            say(f"[pair {i + 1}/{pairs}] {name}")
+            run = measure_run(name, stack, sets, flops, [PAIR_CLIENTS], seconds, peak, folder)
+            pair[name] = {s: run[s][key] for s in sets}
+        out.append(pair)
+    return out
+
+
+def pair_ratios(pairs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per set, the median over the pairs of engine/LitServe requests/s and LitServe/engine p99 (above 1: the
+    engine ahead), and in how many pairs the engine was ahead on each."""
+    out: dict[str, float | None] = {}
+    for set_name in SETS:
+        rps, p99 = [], []
+        for pair in pairs:
+            e, ls = pair["engine"].get(set_name), pair["litserve"].get(set_name)
+            if e and ls:
+                rps.append(_div(e["rps"], ls["rps"]))
+                p99.append(_div(ls["p99_ms"], e["p99_ms"]))
+        for name, values in (("engine_over_litserve_rps", rps), ("litserve_over_engine_p99", p99)):
+            values = [v for v in values if v is not None]
+            if values:
+                out[f"median_{name}_{set_name}_{PAIR_CLIENTS}"] = statistics.median(values)
+                out[f"pairs_ahead_{name}_{set_name}_{PAIR_CLIENTS}"] = sum(v >= 1 for v in values)
+    return out
+
+
 def check_targets(runs: dict[str, Any], ratio: dict[str, float | None]) -> dict[str, dict[str, Any]]:
     """Each target of the issue with its value and whether it is met (None: not measured in this run)."""
     values: dict[str, float | None] = dict(ratio)
@@ -798,6 +868,21 @@ def vs_litserve(runs: dict[str, Any], ratio: dict[str, float | None], clients: i
                 f"(LitServe/engine x{_fmt(ratio.get(f'litserve_over_engine_p99_{set_name}_{clients}'), '.2f')})"
             )
     return f"engine vs LitServe at {clients} clients: " + ("; ".join(parts) or f"no {clients}-client points")
+
+
+def pairs_line(pairs: list[dict[str, Any]], ratio: dict[str, float | None]) -> str:
+    """The summary of the engine/LitServe pairs: per set, the median ratios and the pairs the engine led."""
+    parts = []
+    for set_name in SETS:
+        key = f"{set_name}_{PAIR_CLIENTS}"
+        if f"median_engine_over_litserve_rps_{key}" in ratio:
+            parts.append(
+                f"{set_name} req/s x{_fmt(ratio[f'median_engine_over_litserve_rps_{key}'], '.2f')} "
+                f"(engine ahead in {ratio[f'pairs_ahead_engine_over_litserve_rps_{key}']:g}), p99 LitServe/engine "
+                f"x{_fmt(ratio.get(f'median_litserve_over_engine_p99_{key}'), '.2f')} "
+                f"(engine ahead in {ratio[f'pairs_ahead_litserve_over_engine_p99_{key}']:g})"
+            )
+    return f"engine vs LitServe, median of {len(pairs)} pairs at {PAIR_CLIENTS} clients: " + "; ".join(parts)
 
 
 def table(runs: dict[str, Any]) -> str:
@@ -852,12 +937,19 @@ def main(argv: list[str] | None = None) -> Path:
         for name in args.runs:
             runs[name] = measure_run(name, stack, sets, info["flops"], args.concurrency, args.seconds, peak, args.model)
 
+        # 4b. With LitServe: more engine/LitServe pairs at PAIR_CLIENTS clients, judged by their median.
+        pairs = None
+        if {"engine", "litserve"} <= runs.keys() and all(str(PAIR_CLIENTS) in runs["engine"][s] for s in sets):
+            pairs = measure_pairs(stack, sets, info["flops"], runs, args.pairs, args.seconds, peak, args.model)
+
         # 5. Optionally, the same one-client point against bare apps: what the machine costs without Distillery.
         floor = measure_floor(stack, args.model, stack.precision, sets["short"], args.seconds) if args.floor else None
 
     ratio = ratios(runs, args.concurrency, info["bare_forward_ms"], info["bare_forward_torch_ms"])
     for mode, point in (floor or {}).items():
         ratio[f"floor_{mode}_p50_over_bare_forward"] = _div(point["p50_ms"], info["bare_forward_ms"])
+    if pairs:
+        ratio |= pair_ratios(pairs)
     if floor:  # the issue's one-client target: the platform within 1.1x of the model called on the event loop
         ratio["p1_p50_over_floor_inline"] = _div(floor["platform"]["p50_ms"], floor["inline"]["p50_ms"])
     result = {
@@ -879,12 +971,15 @@ def main(argv: list[str] | None = None) -> Path:
         "ratios": ratio,
         "targets": check_targets(runs, ratio),
         "floor": floor,
+        "pairs": pairs,
         "settings": {
             "seconds_per_point": args.seconds,
             "concurrency": args.concurrency,
             "sets": args.sets,
             "texts": args.texts,
             "seed": args.seed,
+            "pairs": args.pairs,
+            "pair_clients": PAIR_CLIENTS,
             "test_file": str(args.test_file),
             "warmup_requests": WARMUP_REQUESTS,
             "request_timeout_s": REQUEST_TIMEOUT,
@@ -899,6 +994,8 @@ def main(argv: list[str] | None = None) -> Path:
     say("ratios: " + ", ".join(f"{k} {_fmt(v, '.2f')}" for k, v in ratio.items()))
     if "litserve" in runs:
         say(vs_litserve(runs, ratio))
+    if pairs:
+        say(pairs_line(pairs, ratio))
     for key, t in result["targets"].items():
         verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         say(f"target {key} {t['goal']}: {_fmt(t['value'], '.3g')} {verdict}")

@@ -234,6 +234,11 @@ def test_ratios_and_targets_compare_the_engine_with_the_baseline() -> None:
         "engine_errors": True,  # the baseline's errors are reported in its points, not held against the engine
         "p1_p50_over_bare_forward": False,
         "p1_p50_over_floor_inline": None,  # measured with --floor only
+        # against LitServe: measured with --runs ...,litserve only
+        "median_engine_over_litserve_rps_short_32": None,
+        "median_litserve_over_engine_p99_short_32": None,
+        "median_engine_over_litserve_rps_reviews_32": None,
+        "median_litserve_over_engine_p99_reviews_32": None,
     }
     only_engine = serve_bench.check_targets(
         {"engine": runs["engine"]}, serve_bench.ratios({"engine": runs["engine"]}, [32], None)
@@ -320,6 +325,62 @@ def test_litserve_is_compared_with_the_engine_per_set_and_clients() -> None:
     line = serve_bench.vs_litserve(runs, ratio)
     assert "short 400.0 vs 200.0 req/s (x2.00)" in line and "(LitServe/engine x0.50)" in line
     assert "engine_over_litserve_rps_short_32" not in serve_bench.ratios({"engine": runs["engine"]}, [32], None)
+
+
+def test_pairs_are_judged_by_the_median_of_their_ratios() -> None:
+    def pair(short_rps: float, short_p99: float, reviews_p99: float) -> dict:
+        return {
+            "engine": {"short": _point(short_rps, p99=100.0), "reviews": _point(100.0, p99=reviews_p99)},
+            "litserve": {"short": _point(100.0, p99=short_p99), "reviews": _point(100.0, p99=110.0)},
+        }
+
+    # short: rps ratios 1.5, 0.9, 1.2 (median 1.2); p99 LitServe/engine 1.1, 0.8, 2.0 (median 1.1)
+    # reviews: rps 1.0 in each; p99 110/100, 110/220, 110/100 (median 1.1, the middle pair's 0.5 outvoted)
+    pairs = [pair(150.0, 110.0, 100.0), pair(90.0, 80.0, 220.0), pair(120.0, 200.0, 100.0)]
+    ratio = serve_bench.pair_ratios(pairs)
+    assert ratio["median_engine_over_litserve_rps_short_32"] == pytest.approx(1.2)
+    assert ratio["pairs_ahead_engine_over_litserve_rps_short_32"] == 2
+    assert ratio["median_litserve_over_engine_p99_short_32"] == pytest.approx(1.1)
+    assert ratio["median_litserve_over_engine_p99_reviews_32"] == pytest.approx(1.1)
+    assert ratio["pairs_ahead_litserve_over_engine_p99_reviews_32"] == 2
+    assert ratio["pairs_ahead_engine_over_litserve_rps_reviews_32"] == 3  # a tie counts as matching
+    met = {k: t["met"] for k, t in serve_bench.check_targets({}, ratio).items() if k.startswith("median_")}
+    assert met == dict.fromkeys(met, True) and len(met) == 4
+    ratio["median_litserve_over_engine_p99_reviews_32"] = 0.95
+    assert serve_bench.check_targets({}, ratio)["median_litserve_over_engine_p99_reviews_32"]["met"] is False
+    assert "reviews req/s x1.00 (engine ahead in 3)" in serve_bench.pairs_line(pairs, ratio)
+
+
+def test_pairs_after_the_first_alternate_which_server_goes_first(monkeypatch) -> None:
+    """The runs' own engine/LitServe points are the first pair; each further pair starts the other server first,
+    so a machine slowing down during the bench weighs on both."""
+    order = []
+
+    def fake_run(name, stack, sets, flops, concurrency, seconds, peak, folder):
+        order.append(name)
+        assert concurrency == [serve_bench.PAIR_CLIENTS]
+        return {s: {"32": _point(float(len(order)))} for s in sets}
+
+    monkeypatch.setattr(serve_bench, "measure_run", fake_run)
+    runs = {n: {"short": {"32": _point(1.0)}, "reviews": {"32": _point(1.0)}} for n in ("engine", "litserve")}
+    sets = {"short": None, "reviews": None}
+    pairs = serve_bench.measure_pairs(None, sets, {}, runs, 4, 1.0, None, None)
+    assert order == ["litserve", "engine", "engine", "litserve", "litserve", "engine"]
+    assert [p["first"] for p in pairs] == ["engine", "litserve", "engine", "litserve"]
+    assert pairs[0]["engine"]["short"] is runs["engine"]["short"]["32"]
+    assert pairs[1]["litserve"]["reviews"]["rps"] == 1.0 and pairs[1]["engine"]["reviews"]["rps"] == 2.0
+
+
+def test_pairs_need_the_engine_litserve_and_their_clients() -> None:
+    with pytest.raises(SystemExit):
+        serve_bench.parse_args(["--pairs", "0"])
+    with pytest.raises(SystemExit):
+        serve_bench.parse_args(["--pairs", "3"])  # no LitServe run to pair with
+    if importlib.util.find_spec("litserve") is not None:
+        with pytest.raises(SystemExit):
+            serve_bench.parse_args(["--pairs", "3", "--runs", "engine,litserve", "--concurrency", "1,8"])
+        args = serve_bench.parse_args(["--pairs", "3", "--runs", "engine,litserve", "--concurrency", "1,32"])
+        assert args.pairs == 3
 
 
 def test_litserve_is_an_opt_in_run() -> None:

@@ -20,9 +20,10 @@ from jobs.ws_auth import TokenAuthMiddleware  # noqa: E402
 
 # torch, transformers and the mlcore modules requests use, imported before any thread exists (engines.import_runtime)
 import_runtime()
-# What start-up built (Django, torch, transformers: about a million objects) lives as long as the process: frozen out
-# of the collector's sight, the first full collection under load scans only what came after. Without, it stopped the
-# web process for 229 ms a few seconds into a bench-serve load (the loaded engine's objects: 14 ms).
+# What start-up built (Django, torch, transformers: about half a million objects) lives as long as the process:
+# frozen out of the collector's sight now, before any request. Loading a model freezes the heap again
+# (jobs/serving/engines._freeze_heap), and its full collection, which stalls every request in flight (a promote
+# under load), then walks only what came after: 14 ms instead of 229 ms (bench-serve's student, its first load).
 gc.collect()
 gc.freeze()
 

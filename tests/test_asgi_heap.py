@@ -1,4 +1,5 @@
-"""The web process's start-up heap is frozen out of the garbage collector's full collections (config/asgi.py)."""
+"""The web process's start-up heap is frozen out of the garbage collector's full collections (config/asgi.py), so
+the full collection a model load makes (jobs/serving/engines._freeze_heap) walks only what came after."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ print(json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects
 
 def test_starting_the_web_app_freezes_what_start_up_built():
     """A fresh interpreter loads the ASGI app as uvicorn does; what it imported sits in the permanent generation,
-    so a full collection afterwards walks a small fraction of the heap instead of all of it."""
+    so a full collection afterwards (a model load's, with requests in flight) walks a small fraction of the heap."""
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings")
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True

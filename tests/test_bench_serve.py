@@ -371,11 +371,31 @@ def test_pairs_after_the_first_alternate_which_server_goes_first(monkeypatch) ->
     assert pairs[1]["litserve"]["reviews"]["rps"] == 1.0 and pairs[1]["engine"]["reviews"]["rps"] == 2.0
 
 
-def test_pairs_need_the_engine_litserve_and_their_clients() -> None:
+def test_the_floor_repeats_its_inline_platform_pair_and_takes_the_median(monkeypatch) -> None:
+    """--floor with --pairs: after the four floor points, more inline/platform pairs, each further one starting
+    with the other server; the one-client target is judged by the median of platform/inline p50s."""
+    order, p50 = [], iter([1.0, 1.1, 2.0, 1.0, 1.2, 1.0, 1.0, 1.05])
+
+    def fake_point(stack, mode, folder, precision, short, seconds, note=""):
+        order.append(mode)
+        return _point(100.0) | {"p50_ms": next(p50)}
+
+    monkeypatch.setattr(serve_bench, "_floor_point", fake_point)
+    floor = serve_bench.measure_floor(None, None, "int8", None, 1.0, pairs=3)
+    assert order == ["http", "inline", "platform", "engine", "platform", "inline", "inline", "platform"]
+    # pairs (platform / inline): 2.0/1.1, then 1.2/1.0 (platform first), then 1.05/1.0: the median is 1.2
+    assert [p["first"] for p in floor["pairs"]] == ["inline", "platform", "inline"]
+    assert floor["pairs"][1] == {"first": "platform", "platform": 1.2, "inline": 1.0}
+    assert serve_bench.floor_ratio(floor) == pytest.approx(1.2)
+    assert floor["platform"]["p50_ms"] == 2.0  # the sequence's own points stay as measured
+
+
+def test_pairs_need_something_to_repeat() -> None:
     with pytest.raises(SystemExit):
         serve_bench.parse_args(["--pairs", "0"])
     with pytest.raises(SystemExit):
-        serve_bench.parse_args(["--pairs", "3"])  # no LitServe run to pair with
+        serve_bench.parse_args(["--pairs", "3"])  # no LitServe run to pair with, no floor
+    assert serve_bench.parse_args(["--pairs", "3", "--floor"]).pairs == 3
     if importlib.util.find_spec("litserve") is not None:
         with pytest.raises(SystemExit):
             serve_bench.parse_args(["--pairs", "3", "--runs", "engine,litserve", "--concurrency", "1,8"])

@@ -1,15 +1,19 @@
 """Webhook receivers and a Hugging Face Hub (real HTTP servers on loopback), and a stand-in resolver, for the webhook
-and launch tests."""
+and launch tests; four GPUs' driver folder and nvidia-smi, for the worker tests."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from mlcore import hardware
 
 
 class Receiver:
@@ -153,3 +157,19 @@ def fake_hub(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     yield hub
     hub.close()
+
+
+@pytest.fixture
+def four_gpus(tmp_path, monkeypatch):
+    """The driver's folder for four GPUs and an nvidia-smi that answers for them (no GPU can be here)."""
+    driver = tmp_path / "driver"
+    for bus in range(4):
+        (driver / f"0000:0{bus + 1}:00.0").mkdir(parents=True)
+    monkeypatch.setattr(hardware, "NVIDIA_GPUS", driver)
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    lines = ["0, GPU-aaaa, 81559", "1, GPU-bbbb, 81559", "2, GPU-cccc, 15360", "3, GPU-dddd, 24564"]
+    smi.write_text("#!/bin/sh\n" + "".join(f"echo '{line}'\n" for line in lines))
+    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
+    return smi

@@ -5,7 +5,6 @@ needs more GPU memory than a worker has is never taken by it: the broker does no
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 
@@ -65,22 +64,6 @@ def test_the_configs_memory_bound_is_the_largest_tier():
     (memory,) = [f for f in config_fields(TrainConfig) if f["name"] == "gpu_memory_gb"]
     assert memory["range"]["high"] == queues.GPU_MEMORY_TIERS_GB[-1]
     assert memory["default"] == 0
-
-
-@pytest.fixture
-def four_gpus(tmp_path, monkeypatch):
-    """The driver's folder for four GPUs and an nvidia-smi that answers for them (no GPU can be here)."""
-    driver = tmp_path / "driver"
-    for bus in range(4):
-        (driver / f"0000:0{bus + 1}:00.0").mkdir(parents=True)
-    monkeypatch.setattr(hardware, "NVIDIA_GPUS", driver)
-    smi = tmp_path / "bin" / "nvidia-smi"
-    smi.parent.mkdir()
-    lines = ["0, GPU-aaaa, 81559", "1, GPU-bbbb, 81559", "2, GPU-cccc, 15360", "3, GPU-dddd, 24564"]
-    smi.write_text("#!/bin/sh\n" + "".join(f"echo '{line}'\n" for line in lines))
-    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
-    return smi
 
 
 @pytest.mark.parametrize(

@@ -53,12 +53,8 @@ def test_cuda_is_taken_while_a_worker_with_a_gpu_is_online(api, dataset, gpu_wor
     "visible, expected", [(None, 4), ("0,1", 2), ("2", 1), ("", 0), ("-1", 0), ("0,-1,1", 1), ("0,1,2,3,4,5", 4)]
 )
 def test_gpus_are_counted_from_the_driver_as_cuda_visible_devices_narrows_them(
-    tmp_path, monkeypatch, visible, expected
+    four_gpus, monkeypatch, visible, expected
 ):
-    # The driver's folder stands in for four GPUs: none can be here.
-    for bus in ("0000:01:00.0", "0000:02:00.0", "0000:03:00.0", "0000:04:00.0"):
-        (tmp_path / bus).mkdir()
-    monkeypatch.setattr(hardware, "NVIDIA_GPUS", tmp_path)
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:

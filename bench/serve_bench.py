@@ -16,7 +16,8 @@ model FLOP/s achieved against the machine's peak; per run, the accuracy on the l
 engine/baseline (and engine/LitServe) ratios. With LitServe in the runs, `--pairs N` measures the engine and
 LitServe N times in all at PAIR_CLIENTS clients, alternating which goes first, and judges that comparison by
 the median of the pairs' ratios: one 20 s point moved by 10-20% between back-to-back runs on a shared 2-vCPU
-machine (a p99 of 173, 237 and 173 ms for the same engine). Everything goes to a JSON file (bench/runs/ by
+machine (a p99 of 173, 237 and 173 ms for the same engine); with `--floor` it re-times the inline app and the
+platform the same way. Everything goes to a JSON file (bench/runs/ by
 default) whose path is the last line.
 """
 

@@ -699,7 +699,7 @@ def measure_floor(
     }
     floor["pairs"] = [{"first": "inline", **{m: floor[m]["p50_ms"] for m in ("inline", "platform")}}]
     for i in range(1, pairs):
-        order = ("platform", "inline") if i % 2 else ("inline", "platform")
+        order = _pair_order(i, "inline", "platform")
         pair: dict[str, Any] = {"first": order[0]}
         for mode in order:
             pair[mode] = _floor_point(stack, mode, folder, precision, short, seconds, f" (pair {i + 1}/{pairs})")[
@@ -707,6 +707,12 @@ def measure_floor(
             ]
         floor["pairs"].append(pair)
     return floor
+
+
+def _pair_order(i: int, first: str, second: str) -> tuple[str, str]:
+    """Which of a pair runs first in the pair numbered `i` (0: the runs' own, `first` first): the order flips
+    from one pair to the next, so a machine slowing down over the bench weighs on both alike."""
+    return (second, first) if i % 2 else (first, second)
 
 
 def floor_ratio(floor: dict[str, Any]) -> float | None:
@@ -839,7 +845,7 @@ def measure_pairs(
     key = str(PAIR_CLIENTS)
     out = [{"first": "engine", **{n: {s: runs[n][s][key] for s in sets} for n in ("engine", "litserve")}}]
     for i in range(1, pairs):
-        order = ("litserve", "engine") if i % 2 else ("engine", "litserve")
+        order = _pair_order(i, "engine", "litserve")
         pair: dict[str, Any] = {"first": order[0]}
         for name in order:
             say(f"[pair {i + 1}/{pairs}] {name}")
